@@ -1,0 +1,45 @@
+# Two commands set up a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test venv servers bench evaluate soak clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,report]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian's Prometheus and Alertmanager for the tests that run the real servers.
+servers:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null \
+	     || ! command -v prometheus-alertmanager >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    $(SUDO) apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+	      prometheus prometheus-alertmanager; \
+	  else echo "install Prometheus and Alertmanager (promtool, prometheus, prometheus-alertmanager)"; exit 1; fi; \
+	fi
+
+demo: $(STAMP)
+	$(VENV)/bin/countwatch demo
+
+test: $(STAMP) servers
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/scaling.py
+
+evaluate: $(STAMP)
+	$(VENV)/bin/countwatch evaluate
+
+soak: $(STAMP)
+	$(PY) bench/soak.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,1 @@
+"""Everything after Events: lifecycle, grouping, routing, silences, outbox, notifiers."""

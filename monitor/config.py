@@ -1,0 +1,261 @@
+"""One schema for the TOML config, validated in full at start-up into frozen objects.
+
+Every problem is collected and reported in one ConfigError naming its key; the CLI turns it
+into exit code 2. Sections owned by other stages are parsed by their own modules
+(`[detection]` by monitor.detectors.options, receivers/routes/silences by alerts.config) but
+through the same Problems collector, so the user still gets one message.
+"""
+from __future__ import annotations
+
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from alerts.config import AlertingConfig, parse_alerting
+from .configtools import ConfigError, Problems, Secret, expand_env, mentions_env, parse_duration, parse_size
+from .detectors.options import DetectionOptions, parse_detection_options
+
+SOURCE_KINDS = ("sirekap", "situng2019", "json")
+LOG_FORMATS = ("json", "console", "auto")
+JSON_MAPPING_KEYS = ("reported", "total", "votes", "published_at", "children", "percent",
+                     "registered_voters", "valid_votes", "invalid_votes", "name",
+                     "child_reported", "child_total", "child_percent", "child_votes", "child_name")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    kind: str
+    url: str
+    interval: float = 60.0
+    timeout: float = 10.0
+    timezone: str = "Asia/Jakarta"
+    depth: int = 0
+    export_depth: int = 2
+    concurrency: int = 8
+    rate_limit: float = 20.0
+    jitter: float = 0.0              # seconds of random delay added to each run
+    retries: int = 2                 # extra attempts inside one poll, within its time budget
+    max_body_bytes: int = 32 * 1024 * 1024
+    region: str = "0"                # region code of the document at `url`
+    headers: Mapping[str, str] = field(default_factory=dict)
+    mapping: Mapping[str, str] = field(default_factory=dict)   # kind = "json": JMESPath per field
+    mirror_of: str | None = None     # divergence: another source of the same contest
+    detection: DetectionOptions | None = None   # per-source overrides of [detection]
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class Config:
+    state_dir: Path
+    timezone: str
+    instance: str
+    metrics_listen: str
+    log_format: str
+    log_file: Path | None
+    log_level: str
+    log_max_bytes: int
+    log_backups: int
+    sources: tuple[SourceConfig, ...]
+    detection: DetectionOptions
+    alerting: AlertingConfig
+    metrics_basic_auth: tuple[str, Secret] | None = None
+    path: str | None = None
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+
+def _zone(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be an IANA time zone name like \"Asia/Jakarta\", got {value!r}")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+def _listen(value: Any) -> str:
+    if not isinstance(value, str) or ":" not in value:
+        raise ValueError(f"must be \"host:port\", got {value!r}")
+    host, _, port = value.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"port must be 0-65535, got {port!r}")
+    return value
+
+
+def _http_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a URL string, got {value!r}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def _positive(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"must be greater than zero, got {value!r}")
+    return seconds
+
+
+def _parse_source(raw: Mapping[str, Any], index: int, defaults_tz: str, problems: Problems,
+                  environ: Mapping[str, str] | None) -> SourceConfig | None:
+    where = f"sources[{index}]"
+    if not isinstance(raw, Mapping):
+        problems.add(where, "must be a table")
+        return None
+    known = {f for f in SourceConfig.__dataclass_fields__} | {"interval", "timeout", "jitter",
+                                                             "max_body", "detection"}
+    known.discard("max_body_bytes")
+    problems.unknown_keys(raw, where, known)
+    name = problems.get(raw, "name", where, str, f"source{index}", required=True)
+    where = f"sources[{index}] ({name})" if "name" in raw else where
+    kind = problems.get(raw, "kind", where, str, "sirekap", required=True)
+    if kind not in SOURCE_KINDS:
+        problems.add(f"{where}.kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
+    url = raw.get("url")
+    if isinstance(url, str) and mentions_env(url):
+        url = expand_env(url, f"{where}.url", problems, environ)
+    url = problems.convert({"url": url} if url is not None else {}, "url", where, _http_url, "", required=True)
+    depth = problems.get(raw, "depth", where, int, 0)
+    export_depth = problems.get(raw, "export_depth", where, int, 2)
+    concurrency = problems.get(raw, "concurrency", where, int, 8)
+    rate_limit = problems.get(raw, "rate_limit", where, (int, float), 20.0)
+    retries = problems.get(raw, "retries", where, int, 2)
+    for key, value, low in (("depth", depth, 0), ("export_depth", export_depth, 0),
+                            ("concurrency", concurrency, 1), ("retries", retries, 0)):
+        if value < low:
+            problems.add(f"{where}.{key}", f"must be at least {low}, got {value}")
+    if rate_limit < 0:
+        problems.add(f"{where}.rate_limit", f"must be 0 (no limit) or more, got {rate_limit}")
+    headers = problems.get(raw, "headers", where, dict, {})
+    headers = {str(k): (Secret(expand_env(v, f"{where}.headers.{k}", problems, environ)) if mentions_env(v) else str(v))
+               for k, v in headers.items()}
+    mapping = problems.get(raw, "mapping", where, dict, {})
+    if kind == "json":
+        _check_mapping(mapping, f"{where}.mapping", problems)
+    elif mapping:
+        problems.add(f"{where}.mapping", f"only used by kind = \"json\" (this source is {kind!r})")
+    detection = None
+    if "detection" in raw:
+        detection = parse_detection_options(problems.get(raw, "detection", where, dict, {}),
+                                            f"{where}.detection", problems)
+    return SourceConfig(
+        name=name, kind=kind, url=url,
+        interval=problems.convert(raw, "interval", where, _positive, 60.0),
+        timeout=problems.convert(raw, "timeout", where, _positive, 10.0),
+        jitter=problems.convert(raw, "jitter", where, parse_duration, 0.0),
+        timezone=problems.convert(raw, "timezone", where, _zone, defaults_tz),
+        depth=depth, export_depth=export_depth, concurrency=concurrency, rate_limit=float(rate_limit),
+        retries=retries,
+        max_body_bytes=problems.convert(raw, "max_body", where, parse_size, 32 * 1024 * 1024),
+        region=str(problems.get(raw, "region", where, (str, int), "0")),
+        headers=headers, mapping=dict(mapping),
+        mirror_of=problems.get(raw, "mirror_of", where, str, None),
+        detection=detection,
+    )
+
+
+def _check_mapping(mapping: Mapping[str, Any], where: str, problems: Problems) -> None:
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    for key in ("reported", "total"):
+        if key not in mapping:
+            problems.add(f"{where}.{key}", "is required for a json source (a JMESPath expression)")
+    for key, expression in mapping.items():
+        if key not in JSON_MAPPING_KEYS:
+            problems.add(f"{where}.{key}", f"unknown field (known: {', '.join(JSON_MAPPING_KEYS)})")
+            continue
+        if not isinstance(expression, str):
+            problems.add(f"{where}.{key}", f"must be a JMESPath expression string, got {expression!r}")
+            continue
+        try:
+            jmespath.compile(expression)
+        except JMESPathError as exc:
+            problems.add(f"{where}.{key}", f"invalid JMESPath: {exc}")
+
+
+def parse_config(raw: Mapping[str, Any], path: str | None = None,
+                 environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed TOML document; raises ConfigError listing every problem."""
+    problems = Problems()
+    problems.unknown_keys(raw, "", {"daemon", "metrics", "log", "sources", "detection",
+                                    "receivers", "routes", "silences", "alerting"})
+    daemon = problems.get(raw, "daemon", "", dict, {})
+    problems.unknown_keys(daemon, "daemon", {"state_dir", "timezone", "instance"})
+    timezone = problems.convert(daemon, "timezone", "daemon", _zone, "Asia/Jakarta")
+    metrics = problems.get(raw, "metrics", "", dict, {})
+    problems.unknown_keys(metrics, "metrics", {"listen", "basic_auth_user", "basic_auth_password"})
+    basic_auth = None
+    if "basic_auth_user" in metrics or "basic_auth_password" in metrics:
+        user = problems.get(metrics, "basic_auth_user", "metrics", str, "", required=True)
+        password = problems.get(metrics, "basic_auth_password", "metrics", str, "", required=True)
+        basic_auth = (user, Secret(expand_env(password, "metrics.basic_auth_password", problems, environ)))
+    log = problems.get(raw, "log", "", dict, {})
+    problems.unknown_keys(log, "log", {"format", "file", "level", "max_bytes", "backups"})
+    log_format = problems.get(log, "format", "log", str, "auto")
+    if log_format not in LOG_FORMATS:
+        problems.add("log.format", f"must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    log_level = problems.get(log, "level", "log", str, "info").lower()
+    if log_level not in ("debug", "info", "warning", "error"):
+        problems.add("log.level", f"must be debug, info, warning or error, got {log_level!r}")
+    log_file = problems.get(log, "file", "log", str, None)
+
+    raw_sources = problems.get(raw, "sources", "", list, [])
+    if not raw_sources:
+        problems.add("sources", "at least one [[sources]] table is required")
+    sources = [s for i, r in enumerate(raw_sources)
+               if (s := _parse_source(r, i, timezone, problems, environ)) is not None]
+    seen: set[str] = set()
+    for source in sources:
+        if source.name in seen:
+            problems.add("sources", f"duplicate source name {source.name!r}")
+        seen.add(source.name)
+    for source in sources:
+        if source.mirror_of is not None and source.mirror_of not in seen:
+            problems.add(f"sources ({source.name}).mirror_of", f"no source named {source.mirror_of!r}")
+
+    detection = parse_detection_options(problems.get(raw, "detection", "", dict, {}), "detection", problems)
+    alerting = parse_alerting(raw, problems, environ, source_names=tuple(seen))
+    config = Config(
+        state_dir=Path(problems.get(daemon, "state_dir", "daemon", str, "var/countwatch")),
+        timezone=timezone,
+        instance=problems.get(daemon, "instance", "daemon", str, socket.gethostname()),
+        metrics_listen=problems.convert(metrics, "listen", "metrics", _listen, "127.0.0.1:9477"),
+        log_format=log_format, log_file=Path(log_file) if log_file else None, log_level=log_level,
+        log_max_bytes=problems.convert(log, "max_bytes", "log", parse_size, 50 * 1000**2),
+        log_backups=problems.get(log, "backups", "log", int, 5),
+        sources=tuple(sources), detection=detection, alerting=alerting,
+        metrics_basic_auth=basic_auth, path=path,
+    )
+    problems.raise_if_any(path)
+    return config
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    path = str(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(["file not found"], path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"invalid TOML: {exc}"], path) from None
+    return parse_config(raw, path, environ)
+
+
+__all__ = ["Config", "ConfigError", "SourceConfig", "load_config", "parse_config"]

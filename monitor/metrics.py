@@ -1,0 +1,146 @@
+"""Every metric countwatch exports, declared once, here, with help text and unit suffix.
+
+`METRICS` is the table (DESIGN.md's core metrics plus a few of our own); `Metrics` builds them
+on a registry (a fresh CollectorRegistry per test) and a test checks that /metrics shows
+exactly this table. Dashboards and alert rules use these names: rename nothing lightly.
+"""
+from __future__ import annotations
+
+import base64
+import hmac
+import threading
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+from typing import Callable, Iterable
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+
+from .model import POLL_RESULTS
+
+PREFIX = "countwatch_"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str           # without the prefix; counters without `_total` (client_python adds it)
+    kind: str           # gauge | counter | histogram
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("up", "gauge", "1 when the last poll of the source's top document worked, else 0.", ("source",)),
+    MetricSpec("polls", "counter", "Documents polled, by result (ok, not_modified or the failure class).",
+               ("source", "result")),
+    MetricSpec("poll_duration_seconds", "histogram", "Time to fetch and parse one document.", ("source",)),
+    MetricSpec("last_success_timestamp_seconds", "gauge", "Unix time of the source's last successful poll.",
+               ("source",)),
+    MetricSpec("stations", "gauge", "Polling stations (TPS) of the region in total.", ("source", "region")),
+    MetricSpec("stations_reported", "gauge", "Polling stations (TPS) of the region whose data is in.",
+               ("source", "region")),
+    MetricSpec("progress_ratio", "gauge", "Stations reported over stations (0..1), or the published percentage / 100.",
+               ("source", "region")),
+    MetricSpec("votes", "gauge", "Votes per candidate in the region, as published.", ("source", "region", "candidate")),
+    MetricSpec("source_published_timestamp_seconds", "gauge",
+               "The source's own timestamp of its data (Unix time, zone applied).", ("source", "region")),
+    MetricSpec("last_advance_timestamp_seconds", "gauge",
+               "Unix time (our clock) of the poll that last saw stations reported increase.", ("source", "region")),
+    MetricSpec("stall_threshold_seconds", "gauge",
+               "Current warning threshold of the stall rule: time without an advance before it fires.",
+               ("source", "region")),
+    MetricSpec("alert_active", "gauge", "1 while a detector alert is open (silenced ones included).",
+               ("source", "region", "rule", "severity")),
+    MetricSpec("anomalies", "counter", "Detector events (firing, escalated, observed) by rule.", ("source", "rule")),
+    MetricSpec("notifications", "counter", "Notification attempts by receiver and result "
+               "(sent, failed, retry, silenced, grouped, disabled).", ("receiver", "result")),
+    MetricSpec("outbox_pending", "gauge", "Notifications written to the outbox and not yet sent."),
+    MetricSpec("outbox_oldest_pending_age_seconds", "gauge", "Age of the oldest unsent notification (0 when none)."),
+    MetricSpec("receiver_disabled", "gauge", "1 when a receiver was disabled by a permanent error.", ("receiver",)),
+    MetricSpec("state_errors", "counter", "Failures of the state database (locked, read-only, full); "
+               "detection continues in memory.", ("operation",)),
+    MetricSpec("job_errors", "counter", "Unexpected errors inside a poll job (logged, never fatal).", ("source",)),
+    MetricSpec("build_info", "gauge", "Always 1; labels carry the version and instance.", ("version", "instance")),
+)
+
+_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """The metric objects on one registry, reachable as attributes (`metrics.polls`)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        for spec in METRICS:
+            name = PREFIX + spec.name
+            if spec.kind == "gauge":
+                metric = Gauge(name, spec.help, spec.labels, registry=self.registry)
+            elif spec.kind == "counter":
+                metric = Counter(name, spec.help, spec.labels, registry=self.registry)
+            else:
+                metric = Histogram(name, spec.help, spec.labels, buckets=_BUCKETS, registry=self.registry)
+            setattr(self, spec.name, metric)
+        self._exported: dict[tuple[str, str], set[str]] = {}
+        self._lock = threading.Lock()
+
+    def init_source(self, source: str) -> None:
+        """Create the known label sets at start-up so series exist (at 0) before the first poll."""
+        self.up.labels(source=source).set(0)
+        for result in POLL_RESULTS:
+            self.polls.labels(source=source, result=result)
+        self.poll_duration_seconds.labels(source=source)
+        self.job_errors.labels(source=source)
+
+    def init_receiver(self, receiver: str, results: Iterable[str]) -> None:
+        for result in results:
+            self.notifications.labels(receiver=receiver, result=result)
+        self.receiver_disabled.labels(receiver=receiver).set(0)
+
+
+def exposition_names(specs: Iterable[MetricSpec] = METRICS) -> set[str]:
+    """The metric family names /metrics shows for the table (counters get `_total`)."""
+    return {PREFIX + s.name + ("_total" if s.kind == "counter" else "") for s in specs}
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # scrapes are not incident records
+        pass
+
+
+class _ThreadingWSGIServer(ThreadingHTTPServer, WSGIServer):
+    daemon_threads = True
+
+
+def metrics_app(registry: CollectorRegistry, health: Callable[[], tuple[bool, str]],
+                basic_auth: tuple[str, str] | None = None):
+    """WSGI app: /metrics (prometheus-client), /healthz (200 when healthy, 503 otherwise)."""
+    prometheus = make_wsgi_app(registry)
+    expected = None
+    if basic_auth is not None:
+        user, password = basic_auth
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def app(environ, start_response):
+        if expected is not None and not hmac.compare_digest(
+                environ.get("HTTP_AUTHORIZATION", "").encode(), expected.encode()):
+            start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="countwatch"'),
+                                                ("Content-Type", "text/plain")])
+            return [b"unauthorized\n"]
+        if environ.get("PATH_INFO") == "/healthz":
+            healthy, text = health()
+            start_response("200 OK" if healthy else "503 Service Unavailable",
+                           [("Content-Type", "text/plain; charset=utf-8")])
+            return [(text + "\n").encode()]
+        return prometheus(environ, start_response)
+
+    return app
+
+
+def serve_metrics(listen: str, app) -> tuple[WSGIServer, threading.Thread]:
+    """Serve the app on host:port in a daemon thread; port 0 picks a free one
+    (read it back from `server.server_port`)."""
+    host, _, port = listen.rpartition(":")
+    server = make_server(host or "127.0.0.1", int(port), app, _ThreadingWSGIServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
+    return server, thread
