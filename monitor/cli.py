@@ -1,0 +1,114 @@
+"""`countwatch` command line. Exit codes: 0 success, 1 runtime failure, 2 bad usage or config.
+
+Only the CLI (and the scheduler) read wall time; every command hands a clock down.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import __version__
+from .configtools import ConfigError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse exits 2 on bad usage already; keep the text short
+        self.print_usage(sys.stderr)
+        self.exit(2, f"countwatch: error: {message}\n")
+
+
+def _cmd_run(args) -> int:
+    from .clock import WallClock
+    from .config import load_config
+    from .daemon import Daemon
+    from .logs import configure_logging
+
+    config = load_config(args.config)
+    configure_logging(config.log_format, config.log_file, config.log_level, config.instance, WallClock(),
+                      config.log_max_bytes, config.log_backups)
+    daemon = Daemon(config, WallClock(), record_path=args.record)
+    return daemon.run_forever()
+
+
+def _cmd_check_config(args) -> int:
+    from .config import load_config
+
+    config = load_config(args.file or args.config)
+    print(f"{config.path}: ok — {len(config.sources)} source(s): "
+          + ", ".join(f"{s.name} ({s.kind}, every {s.interval:g}s, depth {s.depth})" for s in config.sources))
+    receivers = getattr(config.alerting, "receivers", ())
+    print(f"receivers: {', '.join(r.name for r in receivers) or 'console only'}")
+    return 0
+
+
+def _cmd_simulate(args) -> int:
+    from .simulator import run_simulator
+
+    return run_simulator(args.scenario, args.speed, args.host, args.port)
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(speed=args.speed, out_dir=args.out, metrics_listen=args.metrics_listen)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="countwatch", description="Watch published vote-count progress; alert when it "
+                     "stalls, goes down, jumps or contradicts itself.")
+    parser.add_argument("--version", action="version", version=f"countwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the daemon (wall clock) until SIGTERM/SIGINT")
+    run.add_argument("-c", "--config", default="countwatch.toml", help="config file (TOML)")
+    run.add_argument("--record", metavar="FILE", help="append every poll to this recording (JSONL)")
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file and exit (2 when invalid)")
+    check.add_argument("file", nargs="?", help="config file (TOML)")
+    check.add_argument("-c", "--config", default="countwatch.toml")
+    check.set_defaults(func=_cmd_check_config)
+
+    simulate = sub.add_parser("simulate", help="serve a scripted KPU-format feed on loopback")
+    simulate.add_argument("--scenario", default="jabar-2018")
+    simulate.add_argument("--speed", type=float, default=1.0, help="scenario seconds per wall second")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=8077)
+    simulate.set_defaults(func=_cmd_simulate)
+
+    demo = sub.add_parser("demo", help="simulator + daemon on the 2018 night, accelerated; ends with a report")
+    demo.add_argument("--speed", type=float, default=None, help="scenario speed (default: the scenario's)")
+    demo.add_argument("--out", default="var/demo", help="directory for the demo's state, log and report")
+    demo.add_argument("--metrics-listen", default="127.0.0.1:9477", help="host:port for /metrics (0 = any free port)")
+    demo.set_defaults(func=_cmd_demo)
+
+    # verbs owned by other modules register themselves
+    from . import evaluate, replay
+    replay.add_parser(sub)
+    evaluate.add_parser(sub)
+    try:
+        from . import timeline
+    except ImportError:
+        timeline = None
+    if timeline is not None:
+        timeline.add_parser(sub)
+    from alerts import cli as alerts_cli
+    alerts_cli.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as error:
+        print(f"countwatch: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

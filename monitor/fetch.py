@@ -1,0 +1,229 @@
+"""HTTP fetching for one source: one requests.Session, conditional GET, a body cap that holds
+after decompression, bounded retries inside the poll's time budget, and every failure
+turned into one of the classes of DESIGN.md (`timeout`, `connect`, `dns`, `tls`, `http_403`,
+`http_4xx`, `http_5xx`, `too_large`).
+
+Latency and deadlines use time.monotonic(): they are about the network, on the wall clock,
+whatever clock the detectors run on.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as Urllib3HTTPError, NameResolutionError, ProtocolError
+
+from . import __version__
+from .config import SourceConfig
+
+USER_AGENT = f"countwatch/{__version__} (vote-count progress monitor; +https://github.com/countwatch/countwatch)"
+MAX_REDIRECTS = 5
+_RETRYABLE = ("timeout", "connect", "dns", "http_5xx")
+_CHUNK = 64 * 1024
+
+
+class FetchError(Exception):
+    """A classified failure; `result` is the polls_total label, `detail` a short reason."""
+
+    def __init__(self, result: str, detail: str):
+        super().__init__(f"{result}: {detail}")
+        self.result = result
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str
+    status: int                 # 200, or 304 for not modified
+    body: bytes | None          # None when not modified
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
+    attempts: int
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+class RateLimiter:
+    """Token bucket per host: at most `rate` requests per second, bursts of one second's
+    worth. rate 0 means no limit. Shared by the threads of one source."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self._lock = threading.Lock()
+        self._next_free = time.monotonic()
+
+    def acquire(self, stop: threading.Event | None = None) -> None:
+        if self.rate <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            # allow a burst of up to one second's worth of requests
+            start = max(self._next_free, now - 1.0)
+            self._next_free = start + 1.0 / self.rate
+            wait = start - now
+        if wait > 0:
+            if stop is not None:
+                stop.wait(wait)
+            else:
+                time.sleep(wait)
+
+
+def _classify(exc: Exception) -> FetchError:
+    """requests/urllib3 exceptions -> failure classes. Order matters: SSLError and the
+    timeouts are subclasses of ConnectionError."""
+    text = type(exc).__name__
+    if isinstance(exc, requests.exceptions.SSLError):
+        return FetchError("tls", f"TLS handshake or certificate failed ({text})")
+    if isinstance(exc, (requests.exceptions.Timeout, socket.timeout)):
+        return FetchError("timeout", f"no answer within the timeout ({text})")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        cause = exc
+        while cause is not None:
+            if isinstance(cause, (NameResolutionError, socket.gaierror)):
+                return FetchError("dns", "host name did not resolve")
+            cause = cause.__cause__ or cause.__context__ or (cause.args[0] if cause.args and isinstance(cause.args[0], Exception) else None)
+        if "Read timed out" in str(exc):
+            return FetchError("timeout", "read timed out")
+        return FetchError("connect", f"connection failed ({text})")
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
+                        ProtocolError, Urllib3HTTPError)):
+        return FetchError("connect", f"connection broke while reading ({text})")
+    return FetchError("connect", f"request failed ({text})")
+
+
+def _status_class(status: int) -> str:
+    if status == 403:
+        return "http_403"
+    if 400 <= status < 500:
+        return "http_4xx"
+    return "http_5xx"
+
+
+class Fetcher:
+    """Fetches documents of one source. Thread-safe: a tree source fetches with
+    `concurrency` threads through one Session (its pool is sized to match)."""
+
+    def __init__(self, source: SourceConfig, stop: threading.Event | None = None):
+        self.source = source
+        self.stop = stop or threading.Event()
+        self.session = requests.Session()
+        # Environment proxies would silently reroute a monitor's traffic; configure them
+        # explicitly if ever needed.
+        self.session.trust_env = False
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(4, source.concurrency), max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json",
+                                     "Accept-Encoding": "gzip, deflate"})
+        for name, value in source.headers.items():
+            self.session.headers[name] = value.reveal() if hasattr(value, "reveal") else value
+        self.rate_limiter = RateLimiter(source.rate_limit)
+        self._validators: dict[str, tuple[str | None, str | None]] = {}
+        self._validators_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def remember(self, fetched: Fetched) -> None:
+        """Keep ETag/Last-Modified for the next conditional GET. Called by the poll job
+        only after the body parsed: a broken document must not be hidden behind a 304."""
+        if fetched.etag or fetched.last_modified:
+            with self._validators_lock:
+                self._validators[fetched.url] = (fetched.etag, fetched.last_modified)
+
+    def forget(self, url: str) -> None:
+        with self._validators_lock:
+            self._validators.pop(url, None)
+
+    def fetch(self, url: str, budget: float | None = None) -> Fetched:
+        """GET with retries on transient failures (timeout, connect, dns, 5xx), backing off
+        0.5 s, 1 s, 2 s... but never past the budget (default: the source's timeout times
+        the attempts). Raises FetchError with the last failure."""
+        source = self.source
+        budget = budget if budget is not None else source.timeout * (source.retries + 1)
+        deadline = time.monotonic() + budget
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._fetch_once(url, deadline, attempt)
+            except FetchError as error:
+                backoff = 0.5 * 2 ** (attempt - 1)
+                retry = (error.result in _RETRYABLE and attempt <= source.retries
+                         and time.monotonic() + backoff + 0.1 < deadline and not self.stop.is_set())
+                if not retry:
+                    raise
+                self.stop.wait(backoff)
+
+    def _fetch_once(self, url: str, deadline: float, attempt: int) -> Fetched:
+        headers = {}
+        with self._validators_lock:
+            etag, last_modified = self._validators.get(url, (None, None))
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        origin = urlsplit(url)
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            self.rate_limiter.acquire(self.stop)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FetchError("timeout", "poll time budget used up")
+            timeout = min(self.source.timeout, remaining)
+            try:
+                response = self.session.get(current, headers=headers, timeout=(timeout, timeout),
+                                            stream=True, allow_redirects=False)
+            except Exception as exc:  # noqa: BLE001 - every transport failure is classified
+                raise _classify(exc) from None
+            with response:
+                if response.is_redirect:
+                    target = urljoin(current, response.headers.get("Location", ""))
+                    parts = urlsplit(target)
+                    # A redirect to another host could hand our headers (tokens) to a stranger
+                    # and is not how KPU moves documents: refuse it.
+                    if parts.scheme not in ("http", "https") or parts.netloc != origin.netloc:
+                        raise FetchError("http_4xx", f"redirect to another host refused ({parts.netloc or 'no host'})")
+                    current = target
+                    continue
+                if response.status_code == 304:
+                    return Fetched(url, 304, None, None, etag, last_modified, attempt)
+                if response.status_code != 200:
+                    raise FetchError(_status_class(response.status_code), f"HTTP {response.status_code}")
+                body = self._read_capped(response, deadline)
+                return Fetched(url, 200, body, response.headers.get("Content-Type"),
+                               response.headers.get("ETag"), response.headers.get("Last-Modified"), attempt)
+        raise FetchError("http_4xx", f"more than {MAX_REDIRECTS} redirects (loop?)")
+
+    def _read_capped(self, response: requests.Response, deadline: float) -> bytes:
+        """Read the body, decompressed, refusing more than max_body_bytes and giving up at
+        the deadline (a slow-drip server must not hold the poll forever)."""
+        limit = self.source.max_body_bytes
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > limit and "gzip" not in response.headers.get("Content-Encoding", ""):
+            raise FetchError("too_large", f"body of {int(declared)} bytes over the {limit}-byte cap")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            # read1 returns what one socket read brings, so a slow drip is checked against
+            # the deadline every few bytes instead of blocking until a full chunk arrives.
+            while chunk := response.raw.read1(_CHUNK, decode_content=True):
+                size += len(chunk)
+                if size > limit:
+                    raise FetchError("too_large", f"body over the {limit}-byte cap (after decompression)")
+                if time.monotonic() > deadline:
+                    raise FetchError("timeout", "body still arriving at the end of the time budget")
+                chunks.append(chunk)
+        except FetchError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _classify(exc) from None
+        return b"".join(chunks)

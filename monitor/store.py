@@ -1,0 +1,158 @@
+"""State that survives a restart: per-series detector state and the history of changed
+snapshots, in an embedded SQLite database (WAL) under the state directory.
+
+The store never stops detection: when the database is locked, read-only or full, the error
+is logged and counted (countwatch_state_errors_total) and the daemon goes on in memory; the
+next successful write catches the state up.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+import structlog
+
+from .model import Poll, Snapshot, iso_utc
+from .recording import poll_to_record, record_to_poll
+
+log = structlog.get_logger("countwatch.store")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS series_state (
+    source TEXT NOT NULL,
+    region TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (source, region)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    source TEXT NOT NULL,
+    region TEXT NOT NULL,
+    at TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS snapshots_series ON snapshots (source, region, at);
+"""
+
+
+def connect(path: Path | str, uri: bool = False) -> sqlite3.Connection:
+    """A connection with the settings every countwatch table wants: WAL (readers never block
+    the writer), a busy timeout instead of instant 'database is locked', NORMAL sync (WAL
+    keeps it crash-safe; at worst the last transaction is lost on power failure)."""
+    connection = sqlite3.connect(str(path), timeout=5.0, check_same_thread=False, uri=uri,
+                                 isolation_level=None)
+    connection.execute("PRAGMA busy_timeout = 5000")
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.OperationalError:
+        pass  # a read-only database keeps its journal mode; writes will fail and be counted
+    connection.execute("PRAGMA synchronous = NORMAL")
+    return connection
+
+
+class StateStore:
+    """Series state and snapshot history. One connection shared by the source jobs behind a
+    lock: writes are small and SQLite serialises writers anyway."""
+
+    def __init__(self, path: Path | str, metrics=None, history_retention: timedelta = timedelta(days=14),
+                 uri: bool = False):
+        self.path = path
+        self.metrics = metrics
+        self.history_retention = history_retention
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._memory: dict[tuple[str, str], dict] = {}   # state not yet written (db failing)
+        if not uri:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = connect(path, uri=uri)
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            self._failed("open", exc)
+
+    def _failed(self, operation: str, exc: Exception) -> None:
+        log.error("state.error", operation=operation, error=f"{type(exc).__name__}: {exc}",
+                  consequence="detection continues in memory; state is written once the database works again")
+        if self.metrics is not None:
+            self.metrics.state_errors.labels(operation=operation).inc()
+
+    @property
+    def healthy(self) -> bool:
+        return self._db is not None and not self._memory
+
+    def load_states(self, source: str) -> dict[str, dict]:
+        """region -> state blob, for every series of a source."""
+        if self._db is None:
+            return {}
+        try:
+            with self._lock:
+                rows = self._db.execute("SELECT region, state FROM series_state WHERE source = ?", (source,)).fetchall()
+        except sqlite3.Error as exc:
+            self._failed("read", exc)
+            return {}
+        return {region: json.loads(state) for region, state in rows}
+
+    def save_states(self, source: str, states: dict[str, dict], at: datetime,
+                    snapshots: list[Snapshot] = ()) -> bool:
+        """Write the states of one pass (and the changed snapshots) in one transaction.
+        On failure the states are kept in memory and retried with the next pass."""
+        pending = {(source, region): blob for region, blob in states.items()}
+        with self._lock:
+            self._memory.update(pending)
+            if self._db is None:
+                return False
+            stamp = iso_utc(at)
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT INTO series_state (source, region, updated_at, state) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (source, region) DO UPDATE SET updated_at = excluded.updated_at, state = excluded.state",
+                    [(s, r, stamp, json.dumps(blob, separators=(",", ":"))) for (s, r), blob in self._memory.items()])
+                self._db.executemany(
+                    "INSERT INTO snapshots (source, region, at, record) VALUES (?, ?, ?, ?)",
+                    [(snap.source, snap.region, iso_utc(snap.at),
+                      json.dumps(poll_to_record(Poll(snap.source, snap.region, snap.at, "ok", snap)),
+                                 separators=(",", ":")))
+                     for snap in snapshots])
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                self._failed("write", exc)
+                return False
+            self._memory.clear()
+            return True
+
+    def prune(self, now: datetime) -> None:
+        cutoff = iso_utc(now - self.history_retention)
+        if self._db is None:
+            return
+        try:
+            with self._lock:
+                self._db.execute("DELETE FROM snapshots WHERE at < ?", (cutoff,))
+        except sqlite3.Error as exc:
+            self._failed("prune", exc)
+
+    def history(self, source: str, region: str) -> Iterator[Poll]:
+        """The stored changed snapshots of one series, oldest first (as polls)."""
+        if self._db is None:
+            return iter(())
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM snapshots WHERE source = ? AND region = ? ORDER BY at",
+                                    (source, region)).fetchall()
+        return (record_to_poll(json.loads(record)) for (record,) in rows)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(self.path), "open": self._db is not None, "unsaved_series": len(self._memory)}
