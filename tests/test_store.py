@@ -1,0 +1,72 @@
+"""The state store: restart continues where it left off; a failing database is counted and
+detection goes on in memory (read-only and full databases made with SQLite itself)."""
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+from prometheus_client import CollectorRegistry
+
+from monitor.metrics import Metrics
+from monitor.model import Snapshot
+from monitor.store import StateStore
+
+AT = datetime(2024, 2, 22, 16, 6, 14, tzinfo=timezone.utc)
+
+
+def snapshot(reported: int) -> Snapshot:
+    return Snapshot("kpu", "0", AT, None, 100, reported, {"1": reported * 3})
+
+
+def test_states_and_history_survive_reopen(tmp_path):
+    path = tmp_path / "countwatch.db"
+    store = StateStore(path)
+    assert store.save_states("kpu", {"0": {"last": 5}, "11": {"last": 7}}, AT, [snapshot(5)])
+    store.close()
+    again = StateStore(path)
+    assert again.load_states("kpu") == {"0": {"last": 5}, "11": {"last": 7}}
+    history = list(again.history("kpu", "0"))
+    assert [p.snapshot.stations_reported for p in history] == [5]
+    assert history[0].snapshot.votes == {"1": 15}
+    assert again.load_states("other") == {}
+
+
+def test_read_only_database_is_counted_and_state_kept_in_memory(tmp_path):
+    path = tmp_path / "countwatch.db"
+    StateStore(path).close()
+    metrics = Metrics(CollectorRegistry())
+    store = StateStore(f"file:{path}?mode=ro", metrics, uri=True)
+    assert store.save_states("kpu", {"0": {"last": 9}}, AT) is False
+    assert metrics.registry.get_sample_value("countwatch_state_errors_total", {"operation": "write"}) == 1
+    assert store.describe()["unsaved_series"] == 1
+    assert not store.healthy
+
+
+def test_full_database_fails_cleanly_then_catches_up(tmp_path):
+    path = tmp_path / "countwatch.db"
+    metrics = Metrics(CollectorRegistry())
+    store = StateStore(path, metrics)
+    page_count = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {page_count}")
+    big = {"0": {"blob": "x" * 200_000}}
+    assert store.save_states("kpu", big, AT) is False
+    assert metrics.registry.get_sample_value("countwatch_state_errors_total", {"operation": "write"}) == 1
+    store._db.execute("PRAGMA max_page_count = 1000000")
+    assert store.save_states("kpu", {"11": {"last": 1}}, AT) is True
+    # what could not be written before is written with the next successful pass
+    assert set(store.load_states("kpu")) == {"0", "11"}
+
+
+def test_locked_database_does_not_block_forever(tmp_path):
+    path = tmp_path / "countwatch.db"
+    store = StateStore(path, Metrics(CollectorRegistry()))
+    store._db.execute("PRAGMA busy_timeout = 100")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        assert store.save_states("kpu", {"0": {"last": 1}}, AT) is False
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.save_states("kpu", {}, AT) is True
+    assert store.load_states("kpu") == {"0": {"last": 1}}
