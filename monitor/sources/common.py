@@ -1,0 +1,204 @@
+"""What every source adapter shares: the one error type, decoding the body, and the checks that
+turn untrusted JSON values into counts, percentages and timestamps.
+
+The checks are about the document's *shape*, not about whether its numbers agree with each
+other: a negative count, a string, NaN or 1e30 where a count belongs means the document is not
+what we expect (`schema`); stations_reported > stations or votes above registered voters is
+a well-formed document saying something wrong, which the detectors report. A missing value
+stays None: turning "unknown" into 0 would look like a count going backwards.
+
+Speed matters (a national tree is 83,731 desa documents per pass), so values are checked with
+`type(x) is int` and plain comparisons, and the parsed JSON is read in place, never copied.
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone, tzinfo
+from typing import Any, Mapping
+
+# Above any electorate on earth (India: ~1e9 voters) yet far below the absurd values a broken
+# feed produces (1e30, 2**63); one bound serves every count so the json kind works elsewhere.
+MAX_COUNT = 10**10
+# A percentage above 100 is a contradiction for the `inconsistent` detector to report; far
+# beyond it the value is not a percentage at all.
+MAX_PERCENT = 10_000.0
+# Publication times outside these years cannot be real and would overflow datetime
+# arithmetic downstream (year 1 minus a time zone offset).
+MIN_YEAR, MAX_YEAR = 1970, 2100
+_DETAIL_MAX = 200
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+
+RESULTS = ("invalid_json", "schema")
+
+# What an adapter's parse() returns: Snapshot keyword arguments; parse_document adds
+# source, region and at.
+Fields = dict[str, Any]
+
+
+class DocumentError(Exception):
+    """The fetched document is unusable. `result` is the poll result class ("invalid_json":
+    not JSON at all; "schema": JSON of the wrong shape) and `detail` a short reason that never
+    quotes more than a few characters of the body."""
+
+    def __init__(self, result: str, detail: str):
+        if result not in RESULTS:
+            raise ValueError(f"DocumentError result must be one of {RESULTS}, got {result!r}")
+        self.result = result
+        self.detail = trim(detail)
+        super().__init__(f"{result}: {self.detail}")
+
+
+def trim(text: str, limit: int = _DETAIL_MAX) -> str:
+    # Control characters from a hostile body must not break a log line or a Slack message.
+    text = "".join(ch if ch.isprintable() else " " for ch in text[: limit * 2])
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def show(value: Any) -> str:
+    """A value named briefly for a detail message (strings are cut, containers not dumped)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "string " + repr(value[:24] + ("…" if len(value) > 24 else ""))
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, float):
+        return f"float {value!r}"
+    if isinstance(value, int):
+        return f"{value}" if abs(value) < 10**15 else "a huge integer"
+    return type(value).__name__
+
+
+def load_json(body: bytes | str, content_type: str | None = None) -> Any:
+    """json.loads once, with each way it can fail sorted into invalid_json or schema."""
+    if not body or body.isspace():
+        raise DocumentError("invalid_json", "empty body" + _ctype(content_type))
+    try:
+        return json.loads(body)
+    except RecursionError:
+        # Valid JSON, but nested deeper than any real document: a shape problem.
+        raise DocumentError("schema", "JSON nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise DocumentError("invalid_json", _not_json(body, content_type, exc)) from None
+    except UnicodeDecodeError:
+        raise DocumentError("invalid_json", "body is not UTF-8 text" + _ctype(content_type)) from None
+    except ValueError as exc:
+        # Python refuses integers longer than 4,300 digits: JSON, but not a count of anything.
+        raise DocumentError("schema", f"unreadable number ({exc})") from None
+
+
+def _ctype(content_type: str | None) -> str:
+    return f" (content-type {trim(content_type, 60)})" if content_type else ""
+
+
+def _not_json(body: bytes | str, content_type: str | None, exc: json.JSONDecodeError) -> str:
+    head = body[:2048] if isinstance(body, bytes) else body[:2048].encode("utf-8", "replace")
+    if head.lstrip().startswith(b"<"):
+        # An error page served with status 200 (proxies, maintenance pages): its title is the
+        # most useful thing to show ops, and it is short.
+        match = _TITLE.search(head)
+        title = f": {match.group(1).decode('utf-8', 'replace').strip()[:60]!r}" if match else ""
+        return f"HTML/XML page instead of JSON{title}{_ctype(content_type)}"
+    if exc.pos >= len(exc.doc.rstrip()):
+        return f"truncated JSON: ends after {len(body)} bytes ({exc.msg}){_ctype(content_type)}"
+    return f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{_ctype(content_type)}"
+
+
+def schema(detail: str) -> DocumentError:
+    return DocumentError("schema", detail)
+
+
+def obj(container: Mapping[str, Any], key: str, where: str, nullable: bool = False) -> dict | None:
+    """container[key] that must be present and an object (or null when `nullable`)."""
+    if key not in container:
+        raise schema(f"{where}{key} is missing")
+    value = container[key]
+    if isinstance(value, dict) or (value is None and nullable):
+        return value
+    raise schema(f"{where}{key}: expected an object, got {show(value)}")
+
+
+def count(value: Any, what: str) -> int:
+    """A required non-negative integer count."""
+    if type(value) is int and 0 <= value <= MAX_COUNT:
+        return value
+    if value is None:
+        raise schema(f"{what} is missing")
+    raise schema(f"{what}: expected a count (integer 0..{MAX_COUNT:.0e}), got {show(value)}")
+
+
+def opt_count(value: Any, what: str) -> int | None:
+    return None if value is None else count(value, what)
+
+
+def percent(value: Any, what: str) -> float | None:
+    """An optional percentage; None stays None. NaN fails both comparisons."""
+    if value is None:
+        return None
+    if type(value) in (int, float) and 0 <= value <= MAX_PERCENT:
+        return float(value)
+    raise schema(f"{what}: expected a percentage, got {show(value)}")
+
+
+def is_code(key: str) -> bool:
+    # ASCII only: str.isdigit() also accepts '²' and Arabic-Indic digits.
+    return key.isascii() and key.isdigit()
+
+
+def votes_of(row: Mapping[str, Any], where: str) -> dict[str, int]:
+    """Candidate votes of a chart or table row: the keys that are candidate ids (digits).
+
+    Other keys (`persen`, `psu`, `status_progress`, `progres`, the junk `"null": null` of TPS
+    charts, anything KPU adds later) are not candidates. A candidate whose value is null is
+    left out, not counted as 0: we do not know their votes."""
+    votes: dict[str, int] = {}
+    for key, value in row.items():
+        if value is None or not is_code(key):
+            continue
+        if type(value) is int and 0 <= value <= MAX_COUNT:
+            votes[key] = value
+        else:
+            raise schema(f"{where}[{key!r}]: expected a vote count, got {show(value)}")
+    return votes
+
+
+def timestamp(value: Any, zone: tzinfo, what: str) -> datetime:
+    """A source timestamp: ISO 8601 or KPU's `YYYY-MM-DD HH:MM:SS`; naive ones are read in the
+    source's zone (KPU's `ts` is WIB with no marker). The zone is kept, as the source meant it."""
+    if not isinstance(value, str):
+        raise schema(f"{what}: expected a timestamp string, got {show(value)}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise schema(f"{what}: not a timestamp: {show(value)}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return in_range(moment, what)
+
+
+def source_ts(doc: Mapping[str, Any], zone: tzinfo) -> datetime:
+    """KPU's required `ts`. Required because without it the stale_source detector would be
+    silently blind, and a renamed timestamp is the kind of schema change ops must hear about."""
+    if "ts" not in doc:
+        raise schema("ts is missing")
+    return timestamp(doc["ts"], zone, "ts")
+
+
+def unix_timestamp(value: int | float, what: str) -> datetime:
+    try:
+        moment = datetime.fromtimestamp(value, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise schema(f"{what}: not a Unix time: {show(value)}") from None
+    return in_range(moment, what)
+
+
+def in_range(moment: datetime, what: str) -> datetime:
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise schema(f"{what}: year {moment.year} is out of range {MIN_YEAR}-{MAX_YEAR}")
+    return moment
