@@ -1,6 +1,8 @@
 """Real Prometheus and Alertmanager for tests: Debian's binaries on free loopback ports, each with
 its own temp dir, always stopped (use them as context managers).
 
+    from tests.servers import start_alertmanager, start_prometheus
+
     with start_prometheus(config_text, rule_files=["alerts/rules/countwatch.yml"]) as prom:
         prom.wait_until(lambda: prom.query("up"), what="a first scrape")
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -334,3 +337,34 @@ def promtool(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
 
 def amtool(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
     return subprocess.run([AMTOOL_BIN, *args], capture_output=True, text=True, timeout=timeout)
+
+
+# --- PromQL -------------------------------------------------------------------------------
+# Enough of PromQL's lexical structure to list the metric names an expression reads, so a test
+# can hold rules and dashboards to monitor/metrics.py's table. (Prometheus 2.42 has no parse
+# API to ask instead.) Strings, label matchers, ranges, grouping label lists, numbers,
+# durations, Grafana variables, function calls and keywords are skipped; what is left are
+# metric names.
+_PROMQL_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
+                    "group_right", "bool", "offset", "inf", "nan", "atan2"}
+_STRINGS = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
+_GRAFANA_VARS = re.compile(r"\$\{[^}]*\}|\$\w+|\[\[\w+\]\]")
+_GROUPINGS = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_TOKENS = re.compile(r"(?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?:ms|[smhdwy])?(?:\d+(?:ms|[smhdwy]))*)"
+                      r"|(?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)(?P<call>\s*\()?")
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names read by a PromQL expression: `rate(x_total{a="b"}[5m]) / y` -> {x_total, y}."""
+    text = _STRINGS.sub('""', expr)
+    text = _GRAFANA_VARS.sub("1", text)
+    text = re.sub(r"\{[^}]*\}", "", text)          # label matchers (strings already blanked)
+    text = re.sub(r"\[[^\]]*\]", "", text)         # ranges and subqueries
+    text = _GROUPINGS.sub(" ", text)
+    names = set()
+    for match in _TOKENS.finditer(text):
+        ident = match.group("ident")
+        if ident is None or match.group("call") or ident.lower() in _PROMQL_KEYWORDS:
+            continue
+        names.add(ident)
+    return names
