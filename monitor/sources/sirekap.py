@@ -16,14 +16,13 @@ from datetime import tzinfo
 from typing import Any
 
 from ..model import RegionCount
-from .common import Fields, count, obj, opt_count, percent, schema, source_ts, votes_of
+from .common import Fields, count, obj, opt_count, percent, schema, show, source_ts, votes_of
 from .regions import TPS_LEVEL, is_sirekap_code, level_of
-
 
 
 def parse(doc: Any, region: str, zone: tzinfo) -> Fields:
     if not isinstance(doc, dict):
-        raise schema(f"expected a JSON object, got {_kind(doc)}")
+        raise schema(f"expected a JSON object, got {show(doc)}")
     level = level_of("sirekap", region)
     if "tungsura" in doc:
         tungsura = obj(doc, "tungsura", "")
@@ -38,10 +37,6 @@ def parse(doc: Any, region: str, zone: tzinfo) -> Fields:
     if "chart" in doc and ("administrasi" in doc or "images" in doc):
         return _tps(doc, doc, zone)
     raise schema("not a Sirekap document: neither `progres` (aggregate) nor `administrasi` (TPS)")
-
-
-def _kind(value: Any) -> str:
-    return "a list" if isinstance(value, list) else type(value).__name__
 
 
 def _pemilu(doc: dict, level: int | None, zone: tzinfo) -> Fields:
@@ -95,7 +90,7 @@ def _children(table: dict, where: str) -> dict[str, RegionCount]:
             children[code] = RegionCount()          # listed, nothing known yet
             continue
         if not isinstance(row, dict):
-            raise schema(f"{where}[{code!r}]: expected an object, got {_kind(row)}")
+            raise schema(f"{where}[{code!r}]: expected an object, got {show(row)}")
         children[code] = _child(code, row, f"{where}[{code!r}]")
     return children
 
@@ -105,7 +100,7 @@ def _child(code: str, row: dict, where: str) -> RegionCount:
     progres = row.get("progres")
     if progres is not None:                         # Pilkada rows count their stations
         if not isinstance(progres, dict):
-            raise schema(f"{where}.progres: expected an object, got {_kind(progres)}")
+            raise schema(f"{where}.progres: expected an object, got {show(progres)}")
         pct = percent(row.get("persen"), f"{where}.persen")
         return RegionCount(
             stations=count(progres.get("total"), f"{where}.progres.total"),
@@ -130,7 +125,7 @@ def _tps(doc: dict, inner: dict, zone: tzinfo) -> Fields:
     votes = votes_of(chart, "chart") if chart else {}
     adm = doc.get("administrasi", inner.get("administrasi"))
     if adm is not None and not isinstance(adm, dict):
-        raise schema(f"administrasi: expected an object or null, got {_kind(adm)}")
+        raise schema(f"administrasi: expected an object or null, got {show(adm)}")
     adm = adm or {}
     registered = opt_count(adm.get("pemilih_dpt_j"), "administrasi.pemilih_dpt_j")
     return dict(

@@ -13,7 +13,7 @@ from datetime import tzinfo
 from typing import Any
 
 from ..model import RegionCount
-from .common import Fields, count, obj, opt_count, percent, schema, source_ts, votes_of
+from .common import Fields, count, obj, opt_count, percent, schema, show, source_ts, votes_of
 from .regions import TPS_LEVEL, level_of
 
 _ID = re.compile(r"-?[0-9]{1,9}\Z")
@@ -22,7 +22,7 @@ _TPS_MARKERS = ("suara_sah", "pemilih_j", "suara_tidak_sah")
 
 def parse(doc: Any, region: str, zone: tzinfo) -> Fields:
     if not isinstance(doc, dict):
-        raise schema(f"expected a JSON object, got {'a list' if isinstance(doc, list) else type(doc).__name__}")
+        raise schema(f"expected a JSON object, got {show(doc)}")
     if "progress" in doc:
         return _aggregate(doc, region, zone)
     if any(key in doc for key in _TPS_MARKERS):
@@ -43,7 +43,7 @@ def _aggregate(doc: dict, region: str, zone: tzinfo) -> Fields:
             children[code] = RegionCount()
             continue
         if not isinstance(row, dict):
-            raise schema(f"table[{code!r}]: expected an object")
+            raise schema(f"table[{code!r}]: expected an object, got {show(row)}")
         where = f"table[{code!r}]"
         children[code] = RegionCount(votes=votes_of(row, where), percent=percent(row.get("persen"), f"{where}.persen"))
     return dict(
