@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.metrics import METRICS, exposition_names
 from tests.servers import amtool, have_binary, promql_metric_names, promtool, start_alertmanager, wait_until
+from tests.test_grafana_dashboards import PROMETHEUS_BUILTINS, known_metric_names
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (the [test] extra) reads the YAML configs")
 
@@ -19,23 +19,10 @@ RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
 RULE_TESTS = sorted((RULES_DIR / "tests").glob("*.yml"))
 ALERTMANAGER_YML = ROOT / "alerts" / "alertmanager.yml"
 
-# Series Prometheus makes itself: scrape health and the alert state of rules.
-PROMETHEUS_BUILTINS = {"up", "ALERTS", "ALERTS_FOR_STATE"}
-
 needs_promtool = pytest.mark.skipif(not have_binary("promtool"), reason="promtool not installed (make servers)")
 needs_amtool = pytest.mark.skipif(not have_binary("amtool"), reason="amtool not installed (make servers)")
 needs_alertmanager = pytest.mark.skipif(not have_binary("prometheus-alertmanager"),
                                         reason="prometheus-alertmanager not installed (make servers)")
-
-
-def known_metric_names() -> set[str]:
-    """Everything /metrics can show for the table: counters with `_total`, histograms' series."""
-    names = set(exposition_names())
-    for spec in METRICS:
-        if spec.kind == "histogram":
-            base = "countwatch_" + spec.name
-            names |= {base + "_bucket", base + "_sum", base + "_count"}
-    return names
 
 
 def unknown_metrics(expr: str) -> set[str]:
