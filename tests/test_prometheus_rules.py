@@ -2,7 +2,11 @@
 (promtool, amtool, a real Alertmanager) and held to monitor/metrics.py's metric table."""
 from __future__ import annotations
 
+import json
 import re
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -142,12 +146,54 @@ def test_alertmanager_reads_the_slack_webhook_from_a_file():
     assert "hooks.slack.com" not in ALERTMANAGER_YML.read_text()
 
 
-def _alertmanager_config_for_test(tmp_path: Path) -> str:
-    """The shipped config with the webhook file pointed at a temp file (a closed port: the
-    inhibition test reads Alertmanager's state, it sends nothing) and fast grouping."""
-    url_file = tmp_path / "slack_webhook_url"
-    url_file.write_text("http://127.0.0.1:9/unused\n")
+class FakeSlack:
+    """A Slack incoming webhook on loopback: records every POSTed JSON body, answers "ok"."""
+
+    def __init__(self):
+        self.posts: list[dict] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with outer._lock:
+                    outer.posts.append(json.loads(body or b"{}"))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):   # Alertmanager's requests are not test output
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T000/B000/XXXX"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def received(self) -> list[dict]:
+        with self._lock:
+            return list(self.posts)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+def alertmanager_config_for_test(url_file: Path, webhook_url: str = "http://127.0.0.1:9/unused") -> str:
+    """The shipped config as it is, except: the webhook file is `url_file` (written here with
+    `webhook_url`; the default is a closed port) and the grouping waits are 1 s, not 30 s / 5 m."""
+    url_file.write_text(webhook_url + "\n")
     config = yaml.safe_load(ALERTMANAGER_YML.read_text())
+    config["route"].update(group_wait="1s", group_interval="1s")
     for receiver in config["receivers"]:
         for entry in receiver.get("slack_configs", []):
             entry["api_url_file"] = str(url_file)
@@ -162,7 +208,7 @@ def _alert(name: str, severity: str, **labels: str) -> dict:
 
 @needs_alertmanager
 def test_source_down_inhibits_stall_and_stale_alerts_of_that_source_only(tmp_path):
-    with start_alertmanager(_alertmanager_config_for_test(tmp_path)) as am:
+    with start_alertmanager(alertmanager_config_for_test(tmp_path / "slack_webhook_url")) as am:
         am.post_alerts([
             _alert("CountwatchSourceDown", "critical", source="kpu-a"),
             _alert("CountwatchCountStalled", "warning", source="kpu-a", region="32", rule="stall"),
@@ -182,7 +228,7 @@ def test_source_down_inhibits_stall_and_stale_alerts_of_that_source_only(tmp_pat
 
 @needs_alertmanager
 def test_critical_stall_inhibits_the_warning_of_the_same_region(tmp_path):
-    with start_alertmanager(_alertmanager_config_for_test(tmp_path)) as am:
+    with start_alertmanager(alertmanager_config_for_test(tmp_path / "slack_webhook_url")) as am:
         am.post_alerts([
             _alert("CountwatchCountStalled", "critical", source="kpu-a", region="32", rule="stall"),
             _alert("CountwatchCountStalled", "warning", source="kpu-a", region="32", rule="stall"),
@@ -193,6 +239,26 @@ def test_critical_stall_inhibits_the_warning_of_the_same_region(tmp_path):
         state = {(a["labels"]["severity"], a["labels"]["region"]): a["status"]["state"] for a in alerts}
         assert state == {("critical", "32"): "active", ("warning", "32"): "suppressed",
                          ("warning", "33"): "active"}
+
+
+@needs_alertmanager
+def test_an_alert_reaches_slack_through_the_url_file_and_its_resolution_too(tmp_path):
+    with FakeSlack() as slack, start_alertmanager(
+            alertmanager_config_for_test(tmp_path / "slack_webhook_url", slack.url)) as am:
+        stalled = _alert("CountwatchCountStalled", "warning", source="kpu-a", region="32", rule="stall")
+        stalled["annotations"]["summary"] = "kpu-a region 32: no stations reported for 2h 5m (stall threshold 2h 0m 0s)"
+        am.post_alerts([stalled])
+        (post,) = am.wait_until(slack.received, what="the firing notification at the fake Slack")
+        attachment = post["attachments"][0]
+        assert attachment["title"] == "[FIRING:1] CountwatchCountStalled kpu-a"
+        assert attachment["text"].rstrip("\n") == f"*warning* {stalled['annotations']['summary']}"
+
+        # send_resolved: ops hear when the count moves again.
+        stalled["endsAt"] = (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()
+        am.post_alerts([stalled])
+        posts = am.wait_until(lambda: len(slack.received()) >= 2 and slack.received(),
+                              what="the resolved notification")
+        assert posts[1]["attachments"][0]["title"] == "[RESOLVED] CountwatchCountStalled kpu-a"
 
 
 def test_wait_until_is_bounded():
