@@ -1,0 +1,128 @@
+"""The picture of the night: progress (stations reported over stations) against time, stall
+and outage spans shaded, alert markers on top.
+
+matplotlib is an optional extra (`countwatch[report]`); without it `render_chart` says why it
+drew nothing and the report says the chart was skipped. The Figure is built through the Agg
+canvas directly, never pyplot: no global backend switch, no state shared with a caller.
+"""
+from __future__ import annotations
+
+from datetime import timezone
+from pathlib import Path
+from typing import Any
+
+from .build import Timeline
+from .incidents import family
+
+WIDTH_INCHES, PANEL_INCHES, EXTRA_INCHES, DPI = 12.0, 3.0, 1.0, 100
+MAX_PANELS = 4
+
+
+def chart_size(panels: int) -> tuple[int, int]:
+    """(width, height) in pixels of a chart with this many panels."""
+    panels = max(1, min(panels, MAX_PANELS))
+    return int(WIDTH_INCHES * DPI), int((PANEL_INCHES * panels + EXTRA_INCHES) * DPI)
+
+
+def chosen_series(timeline: Timeline) -> list[tuple[str, str]]:
+    """Which (source, region) to draw: with a region filter, that one; otherwise each
+    source's top document (the region with the most stations), at most MAX_PANELS."""
+    keys = sorted(k for k, polls in timeline.series.items() if any(p.ratio is not None for p in polls))
+    if timeline.filters.get("region"):
+        return keys[:MAX_PANELS]
+    best: dict[str, tuple[str, str]] = {}
+    for key in keys:
+        top = max((p.stations or 0 for p in timeline.series[key]), default=0)
+        current = best.get(key[0])
+        if current is None or top > max((p.stations or 0 for p in timeline.series[current]), default=0):
+            best[key[0]] = key
+    return [best[s] for s in sorted(best)][:MAX_PANELS]
+
+
+def render_chart(timeline: Timeline, path: Path) -> dict[str, Any]:
+    """Write the PNG; returns {"path": str} or {"path": None, "reason": why not}."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.dates import AutoDateLocator, DateFormatter
+        from matplotlib.figure import Figure
+    except ImportError:
+        return {"path": None, "reason": "matplotlib is not installed (pip install 'countwatch[report]')"}
+    series = chosen_series(timeline)
+    width, height = chart_size(len(series))
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    FigureCanvasAgg(figure)
+    zone = timeline.zone
+    axes_list = figure.subplots(max(1, len(series)), 1, sharex=True, squeeze=False)[:, 0]
+    if not series:
+        axes_list[0].text(0.5, 0.5, "no poll lines with station counts in these logs", ha="center",
+                          va="center", transform=axes_list[0].transAxes)
+    for axes, (source, region) in zip(axes_list, series):
+        _panel(axes, timeline, source, region)
+    bottom = axes_list[-1]
+    locator = AutoDateLocator(tz=zone)
+    bottom.xaxis.set_major_locator(locator)
+    bottom.xaxis.set_major_formatter(DateFormatter("%d %b %H:%M", tz=zone))
+    label = timeline.first.astimezone(zone).tzname() if timeline.first else str(zone)
+    bottom.set_xlabel(f"time ({label}, {zone}); UTC along the top")
+    top = axes_list[0].secondary_xaxis("top")
+    top.xaxis.set_major_locator(AutoDateLocator(tz=timezone.utc))
+    top.xaxis.set_major_formatter(DateFormatter("%H:%M UTC", tz=timezone.utc))
+    top.tick_params(labelsize=8)
+    figure.subplots_adjust(left=0.07, right=0.98, top=1 - 0.55 / (height / DPI), bottom=0.55 / (height / DPI) + 0.05,
+                           hspace=0.35)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a fixed canvas (no bbox_inches="tight") keeps the PNG's size predictable
+    figure.savefig(path, dpi=DPI, format="png")
+    return {"path": str(path), "width": width, "height": height, "series": [f"{s}/{r}" for s, r in series]}
+
+
+def _panel(axes, timeline: Timeline, source: str, region: str) -> None:
+    polls = [p for p in timeline.series[(source, region)] if p.ratio is not None]
+    times = [p.at for p in polls]
+    axes.step(times, [100 * p.ratio for p in polls], where="post", color="#1f4e79", linewidth=1.6,
+              label="stations reported (%)")
+    axes.set_ylabel("% of stations")
+    axes.set_title(f"{source} / region {region}", fontsize=10, loc="left")
+    axes.grid(True, alpha=0.3)
+    end = timeline.last
+    shaded = set()
+    for incident in timeline.incidents:
+        if incident.source != source or incident.point:
+            continue
+        if family(incident.rules[0]) == "stall" and incident.region == region:
+            label = None if "stall" in shaded else "stall (last advance → resolved)"
+            shaded.add("stall")
+            axes.axvspan(incident.started, incident.end_or(end), color="#f0a030", alpha=0.28, label=label)
+    for span in timeline.outages:
+        if span.source == source:
+            label = None if "outage" in shaded else "failed polls"
+            shaded.add("outage")
+            axes.axvspan(span.start, span.end, color="#c03030", alpha=0.22, hatch="//", label=label)
+    _markers(axes, timeline, source, region)
+    axes.set_ylim(bottom=0, top=max(5.0, min(105.0, max((100 * p.ratio for p in polls), default=0) * 1.15)))
+    axes.legend(loc="upper left", fontsize=8, framealpha=0.85)
+
+
+def _markers(axes, timeline: Timeline, source: str, region: str) -> None:
+    """Detections ▼, notifications ●, resolutions ▲, point anomalies ◆, along the panel's top."""
+    kinds = {"detected": ("v", "#c00000"), "notified": ("o", "#2060c0"), "resolved": ("^", "#208020"),
+             "observed": ("D", "#7030a0")}
+    moments: dict[str, list] = {k: [] for k in kinds}
+    for incident in timeline.incidents:
+        if incident.source != source:
+            continue
+        if incident.point:
+            moments["observed"].append(incident.started)
+            continue
+        if incident.detected:
+            moments["detected"].append(incident.detected)
+        moments["notified"] += [n.at for n in incident.notifications if n.event == "notification.sent"]
+        if incident.resolved:
+            moments["resolved"].append(incident.resolved)
+        moments["observed"] += [o.at for o in incident.observed]
+    transform = axes.get_xaxis_transform()   # x in data, y in axes fraction: markers sit at the top
+    for index, (kind, (marker, color)) in enumerate(kinds.items()):
+        if moments[kind]:
+            axes.scatter(moments[kind], [0.93 - 0.06 * index] * len(moments[kind]), marker=marker, color=color,
+                         s=36, transform=transform, zorder=5, label=kind, clip_on=False)

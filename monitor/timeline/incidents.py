@@ -1,0 +1,298 @@
+"""Incidents rebuilt from detector and notification lines.
+
+An alert lifecycle is one instance's run of events for one key (rule, source, region): it
+opens at `firing` (or at whatever state the log first shows, when the log begins mid-way) and
+closes at `resolved`. An incident is the lifecycles that describe one happening: the same key
+seen by several instances, and `stall` with `stale_source` (DESIGN.md: a publisher that
+stopped raises both), merged while their spans overlap. A point anomaly (`observed`) inside an
+incident or at its resolution (the catch-up jump) belongs to it; elsewhere it is an incident of
+its own, or a mere observation when its severity is `info` (vote corrections are routine).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..model import SEVERITIES, parse_iso
+from .records import LogRecord
+
+# rules that describe one stopped count; merged into one incident when they overlap
+FAMILY = {"stall": "stall", "stale_source": "stall"}
+NOTIFY_SLACK = timedelta(minutes=1)   # a notification may be stamped just before its event's line
+
+
+def family(rule: str) -> str:
+    return FAMILY.get(rule, rule)
+
+
+def severity_rank(severity: str | None) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+
+
+def _since(record: LogRecord) -> datetime | None:
+    try:
+        return parse_iso(record.get("since")) if isinstance(record.get("since"), str) else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class Lifecycle:
+    instance: str
+    rule: str
+    source: str
+    region: str
+    events: list[LogRecord] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.rule, self.source, self.region)
+
+    @property
+    def detected(self) -> datetime | None:
+        return next((e.at for e in self.events if e.get("state") in ("firing", "escalated")), None)
+
+    @property
+    def resolved(self) -> datetime | None:
+        return next((e.at for e in self.events if e.get("state") == "resolved"), None)
+
+    @property
+    def since(self) -> datetime | None:
+        values = [s for s in map(_since, self.events) if s is not None]
+        return min(values) if values else None
+
+    @property
+    def start(self) -> datetime:
+        candidates = [t for t in (self.since, self.detected, self.events[0].at) if t is not None]
+        return min(candidates)
+
+
+@dataclass
+class Incident:
+    source: str
+    region: str
+    lifecycles: list[Lifecycle] = field(default_factory=list)
+    observed: list[LogRecord] = field(default_factory=list)
+    notifications: list[LogRecord] = field(default_factory=list)
+    id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)    # filled by build: polls, outages, catch-up
+
+    @property
+    def rules(self) -> list[str]:
+        """The alert rules that make it up (a catch-up jump inside a stall is one of its
+        events, not one of its rules); a point incident's rule is its observed event's."""
+        seen: list[str] = []
+        for rule in [lc.rule for lc in self.lifecycles] or [str(o.get("rule")) for o in self.observed]:
+            if rule not in seen:
+                seen.append(rule)
+        return seen
+
+    @property
+    def keys(self) -> set[tuple[str, str, str]]:
+        return {lc.key for lc in self.lifecycles} | {(str(o.get("rule")), self.source, self.region)
+                                                      for o in self.observed}
+
+    @property
+    def point(self) -> bool:
+        """An incident made of observed events only (a jump with no stall around it)."""
+        return not self.lifecycles
+
+    @property
+    def events(self) -> list[LogRecord]:
+        out = [e for lc in self.lifecycles for e in lc.events] + list(self.observed)
+        return sorted(out, key=lambda r: r.sort_key)
+
+    @property
+    def severity(self) -> str:
+        return max((str(e.get("severity")) for e in self.events), key=severity_rank, default="info")
+
+    @property
+    def started(self) -> datetime:
+        if self.point:
+            return min(o.at for o in self.observed)
+        return min(lc.start for lc in self.lifecycles)
+
+    @property
+    def detected(self) -> datetime | None:
+        if self.point:
+            return self.started
+        times = [lc.detected for lc in self.lifecycles if lc.detected is not None]
+        return min(times) if times else None
+
+    @property
+    def resolved(self) -> datetime | None:
+        """Per rule, the first instance to see it resolve; the incident ends when every rule has."""
+        if self.point:
+            return self.started
+        ends = []
+        for rule in {lc.rule for lc in self.lifecycles}:
+            times = [lc.resolved for lc in self.lifecycles if lc.rule == rule and lc.resolved is not None]
+            if not times:
+                return None
+            ends.append(min(times))
+        return max(ends)
+
+    @property
+    def notified(self) -> datetime | None:
+        """The first notification that reached someone about it opening (not its resolution)."""
+        times = [n.at for n in self.notifications
+                 if n.event == "notification.sent" and n.get("reason") != "resolved"]
+        return min(times) if times else None
+
+    @property
+    def detecting_instance(self) -> str | None:
+        firsts = [(lc.detected, lc.instance) for lc in self.lifecycles if lc.detected is not None]
+        if firsts:
+            return min(firsts)[1]
+        return self.observed[0].instance if self.observed else None
+
+    def end_or(self, fallback: datetime) -> datetime:
+        return self.resolved or fallback
+
+    def open_until(self, end_of_log: datetime) -> datetime:
+        """The last moment any instance still had it open (instances resolve it at their own
+        polls, on their own clocks): what an event may fall within to belong to it."""
+        if self.point:
+            return self.started
+        return max(lc.resolved or end_of_log for lc in self.lifecycles)
+
+
+def lifecycles(records: list[LogRecord]) -> tuple[list[Lifecycle], list[LogRecord]]:
+    """(alert lifecycles, observed events) from the detector lines, in time order."""
+    open_: dict[tuple, Lifecycle] = {}
+    done: list[Lifecycle] = []
+    observed: list[LogRecord] = []
+    for record in records:
+        if record.event != "detector.event":
+            continue
+        rule, source, region = record.get("rule"), record.get("source"), record.get("region")
+        if not all(isinstance(v, str) for v in (rule, source, region)):
+            continue
+        state = record.get("state")
+        if state == "observed":
+            observed.append(record)
+            continue
+        key = (record.instance, rule, source, region)
+        current = open_.get(key)
+        if current is None:
+            current = open_[key] = Lifecycle(record.instance, rule, source, region)
+            done.append(current)
+        current.events.append(record)
+        if state == "resolved":
+            del open_[key]
+    return done, observed
+
+
+def merge(cycles: list[Lifecycle], end_of_log: datetime) -> list[Incident]:
+    groups: dict[tuple, list[Lifecycle]] = {}
+    for cycle in cycles:
+        groups.setdefault((cycle.source, cycle.region, family(cycle.rule)), []).append(cycle)
+    incidents = []
+    for (source, region, _), members in groups.items():
+        members.sort(key=lambda c: c.start)
+        current: Incident | None = None
+        current_end = None
+        for cycle in members:
+            cycle_end = cycle.resolved or end_of_log
+            if current is not None and cycle.start <= current_end:
+                current.lifecycles.append(cycle)
+                current_end = max(current_end, cycle_end)
+                continue
+            current = Incident(source, region, [cycle])
+            current_end = cycle_end
+            incidents.append(current)
+    return incidents
+
+
+def attach_observed(incidents: list[Incident], observed: list[LogRecord], end_of_log: datetime,
+                    grace: dict[tuple[str, str], timedelta],
+                    skew: timedelta = timedelta(0)) -> tuple[list[Incident], list[LogRecord]]:
+    """Observed events join the incident they happen in (or at the end of, within one poll:
+    the catch-up jump is judged in the pass that resolves the stall); the rest stand alone,
+    one point incident per anomaly however many instances saw it (same key and summary, other
+    instance, within a poll plus the instances' clock `skew`).
+    Returns (point incidents, info-level observations)."""
+    points: list[Incident] = []
+    notes: list[LogRecord] = []
+    for record in observed:
+        source, region = record.get("source"), record.get("region")
+        slack = grace.get((source, region), timedelta(0))
+        home = [i for i in incidents if (i.source, i.region) == (source, region)
+                and i.started <= record.at <= i.open_until(end_of_log) + slack]
+        if home:
+            # a stall owns its catch-up before any other overlapping incident does
+            home.sort(key=lambda i: (family(i.rules[0]) != "stall", i.started))
+            home[0].observed.append(record)
+            continue
+        twin = next((p for p in points if _same_anomaly(p.observed[0], record, slack + skew)
+                     and record.instance not in {o.instance for o in p.observed}), None)
+        if twin is not None:
+            twin.observed.append(record)
+        elif record.get("severity") == "info":
+            notes.append(record)
+        else:
+            points.append(Incident(source, region, observed=[record]))
+    return points, notes
+
+
+def _same_anomaly(a: LogRecord, b: LogRecord, tolerance: timedelta) -> bool:
+    return (all(a.get(k) == b.get(k) for k in ("rule", "source", "region", "summary"))
+            and abs(a.at - b.at) <= tolerance)
+
+
+def notification_keys(fields: dict) -> set[tuple[str, str, str]]:
+    """The alert keys a notification line is about, from whichever of its fields say so:
+    rule/source/region, `key` (a list, a mapping or a string such as `stall/kpu/32`), and a
+    grouped notification's `members`."""
+    keys = set()
+    if all(isinstance(fields.get(k), str) for k in ("rule", "source", "region")):
+        keys.add((fields["rule"], fields["source"], fields["region"]))
+    candidates = [fields.get("key")] + list(fields.get("members") or []) + list(fields.get("keys") or [])
+    for candidate in candidates:
+        parsed = _parse_key(candidate)
+        if parsed:
+            keys.add(parsed)
+    return keys
+
+
+def _parse_key(value: Any) -> tuple[str, str, str] | None:
+    if isinstance(value, dict):
+        parts = [value.get(k) for k in ("rule", "source", "region")]
+        return tuple(parts) if all(isinstance(p, str) for p in parts) else None  # type: ignore[return-value]
+    if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(p, str) for p in value):
+        return tuple(value)  # type: ignore[return-value]
+    if isinstance(value, str):
+        for separator in ("|", "/", ":", ",", " "):
+            parts = value.split(separator)
+            if len(parts) == 3 and all(parts):
+                return (parts[0], parts[1], parts[2])
+    return None
+
+
+def attach_notifications(incidents: list[Incident], records: list[LogRecord]) -> list[LogRecord]:
+    """Each notification joins, for each alert key it names, the latest incident of that key
+    that began by then (a repeat can come hours in, a resolution just after the end); a
+    grouped one joins every incident it lists. A line that names no key falls back on its
+    source/region. Returns the notifications that fit no incident."""
+    loose = []
+    for record in records:
+        if not record.event.startswith("notification."):
+            continue
+        pools = [[i for i in incidents if key in i.keys] for key in notification_keys(dict(record.fields))]
+        if not pools and isinstance(record.get("source"), str):
+            region = record.get("region")
+            pools = [[i for i in incidents if i.source == record.get("source")
+                      and (not isinstance(region, str) or i.region == region)]]
+        homes: list[Incident] = []
+        for pool in pools:
+            began = [i for i in pool if (i.detected or i.started) <= record.at + NOTIFY_SLACK]
+            if began:
+                best = max(began, key=lambda i: i.detected or i.started)
+                if all(best is not h for h in homes):
+                    homes.append(best)
+        for home in homes:
+            home.notifications.append(record)
+        if not homes:
+            loose.append(record)
+    return loose
