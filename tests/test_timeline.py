@@ -122,8 +122,39 @@ def test_outage_incident_counts_only_the_send_that_got_through():
     assert (outage.started, outage.detected, outage.resolved) == (at(15, 30), at(15, 40), at(15, 50))
     assert outage.notified == at(15, 41, 1)            # the 15:40:01 send failed, the retry worked
     assert [n.event for n in outage.notifications] == [
-        "notification.failed", "notification.retry", "notification.sent", "notification.sent"]
+        "notification.queued", "notification.failed", "notification.retry", "notification.sent",
+        "notification.sent"]
     assert outage.extra["catch_up"] is None            # the count resumed long after: the stall's story
+
+
+def test_notifications_join_their_incident_by_key_and_id():
+    stall = by_rules(review([NIGHT], WIB), "stall", "stale_source")
+    assert [(n.event, n.get("reason")) for n in stall.notifications] == [
+        ("notification.queued", "first"), ("notification.grouped", "first"), ("notification.sent", "first"),
+        ("notification.sent", "escalated"), ("notification.sent", "resolved")]
+
+
+def test_a_grouped_notification_joins_every_incident_it_told_about(tmp_path):
+    def line(moment, event, **fields):
+        return json.dumps({**fields, "event": event, "level": "info", "timestamp": iso_utc(moment),
+                           "instance": "cw-a"})
+
+    rows = []
+    for region in ("91", "94"):       # two Papua provinces stalling in one poll
+        rows.append(line(at(14, 50), "detector.event", rule="region_stall", state="firing", severity="warning",
+                         source="kpu-ppwp", region=region, since=iso_utc(at(13, 0)), summary="flat", details={},
+                         event_at=iso_utc(at(14, 50))))
+    rows.append(line(at(14, 51), "notification.queued", receiver="oncall", alert_key="region_stall/kpu-ppwp/91",
+                     reason="first", notification="n9", members=2))
+    rows.append(line(at(14, 51), "notification.grouped", receiver="oncall", alert_key="region_stall/kpu-ppwp/94",
+                     reason="first", notification="n9"))
+    rows.append(line(at(14, 52), "notification.sent", receiver="oncall", alert_key="region_stall/kpu-ppwp/91",
+                     reason="first", notification="n9"))
+    path = tmp_path / "papua.log"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    timeline = review([path], WIB)
+    assert [(i.region, i.notified) for i in timeline.incidents] == [("91", at(14, 52)), ("94", at(14, 52))]
+    assert not [c for c in timeline.context if c.kind == "notification"]
 
 
 def test_point_anomaly_and_info_observation():
@@ -156,6 +187,7 @@ def test_rows_tell_the_night_in_order():
 
 
 def test_notification_keys_from_each_field_shape():
+    assert notification_keys({"alert_key": "stall/kpu/32", "members": 2}) == {("stall", "kpu", "32")}
     assert notification_keys({"key": "stall/kpu/32"}) == {("stall", "kpu", "32")}
     assert notification_keys({"key": ["stall", "kpu", "32"]}) == {("stall", "kpu", "32")}
     assert notification_keys({"rule": "outage", "source": "kpu", "region": "0", "key": "x"}) == {("outage", "kpu", "0")}
@@ -274,7 +306,7 @@ def test_no_secret_reaches_any_report(tmp_path):
     for name in ("report.md", "report.html", "report.json"):
         text = (tmp_path / name).read_text(encoding="utf-8")
         assert "SECRETSECRET" not in text and "hooks.slack.com" not in text, name
-    assert "HTTP 500 from ***" in main.read_text(encoding="utf-8")
+    assert "error: HTTP 500 from ***; attempts: 1" in main.read_text(encoding="utf-8")
 
 
 def test_filters_by_source_region_and_time(tmp_path):

@@ -187,12 +187,12 @@ def _notification_row(record: LogRecord, unmatched: bool = False) -> Row:
         text += f" → {record.get('receiver')}"
     if record.get("reason"):
         text += f" ({record.get('reason')})"
-    for key in ("error", "detail", "attempt", "silence", "members"):
+    for key in ("error", "detail", "attempts", "silence"):
         value = record.get(key)
         if value not in (None, "", []):
             text += f"; {key}: {value if not isinstance(value, list) else len(value)}"
     if unmatched:
-        text += f"; key {record.get('key')} (no incident in the log)"
+        text += f"; alert {record.get('alert_key') or record.get('key') or '?'} (no incident in the log)"
     return Row(record.at, record.instance, "notification", redact(text))
 
 

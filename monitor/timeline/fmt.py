@@ -11,7 +11,7 @@ from ..model import iso_utc
 # Logs mask Secret values already, but a notifier's error text or a URL in a `detail` can
 # still carry a webhook path or a token; a report is pasted into wider channels than logs.
 _SECRET_PATTERNS = (
-    (re.compile(r"https?://hooks\.slack(?:-gov)?\.com/\S*", re.I), "***"),
+    (re.compile(r"https?://hooks\.slack(?:-gov)?\.com/[^\s;,'\"<>()|]*", re.I), "***"),
     (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+", re.I), "***"),
     (re.compile(r"\bxapp-[A-Za-z0-9-]+", re.I), "***"),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),

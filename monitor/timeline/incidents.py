@@ -243,12 +243,13 @@ def _same_anomaly(a: LogRecord, b: LogRecord, tolerance: timedelta) -> bool:
 
 def notification_keys(fields: dict) -> set[tuple[str, str, str]]:
     """The alert keys a notification line is about, from whichever of its fields say so:
-    rule/source/region, `key` (a list, a mapping or a string such as `stall/kpu/32`), and a
-    grouped notification's `members`."""
+    rule/source/region; `alert_key` (what alerts/ writes: `rule/source/region`) or `key`, each
+    a string, a list or a mapping; and `members` when it lists keys (alerts/ writes a count)."""
     keys = set()
     if all(isinstance(fields.get(k), str) for k in ("rule", "source", "region")):
         keys.add((fields["rule"], fields["source"], fields["region"]))
-    candidates = [fields.get("key")] + list(fields.get("members") or []) + list(fields.get("keys") or [])
+    listed = [v for k in ("members", "keys") if isinstance(fields.get(k), list) for v in fields[k]]
+    candidates = [fields.get("alert_key"), fields.get("key")] + listed
     for candidate in candidates:
         parsed = _parse_key(candidate)
         if parsed:
@@ -275,11 +276,17 @@ def attach_notifications(incidents: list[Incident], records: list[LogRecord]) ->
     that began by then (a repeat can come hours in, a resolution just after the end); a
     grouped one joins every incident it lists. A line that names no key falls back on its
     source/region. Returns the notifications that fit no incident."""
+    notes = [r for r in records if r.event.startswith("notification.")]
+    # alerts/ names one notification by id: its `queued`/`sent` lines carry the lead alert's
+    # key and one `grouped` line per other member, so the id gathers every key it told about
+    told: dict[str, set] = {}
+    for record in notes:
+        if isinstance(record.get("notification"), str):
+            told.setdefault(record.get("notification"), set()).update(notification_keys(dict(record.fields)))
     loose = []
-    for record in records:
-        if not record.event.startswith("notification."):
-            continue
-        pools = [[i for i in incidents if key in i.keys] for key in notification_keys(dict(record.fields))]
+    for record in notes:
+        keys = notification_keys(dict(record.fields)) | told.get(record.get("notification"), set())
+        pools = [[i for i in incidents if key in i.keys] for key in keys]
         if not pools and isinstance(record.get("source"), str):
             region = record.get("region")
             pools = [[i for i in incidents if i.source == record.get("source")
