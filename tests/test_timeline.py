@@ -339,6 +339,21 @@ def test_unwritable_output_is_a_runtime_failure(tmp_path):
     assert cli(str(NIGHT), "--out", str(blocker / "report.md")) == 1
 
 
+def test_write_report_reads_the_rotated_siblings_of_the_live_file(tmp_path):
+    all_lines = lines()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with gzip.open(logs / "countwatch.log.1.gz", "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(all_lines[:60]) + "\n")
+    (logs / "countwatch.log").write_text("\n".join(all_lines[60:]) + "\n", encoding="utf-8")
+    (logs / "countwatch.log.old-notes").write_text("not a rotation\n", encoding="utf-8")
+    write_report([logs / "countwatch.log"], tmp_path / "out")
+    data = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert [Path(f).name for f in data["read"]["files"]] == ["countwatch.log.1.gz", "countwatch.log"]
+    assert data["read"]["records"] == len(all_lines) - 3
+    assert data["incidents"][0]["started"]["utc"] == "2018-06-27T14:20:00Z"
+
+
 def test_write_report_writes_every_format_and_returns_the_markdown(tmp_path):
     main = write_report([NIGHT], tmp_path / "out")
     assert main == str(tmp_path / "out" / "report.md")

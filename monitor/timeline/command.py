@@ -15,7 +15,7 @@ from .clocks import align, estimate_offsets
 from .fmt import duration
 from .html import render_html
 from .polls import by_series, poll_points
-from .records import LogRecord, read_logs
+from .records import LogRecord, read_logs, with_rotated
 from .render import render_json, render_markdown
 
 DEFAULT_TIMEZONE = "Asia/Jakarta"   # KPU's WIB; DESIGN.md's [daemon] timezone default
@@ -98,10 +98,11 @@ def _chart(timeline: Timeline, path: Path, link_from: Path | None) -> dict:
 
 
 def write_report(log_files: list[Path], out_dir: Path) -> str:
-    """report.md (the main one, returned), report.html, report.json and timeline.png in out_dir."""
+    """report.md (the main one, returned), report.html, report.json and timeline.png in out_dir.
+    Each log file is read with its rotated siblings (the caller names the live file)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    timeline = review(log_files, ZoneInfo(DEFAULT_TIMEZONE))
+    timeline = review(with_rotated(log_files), ZoneInfo(DEFAULT_TIMEZONE))
     chart = _chart(timeline, out_dir / "timeline.png", out_dir)
     for fmt, name in (("md", "report.md"), ("html", "report.html"), ("json", "report.json")):
         (out_dir / name).write_text(render(timeline, fmt, chart), encoding="utf-8")

@@ -84,6 +84,18 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return unique
 
 
+def with_rotated(paths: list[Path]) -> list[Path]:
+    """Each file together with its rotated siblings (`x.log.1`, `x.log.2.gz`, ...): what a
+    caller holding only the live file's name (the demo) means by "the log"."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        out.append(path)
+        if path.parent.is_dir():
+            out.extend(p for p in path.parent.iterdir()
+                       if p != path and _ROTATED.match(str(p)).group("base") == str(path) and p.is_file())
+    return out
+
+
 def _age_key(path: Path) -> tuple:
     match = _ROTATED.match(str(path))
     base, number = match.group("base"), match.group("n")
