@@ -1,0 +1,152 @@
+"""Words and numbers for people: the one-sentence headline, the facts of an alert, times in
+the source's local zone beside UTC, durations, and Slack escaping. Shared by every notifier
+so the console, Slack and webhooks say the same thing."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo
+
+from monitor.model import parse_iso
+
+from .notification import Member, Notification
+
+CAUSE_PHRASES = {
+    "publisher_stopped": "the publisher appears to have stopped",
+    "count_stopped": "the count stopped advancing",
+    "outage": "the source cannot be reached",
+}
+MAX_LISTED = 8   # regions named in a headline before "and N more"
+
+
+def escape_slack(text: Any) -> str:
+    """Slack's three control characters, so source text cannot make mentions or links."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(max(seconds, 0)))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes:02d}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m {secs:02d}s" if secs else f"{minutes}m"
+    return f"{secs}s"
+
+
+def fmt_time(moment: datetime | None, zone: str) -> str:
+    """`2018-06-27 22:15 WIB (15:15 UTC)`; the UTC date is added when it differs."""
+    if moment is None:
+        return "-"
+    local = moment.astimezone(ZoneInfo(zone))
+    utc = moment.astimezone(timezone.utc)
+    utc_part = f"{utc:%H:%M} UTC" if utc.date() == local.date() else f"{utc:%Y-%m-%d %H:%M} UTC"
+    if zone == "UTC":
+        return f"{utc:%Y-%m-%d %H:%M} UTC"
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({utc_part})"
+
+
+def _moment(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else None
+    if isinstance(value, str):
+        try:
+            return parse_iso(value)
+        except ValueError:
+            return None
+    return None
+
+
+def region_label(member: Member) -> str:
+    details = member.event.details
+    name = details.get("region_name") or details.get("name")
+    return f"{member.event.region} ({name})" if name else member.event.region
+
+
+def _regions(members: Iterable[Member]) -> str:
+    labels = list(dict.fromkeys(region_label(m) for m in members))
+    shown = ", ".join(labels[:MAX_LISTED])
+    return shown + (f" and {len(labels) - MAX_LISTED} more" if len(labels) > MAX_LISTED else "")
+
+
+def headline(notification: Notification) -> str:
+    """What is wrong (or was), in one sentence."""
+    members = notification.members
+    if notification.status == "test":
+        return f"Test notification from countwatch ({notification.instance}) to receiver {notification.receiver}; no action needed."
+    if len(members) == 1:
+        event = members[0].event
+        text = event.summary or f"{event.rule} on {event.source} region {event.region}"
+    else:
+        regions = {m.event.region for m in members}
+        rules = sorted({m.event.rule for m in members})
+        phrase = CAUSE_PHRASES.get(notification.cause, notification.cause.replace("_", " "))
+        if len(regions) == 1:
+            text = f"{notification.source} region {_regions(members)}: {phrase} ({', '.join(rules)})"
+        else:
+            text = f"{notification.source}: {phrase} in {len(regions)} regions: {_regions(members)}"
+    if notification.status == "resolved":
+        began = min((m.event.since for m in members if m.event.since), default=notification.opened_at)
+        lasted = (notification.created_at - min(began, notification.opened_at)).total_seconds()
+        return f"Resolved after {fmt_duration(lasted)}: {text}"
+    return text
+
+
+def facts(member: Member, zone: str, now: datetime) -> list[tuple[str, str]]:
+    """The evidence of one alert as (label, value) pairs, in the order people read them."""
+    event = member.event
+    d = event.details
+    out: list[tuple[str, str]] = []
+    ratio = d.get("progress_ratio")
+    reported, stations = d.get("stations_reported"), d.get("stations")
+    if isinstance(ratio, (int, float)) or isinstance(reported, int):
+        text = f"{ratio * 100:.2f}%" if isinstance(ratio, (int, float)) else ""
+        if isinstance(reported, int) and isinstance(stations, int):
+            text = (text + " " if text else "") + f"({reported:,} of {stations:,} stations reported)"
+        out.append(("Progress", text))
+    last_advance = _moment(d.get("last_advance_at")) or (event.since if event.rule in ("stall", "region_stall") else None)
+    if last_advance is not None:
+        out.append(("Last advance", fmt_time(last_advance, zone)))
+    published = _moment(d.get("last_published_at"))
+    if published is not None:
+        out.append(("Source timestamp", fmt_time(published, zone)))
+    if member.change == "resolved" and event.since is not None:
+        out.append(("Lasted", fmt_duration((event.at - event.since).total_seconds())))
+    elif isinstance(d.get("stalled_seconds"), (int, float)):
+        stalled = d["stalled_seconds"] + max(0.0, (now - event.at).total_seconds())
+        out.append(("Stalled for", fmt_duration(stalled)))
+    elif event.since is not None and event.state != "observed":
+        out.append(("For", fmt_duration((now - event.since).total_seconds())))
+    if isinstance(d.get("threshold_seconds"), (int, float)):
+        text = f"warning after {fmt_duration(d['threshold_seconds'])}"
+        if isinstance(d.get("critical_seconds"), (int, float)):
+            text += f", critical after {fmt_duration(d['critical_seconds'])}"
+        if d.get("threshold_reason"):
+            text += f" ({d['threshold_reason']})"
+        out.append(("Threshold", text))
+    if isinstance(d.get("catch_up_stations"), int):
+        out.append(("Catch-up", f"+{d['catch_up_stations']:,} stations in one update"))
+    if d.get("failures") is not None:
+        out.append(("Failed polls", str(d["failures"])))
+    if d.get("error_classes"):
+        classes = d["error_classes"]
+        text = (", ".join(f"{k}: {v}" for k, v in classes.items()) if hasattr(classes, "items")
+                else ", ".join(map(str, classes)))
+        out.append(("Errors", text))
+    if d.get("last_error"):
+        out.append(("Last error", str(d["last_error"])))
+    return out
+
+
+def member_line(member: Member) -> str:
+    """`stall 32 (JAWA BARAT) warning: summary` for lists of members."""
+    event = member.event
+    change = {"first": "new", "escalated": "ESCALATED", "resolved": "resolved", "repeat": "still open",
+              "observed": "observed"}.get(member.change, member.change)
+    return f"{event.rule} {region_label(member)} [{event.severity}, {change}]: {event.summary}"

@@ -1,0 +1,180 @@
+"""Incidents: the alerts of one cause, per receiver, told as one story.
+
+An incident collects the alerts that share its group labels (by default source and cause: a
+stopped publisher's `stall` and `stale_source`, or four provinces stalling in one poll). Like
+Alertmanager, its first notification waits `group_wait` for the rest of the group to arrive,
+later changes wait `group_interval` after the previous notification (an escalation does not
+wait), and while anything is open it repeats every `repeat_interval`.
+
+`plan()` is the dedup stage: for each member it compares what is true now with what this
+receiver was last told, and names the reason to send (first, escalated, repeat, resolved,
+observed) or to skip (silenced, inhibited, resolved_before_notified, send_resolved_off).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from monitor.model import Event, iso_utc, parse_iso
+
+from .matching import severity_rank
+from .notification import Member, alert_key
+
+MAX_MEMBERS_PER_NOTIFICATION = 200   # a national freeze can stall thousands of regions at once
+
+
+@dataclass
+class MemberState:
+    event: Event                         # latest event of this alert
+    status: str                          # firing | resolved | observed
+    told_status: str | None = None       # what this receiver was last told: firing | resolved | observed
+    told_severity: str | None = None
+
+    def to_json(self) -> dict:
+        return {"event": self.event.to_json(), "status": self.status, "told_status": self.told_status,
+                "told_severity": self.told_severity}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "MemberState":
+        return cls(Event.from_json(data["event"]), data["status"], data.get("told_status"), data.get("told_severity"))
+
+
+@dataclass
+class Incident:
+    id: str
+    receiver: str
+    group: tuple[str, ...]
+    source: str
+    cause: str
+    opened_at: datetime
+    group_wait: float
+    group_interval: float
+    repeat_interval: float
+    members: dict[str, MemberState] = field(default_factory=dict)
+    first_sent_at: datetime | None = None
+    last_sent_at: datetime | None = None
+    due_at: datetime | None = None       # a flush is pending at this time
+    quiet_since: datetime | None = None  # a repeat found every member silenced: next check one interval on
+
+    # --- scheduling -----------------------------------------------------------------------
+    def schedule(self, now: datetime, urgent: bool = False) -> None:
+        if urgent:
+            due = now
+        elif self.last_sent_at is None:
+            due = self.opened_at + timedelta(seconds=self.group_wait)
+        else:
+            due = max(now, self.last_sent_at + timedelta(seconds=self.group_interval))
+        self.due_at = due if self.due_at is None else min(self.due_at, due)
+
+    def _repeat_at(self) -> datetime | None:
+        if self.last_sent_at is None:
+            return None
+        base = max(self.last_sent_at, self.quiet_since or self.last_sent_at)
+        return base + timedelta(seconds=self.repeat_interval)
+
+    def repeat_due(self, now: datetime) -> bool:
+        at = self._repeat_at()
+        return (at is not None and now >= at
+                and any(m.status == "firing" and m.told_status == "firing" for m in self.members.values()))
+
+    def next_wakeup(self) -> datetime | None:
+        times = [t for t in (self.due_at,) if t is not None]
+        if any(m.status == "firing" and m.told_status == "firing" for m in self.members.values()):
+            times.append(self._repeat_at())
+        return min((t for t in times if t is not None), default=None)
+
+    @property
+    def finished(self) -> bool:
+        """Nothing firing and nothing left to tell: the incident can close."""
+        return all(m.status != "firing" and not (m.status == "resolved" and m.told_status == "firing")
+                   for m in self.members.values())
+
+    def add(self, event: Event, status: str) -> MemberState:
+        key = alert_key(event)
+        member = self.members.get(key)
+        if member is None:
+            member = self.members[key] = MemberState(event, status)
+        else:
+            member.event, member.status = event, status
+        return member
+
+    # --- the dedup stage ------------------------------------------------------------------
+    def plan(self, now: datetime, suppressed: Callable[[MemberState], tuple[str, str] | None],
+             send_resolved: bool) -> tuple[list[tuple[MemberState, str]], list[tuple[MemberState, str, str]]]:
+        """-> (members to send with their change, members skipped with (reason, detail)).
+        Members that only ride along ("repeat") are included only when something else is sent."""
+        repeat = self.repeat_due(now)
+        changes: list[tuple[MemberState, str]] = []
+        riders: list[tuple[MemberState, str]] = []
+        skipped: list[tuple[MemberState, str, str]] = []
+        for member in self.members.values():
+            if member.status == "resolved":
+                if member.told_status != "firing":
+                    if member.told_status is None and member.event.state == "resolved":
+                        skipped.append((member, "resolved_before_notified", ""))
+                        member.told_status = "resolved"    # nothing to tell, ever
+                    continue
+                if not send_resolved:
+                    skipped.append((member, "send_resolved_off", ""))
+                    member.told_status = "resolved"
+                    continue
+                changes.append((member, "resolved"))
+                continue
+            if member.told_status == member.status == "observed":
+                continue
+            hold = suppressed(member)
+            if hold is not None:
+                if member.told_status is None or repeat or _rose(member):
+                    skipped.append((member, *hold))
+                if member.status == "observed":
+                    member.told_status = "observed"   # a point event is told once or not at all
+                continue
+            if member.status == "observed":
+                changes.append((member, "observed"))
+            elif member.told_status != "firing":
+                changes.append((member, "first"))
+            elif _rose(member):
+                changes.append((member, "escalated"))
+            else:
+                (changes if repeat else riders).append((member, "repeat"))
+        if not changes:
+            if repeat:
+                self.quiet_since = now
+            return [], skipped
+        chosen = (changes + riders)[:MAX_MEMBERS_PER_NOTIFICATION]
+        return chosen, skipped
+
+    def mark_told(self, chosen: list[tuple[MemberState, str]], now: datetime) -> None:
+        for member, change in chosen:
+            member.told_status = "resolved" if change == "resolved" else member.status
+            member.told_severity = member.event.severity
+        self.last_sent_at = now
+        self.first_sent_at = self.first_sent_at or now
+
+    # --- persistence ----------------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {"id": self.id, "receiver": self.receiver, "group": list(self.group), "source": self.source,
+                "cause": self.cause, "opened_at": iso_utc(self.opened_at), "group_wait": self.group_wait,
+                "group_interval": self.group_interval, "repeat_interval": self.repeat_interval,
+                "members": {k: m.to_json() for k, m in self.members.items()},
+                "first_sent_at": iso_utc(self.first_sent_at), "last_sent_at": iso_utc(self.last_sent_at),
+                "due_at": iso_utc(self.due_at), "quiet_since": iso_utc(self.quiet_since)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Incident":
+        return cls(id=data["id"], receiver=data["receiver"], group=tuple(data["group"]), source=data["source"],
+                   cause=data["cause"], opened_at=parse_iso(data["opened_at"]), group_wait=data["group_wait"],
+                   group_interval=data["group_interval"], repeat_interval=data["repeat_interval"],
+                   members={k: MemberState.from_json(m) for k, m in data["members"].items()},
+                   first_sent_at=parse_iso(data.get("first_sent_at")), last_sent_at=parse_iso(data.get("last_sent_at")),
+                   due_at=parse_iso(data.get("due_at")), quiet_since=parse_iso(data.get("quiet_since")))
+
+
+def _rose(member: MemberState) -> bool:
+    return (member.told_severity is not None
+            and severity_rank(member.event.severity) > severity_rank(member.told_severity))
+
+
+def members_for_notification(chosen: list[tuple[MemberState, str]]) -> tuple[Member, ...]:
+    return tuple(Member(m.event, change) for m, change in chosen)

@@ -1,0 +1,54 @@
+"""Slack's answers, classified: which are worth a retry, which mean the notification cannot
+be sent, and which mean the receiver itself is broken (so it is disabled, loudly).
+
+Webhook codes are from Slack's incoming-webhook error list (invalid_payload, action_prohibited,
+channel_not_found, channel_is_archived, no_service, invalid_token, rollup_error); Web API codes
+from its common errors (invalid_auth, token_revoked, ratelimited, ...).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..notification import NotifyError
+
+# The receiver's token, webhook or channel is gone or wrong: no notification will ever work.
+RECEIVER_BROKEN = frozenset({
+    "invalid_token", "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+    "no_permission", "missing_scope", "channel_not_found", "channel_is_archived", "is_archived",
+    "not_in_channel", "no_service", "no_team", "team_disabled", "action_prohibited",
+    "team_access_not_granted", "no_active_hooks", "org_login_required", "ekm_access_denied",
+})
+TRANSIENT = frozenset({"ratelimited", "rate_limited", "rollup_error", "internal_error", "fatal_error",
+                       "service_unavailable", "request_timeout"})
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after":
+            try:
+                return max(0.0, float(value[0] if isinstance(value, list) else value))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def classify(status: int, code: str, headers: Mapping[str, str] | None, what: str) -> NotifyError:
+    """One failed answer -> the NotifyError the pipeline acts on. `code` is Slack's error string
+    (short, never a secret); it is the only part of the answer that reaches a log."""
+    code = (code or "").strip()[:80] or f"http_{status}"
+    message = f"{what}: HTTP {status} {code}"
+    if status == 429 or code in ("ratelimited", "rate_limited"):
+        return NotifyError(message, retry_after=retry_after(headers) or 1.0)
+    if code in RECEIVER_BROKEN or status in (401, 403, 404, 410):
+        return NotifyError(message, disable_receiver=True)
+    if status >= 500 or code in TRANSIENT:
+        return NotifyError(message)
+    return NotifyError(message, permanent=True)
+
+
+def connection_error(exc: BaseException, what: str) -> NotifyError:
+    """Network trouble is transient. Only class names are kept: urllib's and requests' messages
+    can quote the URL, and a webhook URL is a credential."""
+    reason = getattr(exc, "reason", None)
+    detail = type(exc).__name__ + (f" ({type(reason).__name__})" if isinstance(reason, BaseException) else "")
+    return NotifyError(f"{what}: connection failed: {detail}")

@@ -1,0 +1,529 @@
+"""The alert pipeline: detector Events in, notifications out, through separate stages.
+
+    handle(events of one poll)
+      -> lifecycle (AlertBook: open / escalate / resolve, countwatch_alert_active)
+      -> routing (every matching route's receiver; info pages nobody unless a route asks)
+      -> grouping (Incident per receiver and cause; group_wait / group_interval / repeat)
+      -> suppression (silences, outage inhibits the stalls of its source) and dedup (plan)
+      -> outbox (SQLite row written in the same transaction as the state that caused it)
+      -> delivery (one worker per receiver, in order, backoff, Retry-After, disable on
+         permanent receiver errors) -> notifier.notify()
+
+Every decision is a log line (`notification.queued|grouped|silenced|skipped|sent|retry|failed`
+with receiver, alert_key and reason) and a row of alert_decisions. All times come from the
+injected clock; worker sleeps are divided by clock.speed. When the database fails the
+pipeline logs, counts countwatch_state_errors_total and carries on in memory (state.Mirror).
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import structlog
+
+from monitor.clock import Clock
+from monitor.config import Config
+from monitor.metrics import Metrics
+from monitor.model import Event, iso_utc
+
+from . import state
+from .config import RouteConfig
+from .grouping import Incident, MemberState, members_for_notification
+from .lifecycle import ESCALATED, LOWERED, NEW, OBSERVED, RESOLVED, UNCHANGED, UNKNOWN_RESOLVED, AlertBook, OpenAlert
+from .links import render_links
+from .matching import STOPPED_RULES, cause_of, labels_of, severity_rank
+from .mirror import Mirror
+from .notification import Notification, NotifyError, alert_key, overall_reason
+from .notifiers import build_notifier
+from .outbox import Outbox, OutboxRow, backoff
+from .silences import Silence, silenced_by
+
+log = structlog.get_logger("countwatch.alerts")
+
+RESULTS = ("sent", "failed", "retry", "silenced", "grouped", "disabled", "expired")
+RETENTION = timedelta(days=7)        # finished outbox rows and decisions kept for the record
+SILENCE_REFRESH_WALL_SECONDS = 1.0   # how often the workers re-read run-time silences
+MAX_WALL_SLEEP = 0.5                 # workers re-check at least this often (a ManualClock may move)
+
+
+class AlertPipeline:
+    def __init__(self, config: Config, metrics: Metrics, clock: Clock, db_path: Path | str, *, uri: bool = False):
+        self.config = config
+        self.alerting = config.alerting
+        self.metrics = metrics
+        self.clock = clock
+        self.routes: tuple[RouteConfig, ...] = self.alerting.effective_routes()
+        self.receivers = {r.name: r for r in self.alerting.receivers}
+        self.notifiers = {name: build_notifier(r, clock) for name, r in self.receivers.items()}
+        self._lock = threading.RLock()
+        self._send_locks = {name: threading.Lock() for name in self.receivers}
+        self._wakes = {name: threading.Event() for name in [*self.receivers, "__timers__"]}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.book = AlertBook()
+        self.incidents: dict[str, Incident] = {}
+        self.outbox = Outbox()
+        self.threads: dict[str, dict[str, str]] = {}      # incident -> its first Slack message
+        self.disabled: dict[str, str] = {}                # receiver -> the error that disabled it
+        self.recent_decisions: deque[dict] = deque(maxlen=1000)
+        self._silences: tuple[Silence, ...] = self.alerting.silences
+        self._silences_read_at = float("-inf")
+        self._last_prune: datetime | None = None
+        for name in self.receivers:
+            metrics.init_receiver(name, RESULTS)
+        self.mirror = Mirror(db_path, uri, metrics, self._snapshot_ops)
+        self._restore(self.mirror.load())
+        self._update_outbox_metrics(clock.now())
+
+    # --- start-up -----------------------------------------------------------------------
+    def _restore(self, loaded: dict | None) -> None:
+        if not loaded:
+            return
+        for row in loaded["open"]:
+            alert = OpenAlert.from_json(state_json(row["state"]))
+            self.book.open[alert.key] = alert
+            self._active(alert.event, 1)
+        for row in loaded["incidents"]:
+            incident = Incident.from_json(state_json(row["state"]))
+            if incident.receiver in self.receivers:
+                self.incidents[incident.id] = incident
+        for row in loaded["threads"]:
+            self.threads[row["incident"]] = {"channel": row["channel"], "ts": row["ts"]}
+        self.outbox = Outbox(next_seq=loaded["max_seq"] + 1)
+        for db_row in loaded["outbox"]:
+            row = OutboxRow.from_db(db_row)
+            if row.receiver not in self.receivers:
+                log.warning("notification.failed", receiver=row.receiver, alert_key=row.notification.alert_key,
+                            reason=row.notification.reason, notification=row.id,
+                            error="receiver no longer configured; left in the outbox")
+                continue
+            self.outbox.restore(row)
+            if row.possible_duplicate:
+                log.warning("notification.retry", receiver=row.receiver, alert_key=row.notification.alert_key,
+                            reason=row.notification.reason, notification=row.id,
+                            error="interrupted while sending; resent as a possible duplicate")
+        if self.outbox.pending():
+            log.info("alerts.restored", pending=len(self.outbox.pending()), open_alerts=len(self.book.open),
+                     incidents=len(self.incidents))
+
+    # --- stage 1-4: events to incidents ---------------------------------------------------
+    def handle(self, events: list[Event]) -> None:
+        """The events of one poll. Never raises into the poll job."""
+        if not events:
+            return
+        try:
+            with self._lock:
+                now = self.clock.now()
+                ops: list[state.Op] = []
+                touched: set[str] = set()
+                for event in events:
+                    self._apply(event, now, ops, touched)
+                self._flush_due(now, ops, touched)
+                self.mirror.commit(ops, "alerts.write")
+                self._update_outbox_metrics(now)
+        except Exception:
+            log.error("alerts.error", stage="handle", exc_info=True)
+            return
+        self._wake_all()
+
+    def _apply(self, event: Event, now: datetime, ops: list, touched: set[str]) -> None:
+        transition, before = self.book.apply(event)
+        key = alert_key(event)
+        if transition == NEW:
+            self._active(event, 1)
+        elif transition in (ESCALATED, LOWERED):
+            self._active(before.event, 0)
+            self._active(event, 1)
+        elif transition == RESOLVED:
+            self._active(before.event, 0)
+        if transition in (NEW, ESCALATED, LOWERED, UNCHANGED):
+            ops.append(state.put_open(key, self.book.open[key].to_json(), iso_utc(now)))
+        elif transition == RESOLVED:
+            ops.append(state.delete_open(key))
+        if transition == UNKNOWN_RESOLVED:
+            log.debug("notification.skipped", receiver="-", alert_key=key, reason="resolved_but_not_open")
+            return
+        holding = [i for i in self.incidents.values() if key in i.members]
+        if transition == RESOLVED:
+            for incident in holding:
+                incident.add(event, "resolved")
+                incident.schedule(now)
+                touched.add(incident.id)
+            return
+        if transition in (UNCHANGED, LOWERED):
+            for incident in holding:   # fresher details for the next repeat; nothing to tell now
+                incident.add(event, "firing")
+                touched.add(incident.id)
+            return
+        status = "observed" if transition == OBSERVED else "firing"
+        routed = self._route(event)
+        if not routed:
+            self._decide(ops, now, "-", key, "skipped", "no_route", None, None,
+                         f"severity {event.severity} matched no route", level="debug")
+        for receiver, route in routed:
+            incident = self._incident_for(receiver, route, event, now)
+            incident.add(event, status)
+            incident.schedule(now, urgent=transition == ESCALATED)
+            touched.add(incident.id)
+
+    def _route(self, event: Event) -> list[tuple[str, RouteConfig]]:
+        """Every matching route's receiver, once (the first matching route's timers apply)."""
+        labels = labels_of(event)
+        out: dict[str, RouteConfig] = {}
+        for route in self.routes:
+            if (route.receiver not in out and severity_rank(event.severity) >= severity_rank(route.min_severity)
+                    and route.match.matches(labels)):
+                out[route.receiver] = route
+        return list(out.items())
+
+    def _incident_for(self, receiver: str, route: RouteConfig, event: Event, now: datetime) -> Incident:
+        key = alert_key(event)
+        labels = labels_of(event)
+        group = tuple(labels[name] for name in self.alerting.group_by)
+        for incident in self.incidents.values():
+            if incident.receiver == receiver and key in incident.members:
+                return incident
+        for incident in self.incidents.values():
+            if incident.receiver == receiver and incident.group == group:
+                return incident
+        repeat = route.repeat_interval or self.alerting.repeat_interval
+        if self.receivers[receiver].kind == "alertmanager":
+            repeat = min(repeat, self.receivers[receiver].resend)   # Alertmanager wants re-posts
+        incident = Incident(
+            id=uuid.uuid4().hex[:12], receiver=receiver, group=group, source=event.source, cause=cause_of(event),
+            opened_at=now,
+            group_wait=self.alerting.group_wait if route.group_wait is None else route.group_wait,
+            group_interval=route.group_interval or self.alerting.group_interval, repeat_interval=repeat)
+        self.incidents[incident.id] = incident
+        return incident
+
+    # --- stage 5: flush incidents into the outbox ---------------------------------------------
+    def _flush_due(self, now: datetime, ops: list, touched: set[str], force: bool = False) -> None:
+        for incident in list(self.incidents.values()):
+            if incident.due_at is None and (incident.repeat_due(now) or self._needs_update(incident, now)):
+                incident.schedule(now)
+            if incident.due_at is not None and (force or incident.due_at <= now):
+                self._flush(incident, now, ops)
+                touched.add(incident.id)
+        for incident_id in touched:
+            incident = self.incidents.get(incident_id)
+            if incident is not None:
+                ops.append(state.put_incident(incident.id, incident.receiver, incident.to_json(), iso_utc(now)))
+
+    def _needs_update(self, incident: Incident, now: datetime) -> bool:
+        """A firing alert this receiver has not been told about (or not at its severity) that
+        is no longer silenced or inhibited: tell it now, as Alertmanager does when a silence ends."""
+        for member in incident.members.values():
+            if member.status != "firing":
+                continue
+            untold = member.told_status != "firing" or (
+                member.told_severity and severity_rank(member.event.severity) > severity_rank(member.told_severity))
+            if untold and self._suppressed(member, now) is None:
+                return True
+        return False
+
+    def _suppressed(self, member: MemberState, now: datetime) -> tuple[str, str] | None:
+        event = member.event
+        silence = silenced_by(self._silences, labels_of(event), now)
+        if silence is not None:
+            return "silenced", f"silence {silence.id}" + (f": {silence.comment}" if silence.comment else "")
+        if (self.alerting.inhibit_stall_during_outage and event.rule in STOPPED_RULES
+                and self.book.outage_open(event.source)):
+            return "inhibited", f"outage of source {event.source} is open"
+        return None
+
+    def _flush(self, incident: Incident, now: datetime, ops: list) -> None:
+        receiver = self.receivers[incident.receiver]
+        chosen, skipped = incident.plan(now, lambda m: self._suppressed(m, now), receiver.send_resolved)
+        incident.due_at = None
+        for member, reason, detail in skipped:
+            action = "silenced" if reason in ("silenced", "inhibited") else "skipped"
+            self._decide(ops, now, receiver.name, alert_key(member.event), action, reason, incident.id, None, detail)
+        if chosen:
+            incident.mark_told(chosen, now)
+            changes = [change for _, change in chosen]
+            finished = incident.finished
+            status = ("observed" if all(c == "observed" for c in changes)
+                      else "resolved" if finished and "resolved" in changes else "firing")
+            members = members_for_notification(chosen)
+            notification = Notification(
+                id=uuid.uuid4().hex, receiver=receiver.name, reason=overall_reason(changes), status=status,
+                severity=max((m.event.severity for m in members), key=severity_rank), source=incident.source,
+                cause=incident.cause, incident=incident.id, members=members, created_at=now,
+                opened_at=incident.opened_at, timezone=self._zone(incident.source),
+                links=render_links(self.alerting.links, self.config, members[0].event, incident),
+                instance=self.config.instance)
+            row = self.outbox.new_row(notification)
+            ops.append(row.op())
+            self._decide(ops, now, receiver.name, notification.alert_key, "queued", notification.reason,
+                         incident.id, notification.id, f"{len(members)} alert(s), status {status}",
+                         members=len(members), status=status, severity=notification.severity)
+            for member in members[1:]:
+                self._decide(ops, now, receiver.name, member.key, "grouped", member.change, incident.id,
+                             notification.id, f"in the notification of {notification.alert_key}")
+                self.metrics.notifications.labels(receiver=receiver.name, result="grouped").inc()
+        if incident.finished:
+            del self.incidents[incident.id]
+            ops.append(state.delete_incident(incident.id))
+
+    def _zone(self, source: str) -> str:
+        try:
+            return self.config.source(source).timezone
+        except KeyError:
+            return self.config.timezone
+
+    # --- the record -------------------------------------------------------------------------
+    def _decide(self, ops: list, now: datetime, receiver: str, key: str, action: str, reason: str,
+                incident: str | None, notification: str | None, detail: str | None, level: str = "info",
+                **extra) -> None:
+        record = {"at": iso_utc(now), "receiver": receiver, "alert_key": key, "action": action, "reason": reason,
+                  "incident": incident, "notification": notification, "detail": detail}
+        self.recent_decisions.append(record)
+        if level != "debug":
+            ops.append(state.put_decision(**record))
+        if action == "silenced":
+            self.metrics.notifications.labels(receiver=receiver, result="silenced").inc()
+        fields = {"receiver": receiver, "alert_key": key, "reason": reason, "incident": incident,
+                  "notification": notification, "detail": detail, **extra}
+        getattr(log, level)(f"notification.{action}", **{k: v for k, v in fields.items() if v is not None})
+
+    # --- stage 6: delivery --------------------------------------------------------------------
+    def _deliver_next(self, receiver: str) -> tuple[str, datetime | None]:
+        """Try the head of one receiver's queue. -> ("acted", None) when a row was sent, failed,
+        expired or rescheduled; ("wait", due) / ("idle", None) / ("busy", None) otherwise."""
+        send_lock = self._send_locks[receiver]
+        if not send_lock.acquire(blocking=False):
+            return "busy", None
+        try:
+            with self._lock:
+                if receiver in self.disabled:
+                    return "idle", None
+                row = self.outbox.head(receiver)
+                if row is None:
+                    return "idle", None
+                now = self.clock.now()
+                if (now - row.created_at).total_seconds() >= self.alerting.give_up_after:
+                    self._finish(row, now, "expired", error=f"unsent after {self.alerting.give_up_after:g}s "
+                                                            f"({row.attempts} attempt(s); last error: {row.last_error})")
+                    return "acted", None
+                if row.due_at is not None and row.due_at > now:
+                    return "wait", row.due_at
+                row.status, row.attempts = "inflight", row.attempts + 1
+                self.mirror.commit([row.op()], "alerts.write")
+                notification = row.notification.with_thread(self.threads.get(row.notification.incident),
+                                                             row.possible_duplicate)
+            try:
+                receipt, error = self.notifiers[receiver].notify(notification), None
+            except NotifyError as exc:
+                receipt, error = None, exc
+            except Exception as exc:   # a notifier bug: class name only (messages may quote URLs)
+                receipt, error = None, NotifyError(f"unexpected {type(exc).__name__} in notifier")
+            with self._lock:
+                now = self.clock.now()
+                if error is None:
+                    self._sent(row, receipt, now)
+                elif error.disable_receiver:
+                    self._disable(row, error, now)
+                elif error.permanent:
+                    self._finish(row, now, "failed", error=error.message)
+                else:
+                    self._retry(row, error, now)
+                self._update_outbox_metrics(now)
+            return "acted", None
+        finally:
+            send_lock.release()
+
+    def _sent(self, row: OutboxRow, receipt, now: datetime) -> None:
+        ops = []
+        n = row.notification
+        if receipt and receipt.get("root") and receipt.get("ts"):
+            self.threads[n.incident] = {"channel": receipt["channel"], "ts": receipt["ts"]}
+            ops.append(state.put_thread(n.incident, n.receiver, receipt["channel"], receipt["ts"]))
+        self._finish(row, now, "sent", ops=ops)
+
+    def _finish(self, row: OutboxRow, now: datetime, status: str, error: str | None = None, ops=None) -> None:
+        row.status, row.last_error = status, error or row.last_error
+        if status == "sent":
+            row.sent_at = now
+        self.outbox.remove(row)
+        ops = list(ops or []) + [row.op()]
+        n = row.notification
+        action = "sent" if status == "sent" else "failed"
+        self._decide(ops, now, n.receiver, n.alert_key, action, n.reason if status != "expired" else "expired",
+                     n.incident, n.id, error, level="info" if status == "sent" else "error",
+                     attempts=row.attempts, possible_duplicate=row.possible_duplicate or None)
+        self.metrics.notifications.labels(receiver=n.receiver, result=status).inc()
+        self.mirror.commit(ops, "alerts.write")
+
+    def _retry(self, row: OutboxRow, error: NotifyError, now: datetime) -> None:
+        delay = backoff(row.attempts, self.alerting.retry_initial, self.alerting.retry_max, self.clock.speed,
+                        error.retry_after)
+        row.status, row.last_error, row.due_at = "pending", error.message, now + delay
+        n = row.notification
+        self.metrics.notifications.labels(receiver=n.receiver, result="retry").inc()
+        log.warning("notification.retry", receiver=n.receiver, alert_key=n.alert_key, reason=n.reason,
+                    notification=n.id, incident=n.incident, error=error.message, attempts=row.attempts,
+                    retry_at=iso_utc(row.due_at), retry_after=error.retry_after)
+        self.mirror.commit([row.op()], "alerts.write")
+
+    def _disable(self, row: OutboxRow, error: NotifyError, now: datetime) -> None:
+        """A broken receiver (bad token, channel or webhook gone) is switched off, loudly; its
+        notifications stay in the outbox for when the config is fixed and the daemon restarted."""
+        n = row.notification
+        self.disabled[n.receiver] = error.message
+        row.status, row.last_error = "pending", error.message
+        self.metrics.receiver_disabled.labels(receiver=n.receiver).set(1)
+        self.metrics.notifications.labels(receiver=n.receiver, result="disabled").inc()
+        log.error("receiver.disabled", receiver=n.receiver, error=error.message,
+                  consequence="no more sends to this receiver until the config is fixed and countwatch restarted; "
+                              "its notifications stay in the outbox")
+        log.error("notification.failed", receiver=n.receiver, alert_key=n.alert_key, reason=n.reason,
+                  notification=n.id, incident=n.incident, error=error.message, permanent=True)
+        self.mirror.commit([row.op()], "alerts.write")
+
+    # --- timers, silences, metrics --------------------------------------------------------------
+    def _timer_pass(self, force: bool = False, refresh: bool = False) -> datetime | None:
+        """Flush due incidents (all of them when forced), re-read silences, resync a failed
+        database. -> the next clock time a timer falls due."""
+        with self._lock:
+            now = self.clock.now()
+            self._refresh_silences(refresh)
+            self.mirror.resync_if_due()
+            ops: list[state.Op] = []
+            self._flush_due(now, ops, set(), force=force)
+            if self._last_prune is None or now - self._last_prune > timedelta(hours=6):
+                self._last_prune = now
+                ops += state.prune(iso_utc(now - RETENTION))
+            self.mirror.commit(ops, "alerts.write")
+            self._update_outbox_metrics(now)
+            times = [t for i in self.incidents.values() if (t := i.next_wakeup()) is not None]
+            return min(times) if times else None
+
+    def _refresh_silences(self, force: bool) -> None:
+        if not force and time.monotonic() - self._silences_read_at < SILENCE_REFRESH_WALL_SECONDS:
+            return
+        self._silences_read_at = time.monotonic()
+        runtime = self.mirror.silences()
+        if runtime is not None:
+            self._silences = self.alerting.silences + tuple(runtime)
+
+    def _update_outbox_metrics(self, now: datetime) -> None:
+        self.metrics.outbox_pending.set(len(self.outbox.pending()))
+        self.metrics.outbox_oldest_pending_age_seconds.set(self.outbox.oldest_age(now))
+
+    def _active(self, event: Event, value: int) -> None:
+        labels = dict(source=event.source, region=event.region, rule=event.rule, severity=event.severity)
+        if value:
+            self.metrics.alert_active.labels(**labels).set(1)
+        else:
+            try:
+                self.metrics.alert_active.remove(*labels.values())
+            except KeyError:
+                pass
+
+    def _snapshot_ops(self) -> list[state.Op]:
+        """Everything in memory as statements: how a database that failed is caught up."""
+        now = iso_utc(self.clock.now())
+        ops: list[state.Op] = [("DELETE FROM alert_open", ()), ("DELETE FROM alert_incidents", ())]
+        ops += [state.put_open(k, a.to_json(), now) for k, a in self.book.open.items()]
+        ops += [state.put_incident(i.id, i.receiver, i.to_json(), now) for i in self.incidents.values()]
+        ops += [state.put_thread(inc, "", t["channel"], t["ts"]) for inc, t in self.threads.items()]
+        ops += [row.op() for row in self.outbox.pending()]
+        return ops
+
+    # --- public: the daemon's interface ------------------------------------------------------
+    def tick(self) -> None:
+        """One synchronous pass: timers, then every receiver's due notifications."""
+        self._timer_pass(refresh=True)
+        for receiver in self.receivers:
+            while self._deliver_next(receiver)[0] == "acted":
+                pass
+
+    def drain(self, timeout_seconds: float) -> bool:
+        """Flush every pending group now and send what is queued; True when the outbox is empty
+        (disabled receivers keep theirs: False)."""
+        deadline = time.monotonic() + timeout_seconds
+        self._timer_pass(force=True, refresh=True)
+        while True:
+            for receiver in self.receivers:
+                while self._deliver_next(receiver)[0] == "acted":
+                    pass
+            with self._lock:
+                pending = self.outbox.pending()
+                if not pending:
+                    return True
+                if all(row.receiver in self.disabled for row in pending):
+                    return False
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stop.clear()
+        self._threads = [threading.Thread(target=self._timer_loop, name="alerts-timers", daemon=True)]
+        self._threads += [threading.Thread(target=self._delivery_loop, args=(name,), name=f"alerts-send-{name}",
+                                           daemon=True) for name in self.receivers]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout_seconds: float = 5) -> None:
+        self._stop.set()
+        self._wake_all()
+        deadline = time.monotonic() + timeout_seconds
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
+        self.mirror.close()
+
+    def records(self) -> dict[str, list[dict]]:
+        """The outbox and decisions as stored (tests, `countwatch timeline`)."""
+        return self.mirror.records()
+
+    # --- workers ----------------------------------------------------------------------------
+    def _wake_all(self) -> None:
+        for wake in self._wakes.values():
+            wake.set()
+
+    def _sleep_until(self, moment: datetime | None, wake: threading.Event) -> None:
+        wall = MAX_WALL_SLEEP
+        if moment is not None:
+            wall = min(wall, max(0.01, (moment - self.clock.now()).total_seconds() / self.clock.speed))
+        wake.wait(wall)
+        wake.clear()
+
+    def _timer_loop(self) -> None:
+        wake = self._wakes["__timers__"]
+        while not self._stop.is_set():
+            try:
+                next_at = self._timer_pass()
+            except Exception:
+                log.error("alerts.error", stage="timers", exc_info=True)
+                next_at = None
+            self._wake_senders()
+            self._sleep_until(next_at, wake)
+
+    def _wake_senders(self) -> None:
+        for name in self.receivers:
+            self._wakes[name].set()
+
+    def _delivery_loop(self, receiver: str) -> None:
+        wake = self._wakes[receiver]
+        while not self._stop.is_set():
+            try:
+                outcome, due = self._deliver_next(receiver)
+            except Exception:
+                log.error("alerts.error", stage="delivery", receiver=receiver, exc_info=True)
+                outcome, due = "idle", None
+            if outcome != "acted":
+                self._sleep_until(due, wake)
+
+
+def state_json(text: str) -> dict:
+    import json
+    return json.loads(text)
