@@ -1,0 +1,16 @@
+"""Detectors: small pure rules over a series' history, and the Judge that runs them.
+
+    from monitor.detectors import Judge, SeriesState
+    judge = Judge(config)
+    state = judge.restore(source, region, blob)      # blob from state.to_json(), or None
+    events = judge.observe(state, poll)
+
+docs/detection.md explains each rule, its thresholds and how they were evaluated.
+"""
+from .history import History, Reading, SeriesState
+from .judge import Judge
+from .options import RULES, DetectionOptions, parse_detection_options
+from .thresholds import Thresholds
+
+__all__ = ["DetectionOptions", "History", "Judge", "RULES", "Reading", "SeriesState", "Thresholds",
+           "parse_detection_options"]

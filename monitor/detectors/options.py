@@ -39,6 +39,7 @@ class DetectionOptions:
     # -- jump --
     jump_factor: float = 10.0                 # robust z (median/MAD of recent increments) of a jump
     jump_min_ratio: float = 5.0               # ...and at least this many times the median increment
+    jump_min_share: float = 0.001             # ...and at least this share of the series' stations (materiality)
     share_tolerance: float = 0.001            # vote-share shift allowed beyond what a batch can explain
     # -- consistency --
     max_votes_per_station: int = 300          # legal maximum voters per TPS (Pemilu 2019/2024; Pilkada 600)
@@ -105,7 +106,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "outage_failures": _count(1), "outage_window": _count(2), "outage_ratio": _number(0.0, 1.0, open_low=True),
     "outage_recovery": _count(1), "outage_critical": _duration,
     "latency_factor": _number(1.0, open_low=True), "latency_min": _duration,
-    "jump_factor": _number(0.0, open_low=True), "jump_min_ratio": _number(1.0),
+    "jump_factor": _number(0.0, open_low=True), "jump_min_ratio": _number(1.0), "jump_min_share": _number(0.0, 1.0),
     "share_tolerance": _number(0.0, 1.0),
     "max_votes_per_station": _count(1), "capacity_slack": _number(0.0, 10.0),
     "children_tolerance": _number(0.0, 1.0), "percent_tolerance": _number(0.0, 100.0),

@@ -1,0 +1,54 @@
+"""What every rule shares: the details each event on a snapshot carries, the series' label in
+summaries, and the open -> escalate -> resolve life cycle over the open alerts."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from ..model import Event
+from .history import History, Reading
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+def label(h: History) -> str:
+    name = h.snapshot.name if h.snapshot is not None and h.snapshot.name else None
+    return f"{h.source}/{h.region}" + (f" ({name})" if name else "")
+
+
+def reading_details(reading: Reading | None) -> dict[str, Any]:
+    """`stations`, `stations_reported`, `progress_ratio`: on every event about a snapshot,
+    so that a message can always say where the count stood."""
+    if reading is None:
+        return {"stations": None, "stations_reported": None, "progress_ratio": None}
+    ratio = reading.progress_ratio
+    return {"stations": reading.stations, "stations_reported": reading.stations_reported,
+            "progress_ratio": None if ratio is None else round(ratio, 6)}
+
+
+def event(h: History, now: datetime, rule: str, state: str, severity: str, summary: str,
+          since: datetime | None, details: Mapping[str, Any], region: str | None = None) -> Event:
+    return Event(at=now, rule=rule, state=state, severity=severity, source=h.source,
+                 region=region or h.region, summary=summary, since=since,
+                 details={**reading_details(h.current), **details})
+
+
+def lifecycle(h: History, now: datetime, key: str, rule: str, severity: str | None,
+              since: datetime | None, details: Mapping[str, Any], summaries: Mapping[str, str],
+              region: str | None = None) -> list[Event]:
+    """Transitions only (DESIGN.md: alert on transitions, never on every poll).
+
+    severity None means the condition is absent: an open alert resolves (keeping its
+    severity and since, so routing and the timeline pair it with its firing). A rise in
+    severity is an `escalated` event; a fall is not announced (the incident is still on)."""
+    opened = h.open_alerts.get(key)
+    if severity is None:
+        if opened is None:
+            return []
+        return [event(h, now, rule, "resolved", opened.severity, summaries["resolved"], opened.since,
+                      details, region)]
+    if opened is None:
+        return [event(h, now, rule, "firing", severity, summaries["firing"], since, details, region)]
+    if SEVERITY_RANK[severity] > SEVERITY_RANK[opened.severity]:
+        return [event(h, now, rule, "escalated", severity, summaries["escalated"], opened.since, details, region)]
+    return []

@@ -1,0 +1,176 @@
+"""Numbers that contradict themselves or the law, each its own rule.
+
+- `regression`: stations reported (or the source's timestamp) went down. It never happened in
+  the real 2024 count, so it is a warning. A growing *total* of stations (823,236 -> 823,378 on
+  6 March 2024) is not a regression.
+- `correction`: some candidate's votes went down. 295 of 648 real 2024 updates had one, so it
+  is `info` and must never page.
+- `over_capacity`: a TPS with more votes than its registered voters (plus the 2% reserve
+  ballots) or than the legal maximum per TPS; 0 or missing registered voters means unknown.
+- `inconsistent`: reported > total; candidates' sum != valid votes; children's votes not adding
+  up to the parent's; the published percentage disagreeing with reported/total.
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from ..model import Event, RegionCount
+from .base import event, label, lifecycle
+from .history import History
+from .options import DetectionOptions
+from .text import count, when
+
+MAX_LISTED = 10
+
+
+class RegressionRule:
+    name = "regression"
+
+    def __init__(self, options: DetectionOptions):
+        self.options = options
+
+    def __call__(self, h: History, now: datetime) -> list[Event]:
+        if not h.changed or h.previous is None or h.current is None:
+            return []
+        before, after = h.previous, h.current
+        events = []
+        if before.progress is not None and after.progress is not None and after.progress < before.progress:
+            unit = "stations reported" if after.stations_reported is not None else "percent"
+            details = {"kind": "stations", "before": before.progress, "after": after.progress,
+                       "decrease": before.progress - after.progress}
+            summary = (f"{label(h)} went backwards: {unit} fell from {count(before.progress)} to "
+                       f"{count(after.progress)} at {when(now, h.zone)}.")
+            events.append(event(h, now, "regression", "observed", "warning", summary, now, details))
+        if before.published_at and after.published_at and after.published_at < before.published_at:
+            details = {"kind": "timestamp", "before": before.published_at.isoformat(),
+                       "after": after.published_at.isoformat()}
+            summary = (f"{label(h)} served older data: its timestamp went back from "
+                       f"{when(before.published_at, h.zone)} to {when(after.published_at, h.zone)}.")
+            events.append(event(h, now, "regression", "observed", "warning", summary, now, details))
+        return events
+
+
+class CorrectionRule:
+    name = "correction"
+
+    def __init__(self, options: DetectionOptions):
+        self.options = options
+
+    def __call__(self, h: History, now: datetime) -> list[Event]:
+        if not h.changed or h.previous is None or h.current is None:
+            return []
+        before, after = h.previous.votes, h.current.votes
+        decreases = {c: after[c] - before[c] for c in before if c in after and after[c] < before[c]}
+        if not decreases:
+            return []
+        listed = ", ".join(f"{c} {count(d)}" for c, d in sorted(decreases.items()))
+        details = {"decreases": decreases, "total_decrease": -sum(decreases.values())}
+        summary = f"Votes corrected downwards at {label(h)} at {when(now, h.zone)}: {listed}."
+        return [event(h, now, "correction", "observed", "info", summary, now, details)]
+
+
+class OverCapacityRule:
+    name = "over_capacity"
+
+    def __init__(self, options: DetectionOptions):
+        self.options = options
+
+    def __call__(self, h: History, now: datetime) -> list[Event]:
+        snapshot = h.snapshot
+        if snapshot is None or not (h.changed or "over_capacity" in h.open_alerts):
+            return []
+        offenders = []
+        own = self._check(h.region, sum(snapshot.votes.values()), snapshot.valid_votes, snapshot.invalid_votes,
+                          snapshot.registered_voters, snapshot.stations)
+        if own:
+            offenders.append(own)
+        for code, child in snapshot.children.items():
+            found = self._check(code, sum(child.votes.values()), None, None, child.registered_voters, child.stations)
+            if found:
+                offenders.append(found)
+        details: dict[str, Any] = {"offenders": offenders[:MAX_LISTED], "offender_count": len(offenders),
+                                   "max_votes_per_station": self.options.max_votes_per_station}
+        if offenders:
+            worst = max(offenders, key=lambda o: o["votes"] / max(o["limit"], 1))
+            more = f" (and {len(offenders) - 1} more)" if len(offenders) > 1 else ""
+            firing = (f"Over capacity at {label(h)}: {worst['region']} shows {count(worst['votes'])} votes "
+                      f"where at most {count(worst['limit'])} are possible ({worst['why']}){more}.")
+        else:
+            firing = ""
+        resolved = f"No more votes above capacity at {label(h)}."
+        return lifecycle(h, now, "over_capacity", "over_capacity", "warning" if offenders else None, now,
+                         details, {"firing": firing, "resolved": resolved})
+
+    def _check(self, region: str, candidates: int, valid: int | None, invalid: int | None,
+               registered: int | None, stations: int | None) -> dict | None:
+        o = self.options
+        votes = max(candidates, (valid or 0) + (invalid or 0))
+        limits = []
+        if registered:
+            # Registered voters 0 or missing is an unread form, not an empty TPS.
+            limits.append((math.ceil(registered * (1 + o.capacity_slack)), f"{count(registered)} registered voters"))
+        if stations:
+            limits.append((math.ceil(stations * o.max_votes_per_station * (1 + o.capacity_slack)),
+                           f"{count(stations)} TPS of at most {o.max_votes_per_station} voters"))
+        for limit, why in limits:
+            if votes > limit:
+                return {"region": region, "votes": votes, "limit": limit, "why": why}
+        return None
+
+
+class InconsistentRule:
+    name = "inconsistent"
+
+    def __init__(self, options: DetectionOptions):
+        self.options = options
+
+    def __call__(self, h: History, now: datetime) -> list[Event]:
+        snapshot = h.snapshot
+        if snapshot is None or not (h.changed or "inconsistent" in h.open_alerts):
+            return []
+        problems = self.problems(snapshot)
+        details = {"checks": problems}
+        firing = f"Inconsistent numbers at {label(h)}: " + "; ".join(p["message"] for p in problems[:3]) + "."
+        resolved = f"The numbers at {label(h)} agree again."
+        return lifecycle(h, now, "inconsistent", "inconsistent", "warning" if problems else None, now,
+                         details, {"firing": firing, "resolved": resolved})
+
+    def problems(self, s) -> list[dict]:
+        o = self.options
+        found: list[dict] = []
+        if s.stations is not None and s.stations_reported is not None and s.stations_reported > s.stations:
+            found.append({"check": "reported_over_total",
+                          "message": f"{count(s.stations_reported)} stations reported of {count(s.stations)}"})
+        if s.valid_votes is not None and s.votes and sum(s.votes.values()) != s.valid_votes:
+            found.append({"check": "candidates_vs_valid",
+                          "message": f"candidates add up to {count(sum(s.votes.values()))}, valid votes {count(s.valid_votes)}"})
+        if s.percent is not None and s.stations and s.stations_reported is not None:
+            computed = 100 * s.stations_reported / s.stations
+            if abs(computed - s.percent) > o.percent_tolerance:
+                found.append({"check": "percent_vs_progress",
+                              "message": f"published {s.percent:.2f}% but {count(s.stations_reported)}/"
+                                         f"{count(s.stations)} is {computed:.2f}%"})
+        found += self._children(s.votes, s.children, s.stations, s.stations_reported)
+        return found
+
+    def _children(self, votes, children: dict[str, RegionCount], stations, reported) -> list[dict]:
+        if not children or not votes:
+            return []
+        rows = list(children.values())
+        found = []
+        # Only a complete table can be added up: one child with nothing known proves nothing.
+        if all(row.votes for row in rows):
+            for candidate, total in votes.items():
+                summed = sum(row.votes.get(candidate, 0) for row in rows)
+                if abs(summed - total) > max(self.options.children_tolerance * total, 1):
+                    found.append({"check": "children_vs_parent", "candidate": candidate,
+                                  "message": f"children add up to {count(summed)} votes for {candidate}, "
+                                             f"the parent shows {count(total)}"})
+        if reported is not None and all(row.stations_reported is not None for row in rows):
+            summed = sum(row.stations_reported for row in rows)
+            if summed != reported:
+                found.append({"check": "children_stations",
+                              "message": f"children report {count(summed)} stations, the parent {count(reported)}"})
+        return found

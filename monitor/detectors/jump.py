@@ -1,0 +1,119 @@
+"""`jump`: an update whose increment lies far outside the recent ones, or whose vote shares
+moved more than its new stations can explain.
+
+Increments are judged per update with robust statistics (median and MAD of the recent
+increments), because a catch-up after a freeze is large per update yet ordinary per hour: the
++31,743 TPS of 19 Feb 2024 arrived after 35.5 hours, about 900 TPS/h, KPU's usual daytime pace.
+So an outlier that follows a stall is reported as a catch-up (info, the stall's resolution is
+the news), one that does not as a jump (warning), both with the rate per hour beside the usual.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from statistics import median
+
+from ..model import Event
+from .base import event, label
+from .history import History
+from .options import DetectionOptions
+from .text import count, duration
+
+MIN_STEPS = 6
+# Without any history, a catch-up is a batch of at least this share of all stations.
+CATCH_UP_SHARE = 0.001
+
+
+class JumpRule:
+    name = "jump"
+
+    def __init__(self, options: DetectionOptions):
+        self.options = options
+
+    def __call__(self, h: History, now: datetime) -> list[Event]:
+        events: list[Event] = []
+        if h.advance > 0 and h.previous is not None:
+            events += self._increment(h, now)
+        if h.changed and h.previous is not None and h.current is not None:
+            events += self._share_shift(h, now)
+        return events
+
+    def _increment(self, h: History, now: datetime) -> list[Event]:
+        o = self.options
+        increment = h.advance
+        steps = h.state.steps[:-1]            # the Judge appended this update's increment already
+        catch_up = "stall" in h.open_alerts or (h.advance_gap is not None and h.stall is not None
+                                                  and h.advance_gap >= h.stall.warning)
+        typical = median(steps) if steps else None
+        if typical is not None and len(steps) >= MIN_STEPS:
+            spread = 1.4826 * median(abs(s - typical) for s in steps)
+            scale = max(spread, 0.1 * typical, 1.0)
+            robust_z = (increment - typical) / scale
+            outlier = robust_z >= o.jump_factor and increment >= o.jump_min_ratio * typical
+            stations = h.current.stations
+            if stations and increment < o.jump_min_share * stations:
+                outlier = False               # +22 TPS of 823,236 is noise however unusual
+        else:
+            robust_z = None
+            stations = h.current.stations if h.current else None
+            outlier = catch_up and (increment >= CATCH_UP_SHARE * stations if stations else increment > 1)
+        if not outlier:
+            return []
+        # The source's clock dates a freeze that began before our first poll (19 Feb 2024).
+        gap = h.source_gap or h.advance_gap
+        rate = increment * 3600 / gap if gap else None
+        usual = self._usual_rate(h)
+        details = {
+            "kind": "stations", "increment": increment, "median_increment": typical,
+            "robust_z": None if robust_z is None else round(robust_z, 2),
+            "seconds_since_previous_advance": None if gap is None else round(gap, 3),
+            "rate_per_hour": None if rate is None else round(rate, 1),
+            "usual_rate_per_hour": None if usual is None else round(usual, 1),
+            "catch_up": catch_up,
+        }
+        unit = "TPS" if h.current.stations_reported is not None else "points"
+        usual_text = f" (usually {count(typical)} per update)" if typical is not None else ""
+        pace = f", {count(round(rate))}/h over the {duration(gap)} since the previous advance" if rate else ""
+        if catch_up:
+            details["stalled_seconds"] = None if gap is None else round(gap, 3)
+            summary = (f"Catch-up at {label(h)}: +{count(increment)} {unit} in one update after "
+                       f"{duration(gap or 0)} without progress{usual_text}{pace}.")
+            return [event(h, now, "jump", "observed", "info", summary, now - timedelta(seconds=gap or 0.0), details)]
+        summary = (f"Jump at {label(h)}: +{count(increment)} {unit} in one update{usual_text}{pace}, "
+                   f"{details['robust_z']} robust deviations above the recent increments.")
+        return [event(h, now, "jump", "observed", "warning", summary, now, details)]
+
+    def _usual_rate(self, h: History) -> float | None:
+        steps, gaps = h.state.steps[:-1], h.state.advance_gaps[:-1]
+        n = min(len(steps), len(gaps), 12)
+        if n < 3:
+            return None
+        seconds = sum(gaps[-n:])
+        return sum(steps[-n:]) * 3600 / seconds if seconds > 0 else None
+
+    def _share_shift(self, h: History, now: datetime) -> list[Event]:
+        before, after = h.previous.votes, h.current.votes
+        total_before, total_after = sum(before.values()), sum(after.values())
+        if total_before <= 0 or total_after <= 0 or set(before) != set(after):
+            return []
+        o = self.options
+        new_stations = None
+        if h.current.stations_reported is not None and h.previous.stations_reported is not None:
+            new_stations = max(0, h.current.stations_reported - h.previous.stations_reported)
+        removed = sum(max(0, before[c] - after[c]) for c in before)
+        added = sum(max(0, after[c] - before[c]) for c in before)
+        # What the batch can carry: every new station full for one candidate, plus whatever
+        # corrections took away. Votes beyond that arrived without stations to hold them.
+        capacity = added if new_stations is None else min(
+            added, new_stations * o.max_votes_per_station * (1 + o.capacity_slack))
+        allowed = (capacity + removed) / total_after + o.share_tolerance
+        shifts = {c: after[c] / total_after - before[c] / total_before for c in before}
+        worst = max(shifts, key=lambda c: abs(shifts[c]))
+        if abs(shifts[worst]) <= allowed:
+            return []
+        details = {"kind": "share_shift", "candidate": worst, "share_shift": round(shifts[worst], 6),
+                   "allowed_shift": round(allowed, 6), "new_stations": new_stations,
+                   "votes_added": added, "votes_removed": removed, "catch_up": False}
+        summary = (f"Vote shares at {label(h)} moved by {100 * shifts[worst]:+.2f} points for candidate {worst} "
+                   f"in one update, more than its {count(new_stations) if new_stations is not None else '?'} "
+                   f"new stations can explain (at most {100 * allowed:.2f}).")
+        return [event(h, now, "jump", "observed", "warning", summary, now, details)]

@@ -1,0 +1,156 @@
+"""`stall` (stations reported stopped advancing) and `stale_source` (the source's own timestamp
+stopped moving, or is already old on our first poll).
+
+Both are judged only on polls that worked: a failed poll is no evidence that the count moved
+or did not (that is `outage`). Their thresholds come from monitor.detectors.thresholds, learned
+per series; the Judge hands them in through History. The cause says which of the three
+situations on-call is in: the publisher stopped (timestamp and counts frozen), the pipeline is
+stuck (timestamp moving, counts frozen), or the site is down (`outage`).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..model import Event, iso_utc
+from .base import label, lifecycle
+from .history import History
+from .options import DetectionOptions
+from .text import count, duration, local_iso, percent, when
+
+
+def stall_cause(h: History, since: datetime) -> str:
+    """publisher_stopped when the source has published nothing new since progress stopped,
+    pipeline_stuck when its timestamp kept moving; unknown without a timestamp."""
+    current = h.current
+    if current is None or current.published_at is None:
+        return "count_stopped"
+    seen = h.state.pub_seen_at
+    return "publisher_stopped" if seen is None or seen <= since else "pipeline_stuck"
+
+
+class StallRule:
+    name = "stall"
+
+    def __init__(self, options: DetectionOptions):
+        self.options = options
+
+    def __call__(self, h: History, now: datetime) -> list[Event]:
+        current = h.current
+        if current is None or current.progress is None or h.stall is None:
+            return []
+        opened = h.open_alerts.get("stall")
+        if h.advance > 0:
+            if opened is None:
+                return []
+            stalled = (now - opened.since).total_seconds() if opened.since else None
+            details = self._details(h, now, opened.since) | {
+                "catch_up_stations": h.advance, "stalled_seconds": stalled}
+            summary = (f"Count at {label(h)} moving again after {duration(stalled or 0)} stalled: "
+                       f"{_amount(h.advance, current)} in one update, now {_standing(current)} "
+                       f"at {when(now, h.zone)}.")
+            return lifecycle(h, now, "stall", "stall", None, opened.since, details, {"resolved": summary})
+        if not h.poll.ok:
+            return []
+        if h.complete:
+            details = self._details(h, now, opened.since if opened else None) | {"resolution": "complete"}
+            summary = f"Count at {label(h)} is complete ({_standing(current)}): stall closed."
+            return lifecycle(h, now, "stall", "stall", None, None, details, {"resolved": summary})
+        since = h.state.last_advance_at or h.state.first_at
+        elapsed = (now - since).total_seconds()
+        thresholds = h.stall
+        severity = ("critical" if elapsed >= thresholds.critical else
+                    "warning" if elapsed >= thresholds.warning else None)
+        if severity is None or (opened is None and h.ancestor_stalled):
+            # Below threshold the open alert (if any) stays open until progress resumes; a
+            # child of a stalled parent is part of the parent's incident, not its own.
+            return []
+        details = self._details(h, now, since)
+        cause = details["cause"]
+        frozen = (f"and its own timestamp has not moved from {when(current.published_at, h.zone)}"
+                  if cause == "publisher_stopped" else
+                  f"though its timestamp moved on to {when(current.published_at, h.zone)}"
+                  if cause == "pipeline_stuck" else "")
+        what = "new polling stations" if current.stations_reported is not None else "progress"
+        firing = (f"No {what} at {label(h)} for {duration(elapsed)} (since {when(since, h.zone)}): "
+                  f"still {_standing(current)}{', ' + frozen if frozen else ''} — {thresholds.reason}.")
+        escalated = (f"Stall at {label(h)} is now critical: no {what} for {duration(elapsed)} "
+                     f"since {when(since, h.zone)}, still {_standing(current)}.")
+        return lifecycle(h, now, "stall", "stall", severity, since, details,
+                         {"firing": firing, "escalated": escalated})
+
+    @staticmethod
+    def _details(h: History, now: datetime, since: datetime | None) -> dict:
+        current = h.current
+        thresholds = h.stall
+        since = since or h.state.last_advance_at or h.state.first_at
+        return {
+            "last_published_at": local_iso(current.published_at, h.zone),
+            "last_advance_at": iso_utc(h.state.last_advance_at if h.advance <= 0 else since),
+            "stalled_seconds": round((now - since).total_seconds(), 3),
+            "threshold_seconds": round(thresholds.warning, 3),
+            "critical_seconds": round(thresholds.critical, 3),
+            "threshold_reason": thresholds.reason,
+            "cause": stall_cause(h, since),
+        }
+
+
+class StaleSourceRule:
+    name = "stale_source"
+
+    def __init__(self, options: DetectionOptions):
+        self.options = options
+
+    def __call__(self, h: History, now: datetime) -> list[Event]:
+        current = h.current
+        if not h.poll.ok or current is None or current.published_at is None or h.stale is None:
+            return []
+        opened = h.open_alerts.get("stale_source")
+        published = current.published_at
+        age = (now - published).total_seconds()
+        details = {
+            "last_published_at": local_iso(published, h.zone),
+            "age_seconds": round(age, 3),
+            "threshold_seconds": round(h.stale.warning, 3),
+            "critical_seconds": round(h.stale.critical, 3),
+            "threshold_reason": h.stale.reason,
+            "cause": self._cause(h),
+            "first_poll": h.state.first_at == now,
+        }
+        if h.new_publication or h.complete:
+            why = (f"published again at {when(published, h.zone)}" if h.new_publication
+                   else f"complete ({_standing(current)}), so an unchanging timestamp is expected")
+            stale_for = (now - opened.since).total_seconds() if opened and opened.since else 0.0
+            details["stale_seconds"] = round(stale_for, 3)
+            summary = f"{label(h)} {why}; its data had been stale for {duration(stale_for)}."
+            return lifecycle(h, now, "stale_source", "stale_source", None, None, details, {"resolved": summary})
+        severity = ("critical" if age >= h.stale.critical else "warning" if age >= h.stale.warning else None)
+        if severity is None or (opened is None and h.ancestor_stalled):
+            return []
+        first = " already" if details["first_poll"] else ""
+        firing = (f"{label(h)} serves stale data: its timestamp says {when(published, h.zone)}, "
+                  f"{duration(age)} old{first} at our poll of {when(now, h.zone)}, "
+                  f"with {_standing(current)} — {h.stale.reason}.")
+        escalated = (f"{label(h)} data is now {duration(age)} old (timestamp {when(published, h.zone)}), "
+                     f"{_standing(current)}.")
+        return lifecycle(h, now, "stale_source", "stale_source", severity, published, details,
+                         {"firing": firing, "escalated": escalated})
+
+    @staticmethod
+    def _cause(h: History) -> str:
+        state = h.state
+        # Counts that advanced after the timestamp froze mean only the timestamp is stuck.
+        if state.last_advance_at is not None and state.pub_seen_at is not None and state.last_advance_at > state.pub_seen_at:
+            return "timestamp_frozen"
+        return "publisher_stopped"
+
+
+def _standing(reading) -> str:
+    if reading.stations_reported is not None and reading.stations:
+        return f"{count(reading.stations_reported)} of {count(reading.stations)} TPS ({percent(reading.progress_ratio)})"
+    if reading.percent is not None:
+        return f"{reading.percent:.2f}%"
+    return "no count yet"
+
+
+def _amount(advance: float, reading) -> str:
+    return f"+{count(advance)} TPS" if reading.stations_reported is not None else f"+{advance:.2f} points"

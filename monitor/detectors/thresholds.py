@@ -1,0 +1,162 @@
+"""How long without an advance (or a new publication) is too long: learned from the series' own
+recent gaps, at a false-alarm budget (docs/detection.md, "Stall").
+
+Two models, chosen from the data:
+
+- **Cadence** (Sirekap: hourly at HH:00:15 WIB; Situng 2019: every 15 minutes). Publication gaps
+  sit on a lattice of period c. Counting in publications, an advance skips a publication with
+  probability s; a run of M skipped publications then has probability s**M, so the warning goes
+  off at the first M with s**M <= budget share ("one missed publication" when s is ~0), plus the
+  largest delay we have seen between a publication and our seeing it.
+- **Poisson-like** (a feed that updates whenever data arrives). For rate lambda the optimal
+  detector of a rate falling to zero (CUSUM) alarms after tau = ln(1 + lambda*ARL0)/lambda
+  without an event, ARL0 being the mean time between false alarms.
+
+Both estimate from recent gaps with robust statistics (medians, a long and a short window, the
+slower of the two so that an overnight slow-down raises the threshold before it bites), start
+from a prior, and are clamped to a floor and a ceiling. Everything here is a pure function.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import median
+from typing import Sequence
+
+from .options import DetectionOptions
+from .text import duration
+
+SHORT_WINDOW = 8          # recent gaps that let a slow-down show before the long window sees it
+PRIOR_SKIPS = 0.01        # pseudo-count of skipped publications: no history is not proof of none
+CRITICAL_BUDGET = 10.0    # critical: ten times rarer than a warning by chance
+MIN_CADENCE = 60.0        # below a minute a "cadence" is indistinguishable from a continuous feed
+ALIGNED_SHARE = 0.8       # share of gaps on the lattice that makes a source cadenced
+LAG_WINDOW = 12
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Seconds without progress (on our clock) before warning / critical, and why."""
+
+    warning: float
+    critical: float
+    reason: str
+    model: str                       # "prior" | "cadence" | "poisson"
+    cadence: float | None = None     # seconds between publications, when cadenced
+    missed_warning: int | None = None
+    missed_critical: int | None = None
+
+
+def detect_cadence(gaps: Sequence[float], jitter: float = 0.0) -> float | None:
+    """The lattice period of `gaps` (seconds), or None when they are not on one.
+
+    The smallest usual gap is the candidate (a quarter of the gaps or more are single
+    periods even when some publications are skipped); the cadence is accepted when most gaps
+    are whole multiples of it within the jitter."""
+    values = sorted(g for g in gaps if g > 0)
+    if len(values) < 4:
+        return None
+    candidate = values[len(values) // 4]
+    tol = max(10.0, 0.02 * candidate, jitter)
+    if candidate < MIN_CADENCE or tol > 0.1 * candidate:
+        return None
+    singles = [g for g in values if abs(g - candidate) <= tol]
+    period = median(singles)
+    aligned = sum(1 for g in values if round(g / period) >= 1 and abs(g - round(g / period) * period) <= tol)
+    return period if aligned >= ALIGNED_SHARE * len(values) else None
+
+
+def max_lag(lags: Sequence[float]) -> float | None:
+    """The longest usual delay between a publication and our poll that saw it; the single
+    largest is dropped once there are enough to call it an outlier."""
+    if not lags:
+        return None
+    ordered = sorted(lags)
+    return ordered[-2] if len(ordered) >= 6 else ordered[-1]
+
+
+def learn(gaps: Sequence[float], pub_gaps: Sequence[float], lags: Sequence[float], lag0: float | None,
+          poll_gap: float | None, options: DetectionOptions, *, what: str = "advance") -> Thresholds:
+    """Thresholds for the time since the last advance (`what="advance"`, gaps between advances)
+    or since the last publication (`what="publication"`, gaps between publications).
+
+    gaps: recent gaps between events (seconds, oldest first); pub_gaps: gaps between the
+    source's timestamps, which reveal a cadence; lags: recent delays from publication to our
+    seeing it; lag0: that delay for the event the clock runs from; poll_gap: our polling
+    interval."""
+    o = options
+    if len(gaps) < o.stall_min_gaps:
+        warning = _clamp(o.stall_prior, o.stall_floor, o.stall_ceiling)
+        critical = _clamp(2 * o.stall_prior, warning, o.critical_ceiling)
+        return Thresholds(warning, critical,
+                          f"too little history yet ({len(gaps)} {what} gaps): prior of {duration(o.stall_prior)}",
+                          "prior")
+    cadence = detect_cadence(pub_gaps) if len(pub_gaps) >= 4 else None
+    if cadence is None and not pub_gaps:
+        cadence = detect_cadence(gaps, jitter=1.5 * (poll_gap or 0.0))
+    if cadence is not None:
+        return _cadenced(gaps, cadence, lags, lag0, poll_gap, o, what)
+    return _poissonian(gaps, o, what)
+
+
+def _cadenced(gaps: Sequence[float], cadence: float, lags: Sequence[float], lag0: float | None,
+              poll_gap: float | None, o: DetectionOptions, what: str) -> Thresholds:
+    steps = [max(1, round(g / cadence)) for g in gaps]
+    short = steps[-SHORT_WINDOW:]
+    skip_long = (sum(steps) - len(steps) + PRIOR_SKIPS) / (sum(steps) + PRIOR_SKIPS)
+    skip_short = (sum(short) - len(short)) / sum(short)
+    skip = min(max(skip_long, skip_short), 0.999)
+    mean_gap = cadence * sum(steps) / len(steps)
+    budget = mean_gap / o.false_alarm_budget
+    missed_w = max(1, math.ceil(math.log(budget) / math.log(skip) - 1e-9))
+    missed_c = max(missed_w + 1, math.ceil(math.log(budget / CRITICAL_BUDGET) / math.log(skip) - 1e-9))
+    lag = max_lag(lags)
+    if lag is None:
+        lag = poll_gap or 0.0
+    # Publication j after the one the clock runs from is visible by P0 + j*c + lag; the clock
+    # started lag0 after P0. The margin absorbs the source's own jitter (HH:00:14..HH:00:19).
+    offset = lag - (lag0 if lag0 is not None and 0 <= lag0 <= lag else 0.0) + max(30.0, 0.02 * cadence)
+    warning = missed_w * cadence + offset
+    critical = missed_c * cadence + offset
+    noun = "missed publication" if missed_w == 1 else "missed publications"
+    skipped = "" if skip < 0.005 else (
+        f", {100 * skip:.0f}% of publications lately brought no new stations" if what == "advance"
+        else f", {100 * skip:.0f}% of expected publications lately did not come")
+    reason = f"{_every(cadence)} cadence{skipped}: {missed_w} {noun}"
+    return _finish(warning, critical, reason, "cadence", o, cadence, missed_w, missed_c)
+
+
+def _poissonian(gaps: Sequence[float], o: DetectionOptions, what: str) -> Thresholds:
+    # median/ln2 estimates an exponential's mean and ignores a stall or two among the gaps.
+    mean_long = median(gaps[-o.stall_window:]) / math.log(2)
+    short = gaps[-SHORT_WINDOW:]
+    mean_short = median(short) / math.log(2) if len(short) >= SHORT_WINDOW // 2 else 0.0
+    mean_gap = max(mean_long, mean_short, 1.0)
+    warning = mean_gap * math.log1p(o.false_alarm_budget / mean_gap)
+    critical = mean_gap * math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / mean_gap)
+    rate = 3600.0 / mean_gap
+    pace = f"{rate:.1f} {what}s/h" if rate >= 1 else f"one {what} per {duration(mean_gap)}"
+    reason = (f"irregular updates, about {pace}: a gap of {duration(warning)} happens by chance "
+              f"once in {duration(o.false_alarm_budget)}")
+    return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
+
+
+def _finish(warning: float, critical: float, reason: str, model: str, o: DetectionOptions,
+            cadence: float | None = None, missed_w: int | None = None, missed_c: int | None = None) -> Thresholds:
+    clamped_w = _clamp(warning, o.stall_floor, o.stall_ceiling)
+    if clamped_w != warning:
+        reason += f" (held to the {'floor' if clamped_w > warning else 'ceiling'} of {duration(clamped_w)})"
+    clamped_c = _clamp(critical, clamped_w, o.critical_ceiling)
+    return Thresholds(clamped_w, clamped_c, reason, model, cadence, missed_w, missed_c)
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
+
+
+def _every(seconds: float) -> str:
+    if abs(seconds - 3600) < 60:
+        return "hourly"
+    if abs(seconds - 86400) < 600:
+        return "daily"
+    return f"{duration(seconds)}"
