@@ -77,6 +77,7 @@ class AlertPipeline:
             metrics.init_receiver(name, RESULTS)
         self.mirror = Mirror(db_path, uri, metrics, self._snapshot_ops)
         self._restore(self.mirror.load())
+        self._refresh_silences(force=True)
         self._update_outbox_metrics(clock.now())
 
     # --- start-up -----------------------------------------------------------------------
@@ -118,6 +119,7 @@ class AlertPipeline:
         try:
             with self._lock:
                 now = self.clock.now()
+                self._refresh_silences(force=False)   # a `silence add` of a second ago counts
                 ops: list[state.Op] = []
                 touched: set[str] = set()
                 for event in events:
