@@ -42,6 +42,7 @@ MIRROR_KEEP = 64
 ANCESTOR_DEPTH = 8
 SPACING_WEIGHT = 0.3              # EWMA weight of a child's newest spacing (region_stall)
 POLL_GAP_WEIGHT = 0.2
+LATENCY_WEIGHT = 0.02
 
 Rule = Callable[[History, datetime], list[Event]]
 
@@ -146,9 +147,11 @@ class Judge:
             return facts
         if poll.latency_seconds is not None:
             _push(state.latencies, poll.latency_seconds, LATENCY_KEEP)
-            if "latency" not in state.open_alerts:
-                base = state.latency_base
-                state.latency_base = poll.latency_seconds if base is None else 0.95 * base + 0.05 * poll.latency_seconds
+            base = state.latency_base
+            # Winsorized: a slow spell moves the baseline by at most 2% of it per poll, so the
+            # degradation is seen before it becomes "normal" (and a lasting new normal still is).
+            state.latency_base = poll.latency_seconds if base is None else (
+                (1 - LATENCY_WEIGHT) * base + LATENCY_WEIGHT * min(poll.latency_seconds, 2 * base))
         snapshot = poll.snapshot
         previous = state.current
         if snapshot is None or (previous is not None and previous.same_content(snapshot)):

@@ -1,9 +1,9 @@
 """`outage` (our polls fail) and `latency` (they work, slowly).
 
 An outage opens on consecutive failures or on a failure share over a window of polls, so a
-site that fails every other poll is down too. It closes after a run of good polls whose
-required length doubles with every relapse inside the incident: a flapping site gives one
-incident, not one per flap. Failures are counted by class (DNS, connect, timeout, TLS, HTTP
+site that fails every other poll is down too. It closes after a run of good polls (whose
+required length doubles with every relapse inside the incident) once the window holds at most
+half the failures that open one: a flapping site gives one incident, not one per flap. Failures are counted by class (DNS, connect, timeout, TLS, HTTP
 403 / 4xx / 5xx, too large, invalid body, schema) because "timeouts" and "403 Forbidden" call
 for different people.
 """
@@ -47,7 +47,9 @@ class OutageRule:
         classes = ", ".join(f"{name} ×{n}" for name, n in sorted(state.error_classes.items(), key=lambda kv: -kv[1]))
         if opened is not None:
             if h.poll.ok:
-                if state.ok_streak < recovery_needed(state, o):
+                # Hysteresis: a run of good polls (doubled per relapse) and a window that has
+                # mostly forgotten the failures; a site failing every few polls stays one incident.
+                if state.ok_streak < recovery_needed(state, o) or in_window > int(o.outage_ratio * o.outage_window / 2):
                     return []
                 down = (now - opened.since).total_seconds() if opened.since else 0.0
                 details["downtime_seconds"] = round(down, 3)

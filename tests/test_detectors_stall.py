@@ -1,0 +1,221 @@
+"""stall and stale_source at their boundaries: just before, at and just after each threshold,
+with explicit times (the Judge's clock is the poll's `at`)."""
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+
+from monitor.config import parse_config
+from monitor.detectors import Judge
+from monitor.evaluation.builders import T0, WIB, at, cadenced, drive, failed, not_modified, ok
+from monitor.model import RegionCount
+
+HOURLY_WARNING = 3600 + 72.0      # one missed publication + the largest lag (45 s) - this lag (45 s) + 2% of c
+HOURLY_CRITICAL = 2 * 3600 + 72.0
+
+
+def hourly_history():
+    """13 hourly publications at HH:00:15, each +10 TPS, each seen 45 s later."""
+    judge, state, events = drive(cadenced(13))
+    assert events == []
+    return judge, state
+
+
+def last_seen(state):
+    return state.last_advance_at
+
+
+def same(state, when, source="src"):
+    """A poll at `when` that finds the same document again."""
+    current = state.current
+    return ok(when, current.stations_reported, current.stations, published=current.published_at,
+              votes=current.votes, source=source)
+
+
+def test_hourly_cadence_thresholds_are_one_and_two_missed_publications():
+    judge, state = hourly_history()
+    assert judge.stall_thresholds(state) == (HOURLY_WARNING, HOURLY_CRITICAL)
+    assert judge._stall(state, judge.options("src")).reason == "hourly cadence: 1 missed publication"
+
+
+@pytest.mark.parametrize("offset, fires", [(HOURLY_WARNING - 1, False), (HOURLY_WARNING, True),
+                                           (HOURLY_WARNING + 1, True)])
+def test_stall_warning_boundary(offset, fires):
+    judge, state = hourly_history()
+    events = judge.observe(state, same(state, last_seen(state) + timedelta(seconds=offset)))
+    stall = [e for e in events if e.rule == "stall"]
+    if not fires:
+        assert stall == []
+        return
+    assert [(e.state, e.severity) for e in stall] == [("firing", "warning")]
+    details = stall[0].details
+    assert stall[0].since == last_seen(state)
+    assert details["stalled_seconds"] == offset
+    assert details["threshold_seconds"] == HOURLY_WARNING
+    assert details["critical_seconds"] == HOURLY_CRITICAL
+    assert details["stations_reported"] == 620 and details["stations"] == 100_000
+    assert details["progress_ratio"] == pytest.approx(0.0062)
+    assert details["cause"] == "publisher_stopped"
+    assert details["last_published_at"] == "2024-02-20T19:00:15+07:00"
+    assert "19:01 WIB (12:01 UTC)" in stall[0].summary
+
+
+@pytest.mark.parametrize("offset, escalates", [(HOURLY_CRITICAL - 1, False), (HOURLY_CRITICAL, True)])
+def test_stall_critical_boundary_is_an_escalation(offset, escalates):
+    judge, state = hourly_history()
+    first = judge.observe(state, same(state, last_seen(state) + timedelta(seconds=HOURLY_WARNING)))
+    assert [e.state for e in first if e.rule == "stall"] == ["firing"]
+    assert judge.observe(state, same(state, last_seen(state) + timedelta(seconds=HOURLY_WARNING + 60))) == []
+    events = [e for e in judge.observe(state, same(state, last_seen(state) + timedelta(seconds=offset)))
+              if e.rule == "stall"]
+    if escalates:
+        assert [(e.state, e.severity) for e in events] == [("escalated", "critical")]
+        assert state.open_alerts["stall"].severity == "critical"
+    else:
+        assert events == []
+        assert state.open_alerts["stall"].severity == "warning"
+
+
+def test_stall_resolves_on_the_next_advance_with_the_catch_up():
+    judge, state = hourly_history()
+    stalled_from = last_seen(state)
+    judge.observe(state, same(state, stalled_from + timedelta(seconds=HOURLY_CRITICAL)))
+    resume = stalled_from + timedelta(hours=5)
+    events = judge.observe(state, ok(resume, 620 + 400, 100_000, published=(resume - timedelta(seconds=45)).astimezone(WIB)))
+    resolved = [e for e in events if e.rule == "stall"]
+    assert [(e.state, e.severity) for e in resolved] == [("resolved", "critical")]
+    assert resolved[0].details["catch_up_stations"] == 400
+    assert resolved[0].details["stalled_seconds"] == 5 * 3600
+    assert resolved[0].since == stalled_from
+    assert "stall" not in state.open_alerts
+    assert state.last_advance_at == resume
+
+
+def test_stale_source_fires_with_the_stall_as_one_incident():
+    judge, state = hourly_history()
+    published = state.current.published_at
+    # age = poll time - publication; the stale threshold is one missed publication + the max lag
+    # (45 s) + 2% of c: 3600 + 45 + 72 s after the publication, i.e. the stall's moment.
+    before = judge.observe(state, same(state, published + timedelta(seconds=3600 + 45 + 72 - 1)))
+    assert before == []
+    events = judge.observe(state, same(state, published + timedelta(seconds=3600 + 45 + 72)))
+    assert sorted((e.rule, e.state) for e in events) == [("stale_source", "firing"), ("stall", "firing")]
+    for event in events:
+        assert event.details["cause"] == "publisher_stopped"
+        assert event.details["members"] == ["stale_source", "stall"]
+
+
+def test_pipeline_stuck_is_a_stall_without_stale_source():
+    judge, state = hourly_history()
+    reported = state.current.stations_reported
+    events = []
+    for hour in range(1, 4):   # KPU keeps publishing hourly, the count does not move
+        published = state.current.published_at + timedelta(hours=1)
+        events += judge.observe(state, ok(published + timedelta(seconds=45), reported, 100_000, published=published))
+    stall = [e for e in events if e.rule == "stall"]
+    assert [e.state for e in stall] == ["firing", "escalated"]
+    assert stall[0].details["cause"] == "pipeline_stuck"
+    assert "members" not in stall[0].details
+    assert [e for e in events if e.rule == "stale_source"] == []
+
+
+def test_first_poll_of_old_data_is_stale_and_a_new_series_uses_the_prior():
+    published = T0 - timedelta(hours=26)
+    judge, state, events = drive([ok(T0, 500, published=published)])
+    stale = [e for e in events if e.rule == "stale_source"]
+    assert [(e.state, e.severity) for e in stale] == [("firing", "critical")]   # 26 h > 2 x 2 h prior
+    assert stale[0].since == published and stale[0].details["first_poll"] is True
+    # The stall clock of a series that never advanced starts at our first poll: prior 2 h.
+    assert judge.observe(state, ok(at(7199), 500, published=published)) == []
+    stall = [e for e in judge.observe(state, ok(at(7200), 500, published=published)) if e.rule == "stall"]
+    assert [(e.state, e.since) for e in stall] == [("firing", T0)]
+    assert "prior of 2h 00m" in stall[0].details["threshold_reason"]
+
+
+def poisson_history():
+    """49 advances without a source timestamp, gaps cycling 20..140 s."""
+    cycle = [20, 40, 60, 80, 100, 120, 140]
+    polls, t = [], 0.0
+    for i in range(49):
+        polls.append(ok(at(t), 100 + i, 100_000))
+        t += cycle[i % 7]
+    return drive(polls)
+
+
+def test_poisson_threshold_is_the_cusum_time_at_the_budget():
+    judge, state, events = poisson_history()
+    assert events == []
+    # Long window median 80 s, short window (last 8 gaps) median 90 s: the slower one wins.
+    mean_gap = 90 / math.log(2)
+    expected = mean_gap * math.log1p(30 * 86400 / mean_gap)
+    assert expected == pytest.approx(1285.6, abs=0.1)
+    warning, critical = judge.stall_thresholds(state)
+    assert warning == pytest.approx(expected)
+    # Critical: the same at a ten times rarer chance, but never less than 1.25 x the warning
+    # (ln grows slowly: ten times rarer is only 23% longer here).
+    assert mean_gap * math.log1p(10 * 30 * 86400 / mean_gap) == pytest.approx(1584.6, abs=0.1)
+    assert critical == pytest.approx(1.25 * expected)
+
+
+@pytest.mark.parametrize("delta, fires", [(-1.0, False), (0.0, True), (1.0, True)])
+def test_poisson_stall_boundary(delta, fires):
+    judge, state, _ = poisson_history()
+    warning, _ = judge.stall_thresholds(state)
+    when = state.last_advance_at + timedelta(seconds=warning + delta)
+    events = [e for e in judge.observe(state, not_modified(when)) if e.rule == "stall"]
+    assert [e.state for e in events] == (["firing"] if fires else [])
+
+
+def test_failed_polls_are_no_evidence_of_a_stall():
+    judge, state = hourly_history()
+    start = last_seen(state)
+    events = []
+    for minute in range(1, 200, 10):
+        events += judge.observe(state, failed(start + timedelta(minutes=minute), "http_5xx"))
+    assert [e for e in events if e.rule == "stall"] == []
+    # The third failure (minute 21) opens the outage, 20 min after the first: critical at once.
+    assert [(e.rule, e.state, e.severity, e.at) for e in events] == [
+        ("outage", "firing", "critical", start + timedelta(minutes=21))]
+    # The first poll that works again is evidence: the count has not moved for 3h 20m.
+    back = judge.observe(state, not_modified(start + timedelta(minutes=200)))
+    assert [(e.rule, e.state, e.severity) for e in back if e.rule == "stall"] == [("stall", "firing", "critical")]
+
+
+def test_a_finished_count_never_stalls():
+    polls = [ok(at(60 * i), 1000, 1000, published=T0) for i in range(24 * 60)]
+    _, state, events = drive(polls)
+    assert [e for e in events if e.rule in ("stall", "stale_source")] == []
+    assert Judge(None).stall_thresholds(state) is None
+
+
+def test_configured_final_state_closes_an_open_stall():
+    config = parse_config({"sources": [{"name": "src", "kind": "json", "url": "http://x/",
+                                        "mapping": {"reported": "a", "total": "b"}}],
+                           "detection": {"complete_ratio": 0.99}})
+    judge = Judge(config)
+    _, state, events = drive([ok(at(0), 900, 1000), ok(at(7200), 900, 1000)], judge=judge)
+    assert [e.state for e in events if e.rule == "stall"] == ["firing"]
+    events = judge.observe(state, ok(at(7300), 990, 1000))
+    assert [(e.rule, e.state) for e in events if e.rule == "stall"] == [("stall", "resolved")]
+
+
+def test_a_national_freeze_is_the_parents_stall_not_each_childs():
+    judge = Judge(None)
+    parent = judge.restore("src", "0", None)
+    child = judge.restore("src", "11", None)
+    kids = {"11": RegionCount(percent=50.0), "12": RegionCount(percent=60.0)}
+    judge.observe(parent, ok(at(0), 500, children=kids))
+    judge.observe(child, ok(at(1), 50, 100, region="11"))
+    parent_events = judge.observe(parent, ok(at(7200), 500, children=kids))
+    assert [(e.rule, e.state) for e in parent_events] == [("stall", "firing")]
+    assert judge.observe(child, ok(at(7201), 50, 100, region="11")) == []
+    assert judge.observe(child, ok(at(20000), 50, 100, region="11")) == []
+
+
+def test_an_older_poll_than_the_last_is_ignored():
+    judge, state = hourly_history()
+    before = state.to_json()
+    assert judge.observe(state, same(state, last_seen(state) - timedelta(minutes=30))) == []
+    assert state.to_json() == before
