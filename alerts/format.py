@@ -14,6 +14,8 @@ from .notification import Member, Notification
 CAUSE_PHRASES = {
     "publisher_stopped": "the publisher appears to have stopped",
     "count_stopped": "the count stopped advancing",
+    "region_stalled": "the count stopped advancing",
+    "pipeline_stuck": "the source's timestamp moves but its count does not",
     "outage": "the source cannot be reached",
 }
 MAX_LISTED = 8   # regions named in a headline before "and N more"
