@@ -127,6 +127,24 @@ def test_outage_incident_counts_only_the_send_that_got_through():
     assert outage.extra["catch_up"] is None            # the count resumed long after: the stall's story
 
 
+def test_length_runs_to_the_end_the_polls_saw_not_to_a_late_resolution(tmp_path):
+    # an outage detector with hysteresis resolves after a few good polls: 15:55, not 15:50
+    late = tmp_path / "late.log"
+    late.write_text(NIGHT.read_text(encoding="utf-8").replace(
+        '"event_at": "2018-06-27T15:50:00Z", "rule": "outage"', '"event_at": "2018-06-27T15:55:00Z", "rule": "outage"'),
+        encoding="utf-8")
+    outage = by_rules(review([late], WIB), "outage")
+    assert outage.resolved == at(15, 55)
+    assert outage.extra["ended"] == at(15, 50)          # the first ok poll after the failures
+    stall = by_rules(review([late], WIB), "stall", "stale_source")
+    assert stall.extra["ended"] == at(16, 40)           # the catch-up poll
+    out = tmp_path / "late.json"
+    assert cli(str(late), "--out", str(out)) == 0
+    second = json.loads(out.read_text())["incidents"][1]
+    assert (second["rules"], second["length_seconds"]) == (["outage"], 1200)
+    assert second["resolved"]["utc"] == "2018-06-27T15:55:00Z"
+
+
 def test_notifications_join_their_incident_by_key_and_id():
     stall = by_rules(review([NIGHT], WIB), "stall", "stale_source")
     assert [(n.event, n.get("reason")) for n in stall.notifications] == [

@@ -125,7 +125,27 @@ def _enrich(incident: inc.Incident, series_polls, spans: list[OutageSpan], grace
         resumed = None   # the count moved only after the incident was closed: not its catch-up
     extra["catch_up"] = resumed
     extra["outages"] = [s for s in spans if s.source == incident.source and s.overlaps(incident.started, span_end)]
+    extra["ended"] = _ended(incident, extra)
     extra["rows"] = _rows(incident)
+
+
+def _ended(incident: inc.Incident, extra: dict) -> datetime | None:
+    """When the condition itself ended, as the polls saw it: the catch-up poll of a stall, the
+    first ok poll after an outage's failures. The `resolved` event can come later (an outage
+    detector waits for a few good polls so a flapping site gives one incident); the review's
+    length runs to this moment. Falls back on `resolved` when the polls do not say."""
+    resolved = incident.resolved
+    if resolved is None or incident.point:
+        return resolved
+    rule = inc.family(incident.rules[0])
+    if rule == "stall" and extra.get("catch_up") is not None:
+        return min(resolved, extra["catch_up"][0].at)
+    if rule == "outage":
+        recoveries = [s.recovered for s in extra.get("outages", [])
+                      if s.region == incident.region and s.recovered is not None and s.recovered <= resolved]
+        if recoveries:
+            return max(recoveries)
+    return resolved
 
 
 def _rows(incident: inc.Incident) -> list[Row]:
@@ -207,17 +227,17 @@ def _context_row(record: LogRecord) -> Row:
 def summary_times(incident: inc.Incident, zone: tzinfo, end_of_log: datetime | None) -> dict[str, str]:
     """The summary table's cells of one incident (the same in every format)."""
     started, detected, notified, resolved = incident.started, incident.detected, incident.notified, incident.resolved
-    length = (resolved - started) if resolved else None
+    ended = incident.extra.get("ended", resolved)
     if incident.point:
         length_text, resolved_text = "— (seen once)", "— (seen once)"
     elif resolved:
-        length_text, resolved_text = duration(length), both(resolved, zone)
+        length_text, resolved_text = duration(ended - started), both(resolved, zone)
     else:
         length_text = f"≥ {duration(end_of_log - started)} (open at end of log)" if end_of_log else "open"
         resolved_text = "open"
     return {
         "started": both(started, zone), "detected": both(detected, zone), "notified": both(notified, zone),
-        "resolved": resolved_text,
+        "resolved": resolved_text, "ended": both(ended, zone) if ended and not incident.point else "—",
         "time_to_detect": duration(detected - started) if detected else "—",
         "time_to_notify": duration(notified - started) if notified else "—",
         "length": length_text,

@@ -68,7 +68,8 @@ def render_chart(timeline: Timeline, path: Path) -> dict[str, Any]:
     top.xaxis.set_major_locator(AutoDateLocator(tz=timezone.utc))
     top.xaxis.set_major_formatter(DateFormatter("%H:%M UTC", tz=timezone.utc))
     top.tick_params(labelsize=8)
-    figure.subplots_adjust(left=0.07, right=0.98, top=1 - 0.55 / (height / DPI), bottom=0.55 / (height / DPI) + 0.05,
+    # the legend sits right of the plot: inside, it hides the first hours and their markers
+    figure.subplots_adjust(left=0.07, right=0.80, top=1 - 0.55 / (height / DPI), bottom=0.55 / (height / DPI) + 0.05,
                            hspace=0.35)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,16 +102,17 @@ def _panel(axes, timeline: Timeline, source: str, region: str) -> None:
             axes.axvspan(span.start, span.end, color="#c03030", alpha=0.22, hatch="//", label=label)
     _markers(axes, timeline, source, region)
     axes.set_ylim(bottom=0, top=max(5.0, min(105.0, max((100 * p.ratio for p in polls), default=0) * 1.15)))
-    axes.legend(loc="upper left", fontsize=8, framealpha=0.85)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 
 
 def _markers(axes, timeline: Timeline, source: str, region: str) -> None:
-    """Detections ▼, notifications ●, resolutions ▲, point anomalies ◆, along the panel's top."""
+    """Detections ▼, notifications ●, resolutions ▲, point anomalies ◆, along the panel's top;
+    only the panel's own region (a source's hundred TPS-level alerts would bury its story)."""
     kinds = {"detected": ("v", "#c00000"), "notified": ("o", "#2060c0"), "resolved": ("^", "#208020"),
              "observed": ("D", "#7030a0")}
     moments: dict[str, list] = {k: [] for k in kinds}
     for incident in timeline.incidents:
-        if incident.source != source:
+        if (incident.source, incident.region) != (source, region):
             continue
         if incident.point:
             moments["observed"].append(incident.started)

@@ -5,7 +5,7 @@ each incident with its event-by-event rows, outage spans, observations, instance
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from .build import Row, Timeline, summary_times
@@ -18,8 +18,9 @@ DEFINITIONS = (
     "*Started*: when the condition began on our clock — for a stall, the poll that last saw the count "
     "advance (the detector's `since`); for an outage, the first failed poll. *Detected*: the first "
     "firing event. *Notified*: the first notification sent about it (resolution messages excluded). "
+    "*Resolved*: the resolved event (an outage waits for a few good polls, so it can follow the end). "
     "*Time to detect* and *time to notify* are measured from *started*; *length* runs from started to "
-    "resolved."
+    "the end as the polls saw it (a stall's catch-up poll, the first good poll after an outage)."
 )
 
 
@@ -32,7 +33,8 @@ def local_cell(moment: datetime, zone: tzinfo) -> str:
 
 
 def utc_cell(moment: datetime) -> str:
-    return utc_iso(moment) or ""
+    # whole seconds, like the local cell beside it (the JSON keeps the milliseconds)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def chart_markdown(chart: dict[str, Any]) -> str:
@@ -94,6 +96,8 @@ def _facts(incident: Incident, timeline: Timeline) -> list[str]:
         total = sum((s.end - s.start for s in extra["outages"]), start=timedelta(0))
         facts.append(f"Outage spans inside it: {len(extra['outages'])}, {duration(total)} of failed polls")
     if not incident.point:
+        if incident.resolved is not None:
+            facts.append(f"Over: {cells['ended']} (the first poll that saw it end)")
         facts.append(f"Resolved: {cells['resolved']} — length {cells['length']}")
     if extra.get("poll_interval"):
         facts.append(f"Poll interval: {duration(extra['poll_interval'])} (times above are as precise as one poll)")
@@ -172,14 +176,15 @@ def render_json(timeline: Timeline, chart: dict[str, Any]) -> str:
                                                   incident.resolved)
         resumed = incident.extra.get("catch_up")
         advance = incident.extra.get("last_advance")
+        ended = None if incident.point else incident.extra.get("ended")
         return {
             "id": incident.id, "rules": incident.rules, "source": incident.source, "region": incident.region,
             "severity": incident.severity, "started": _moment(started, zone), "detected": _moment(detected, zone),
             "notified": _moment(notified, zone), "resolved": _moment(resolved, zone),
-            "open": resolved is None, "point": incident.point,
+            "ended": _moment(ended, zone), "open": resolved is None, "point": incident.point,
             "time_to_detect_seconds": (detected - started).total_seconds() if detected else None,
             "time_to_notify_seconds": (notified - started).total_seconds() if notified else None,
-            "length_seconds": (resolved - started).total_seconds() if resolved else None,
+            "length_seconds": (ended - started).total_seconds() if ended else None,
             "last_advance": None if advance is None else {
                 **_moment(advance.at, zone), "instance": advance.instance,
                 "stations_reported": advance.stations_reported, "stations": advance.stations},
