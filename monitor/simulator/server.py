@@ -9,6 +9,7 @@ import hashlib
 import ipaddress
 import json
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
@@ -50,8 +51,9 @@ class SimulatorServer:
     """Serves `scenario` on `host:port` (port 0: a free one) at `clock`'s time.
 
     `hang_seconds` bounds how long a simulated timeout holds a connection (wall seconds): long
-    enough to outlast the client's read timeout, short enough to free the thread; a scripted
-    hang also ends when the scenario's outage phase does, and every hang ends on `stop()`."""
+    enough to outlast the client's read timeout, short enough to free the thread. A hang also
+    ends when the site stops hanging (then the held request gets its answer, late) and on
+    `stop()`."""
 
     def __init__(self, scenario: Scenario, clock: Clock, host: str = "127.0.0.1", port: int = 0,
                  hang_seconds: float = 5.0, cache_size: int = 2048):
@@ -66,6 +68,8 @@ class SimulatorServer:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._hanging = 0
+        self._hanging_lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -122,14 +126,37 @@ class SimulatorServer:
             return self._control(method, path[len("/_control/"):], dict(parse_qsl(url.query)))
         if method not in ("GET", "HEAD"):
             return _json(405, {"error": f"{method} not allowed"}, {"Allow": "GET, HEAD"})
-        now = self.clock.now()
-        outage = self.scenario.outage_at(now)
+        outage = self.scenario.outage_at(self.clock.now())
         if outage is not None:
             if outage.mode == "timeout":
                 return Response(0, hang=outage)
-            status = int(outage.mode)
-            return _html_error(status)
+            return _html_error(int(outage.mode))
         return self._document(path, headers)
+
+    @property
+    def hanging(self) -> int:
+        """Connections held by a simulated timeout right now."""
+        with self._hanging_lock:
+            return self._hanging
+
+    def hold(self) -> None:
+        """Hold the calling handler's connection as a hanging server would: until
+        `hang_seconds` have passed, the site stops hanging (the scripted phase ends, or
+        /_control/ok), or the server stops."""
+        with self._hanging_lock:
+            self._hanging += 1
+        try:
+            deadline = time.monotonic() + self.hang_seconds
+            while not self._stopping.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stopping.wait(min(0.05, remaining)):
+                    break
+                outage = self.scenario.outage_at(self.clock.now())
+                if outage is None or outage.mode != "timeout":
+                    break
+        finally:
+            with self._hanging_lock:
+                self._hanging -= 1
 
     def after_hang(self, method: str, target: str, headers: dict[str, str]) -> Response | None:
         """What a held connection gets once its hang is over: the answer, if the site is back
@@ -138,13 +165,6 @@ class SimulatorServer:
             return None
         response = self.respond(method, target, headers)
         return None if response.hang else response
-
-    def hang_seconds_for(self, outage: Outage) -> float:
-        seconds = self.hang_seconds
-        until_end = getattr(self.clock, "wall_seconds_until", None)
-        if outage.until is not None and until_end is not None:
-            seconds = min(seconds, until_end(outage.until) + 0.01)
-        return seconds
 
     def _document(self, path: str, headers: dict[str, str]) -> Response:
         publication = self.scenario.publication_at(self.clock.now())
@@ -230,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         response = sim.respond(method, self.path, headers)
         if response.hang is not None:
-            sim.stopping.wait(sim.hang_seconds_for(response.hang))
+            sim.hold()
             response = sim.after_hang(method, self.path, headers)
             if response is None:
                 self.close_connection = True    # the client has long given up; drop it
