@@ -15,7 +15,6 @@ millisecond is SPEED scenario milliseconds (on wall time the same slack is milli
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 from datetime import datetime, timedelta, timezone

@@ -130,7 +130,7 @@ def render_markdown(timeline: Timeline, chart: dict[str, Any]) -> str:
         out += ["", "None."]
     if timeline.outages:
         out += ["", "## Outage spans (runs of failed polls)", "",
-                f"| Source/region | Instance | From | Until | Length | Failed polls | Results |", "|---|---|---|---|---|---|---|"]
+                "| Source/region | Instance | From | Until | Length | Failed polls | Results |", "|---|---|---|---|---|---|---|"]
         for span in timeline.outages:
             until = both(span.recovered, zone) if span.recovered else f"still failing at {both(span.last_failed, zone)}"
             results = ", ".join(f"{k} ×{v}" for k, v in sorted(span.results.items()))
