@@ -97,6 +97,8 @@ class Incident:
             member = self.members[key] = MemberState(event, status)
         else:
             member.event, member.status = event, status
+            if status == "observed":
+                member.told_status = None      # a new point event: tell it, once
         return member
 
     # --- the dedup stage ------------------------------------------------------------------

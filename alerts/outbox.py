@@ -9,6 +9,7 @@ possible duplicate (the one window in which a crash can duplicate: docs/alerting
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -61,7 +62,6 @@ class OutboxRow:
 
 
 def _loads(text: str):
-    import json
     return json.loads(text)
 
 

@@ -6,8 +6,8 @@
       -> grouping (Incident per receiver and cause; group_wait / group_interval / repeat)
       -> suppression (silences, outage inhibits the stalls of its source) and dedup (plan)
       -> outbox (SQLite row written in the same transaction as the state that caused it)
-      -> delivery (one worker per receiver, in order, backoff, Retry-After, disable on
-         permanent receiver errors) -> notifier.notify()
+      -> delivery (alerts/delivery.py: one worker per receiver, in order, backoff,
+         Retry-After, disable on permanent receiver errors) -> notifier.notify()
 
 Every decision is a log line (`notification.queued|grouped|silenced|skipped|sent|retry|failed`
 with receiver, alert_key and reason) and a row of alert_decisions. All times come from the
@@ -16,6 +16,7 @@ pipeline logs, counts countwatch_state_errors_total and carries on in memory (st
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -32,14 +33,15 @@ from monitor.model import Event, iso_utc
 
 from . import state
 from .config import RouteConfig
+from .delivery import DeliveryStage
 from .grouping import Incident, MemberState, members_for_notification
 from .lifecycle import ESCALATED, LOWERED, NEW, OBSERVED, RESOLVED, UNCHANGED, UNKNOWN_RESOLVED, AlertBook, OpenAlert
 from .links import render_links
 from .matching import STOPPED_RULES, cause_of, labels_of, severity_rank
 from .mirror import Mirror
-from .notification import Notification, NotifyError, alert_key, overall_reason
+from .notification import Notification, alert_key, overall_reason
 from .notifiers import build_notifier
-from .outbox import Outbox, OutboxRow, backoff
+from .outbox import Outbox, OutboxRow
 from .silences import Silence, silenced_by
 
 log = structlog.get_logger("countwatch.alerts")
@@ -50,7 +52,7 @@ SILENCE_REFRESH_WALL_SECONDS = 1.0   # how often the workers re-read run-time si
 MAX_WALL_SLEEP = 0.5                 # workers re-check at least this often (a ManualClock may move)
 
 
-class AlertPipeline:
+class AlertPipeline(DeliveryStage):
     def __init__(self, config: Config, metrics: Metrics, clock: Clock, db_path: Path | str, *, uri: bool = False):
         self.config = config
         self.alerting = config.alerting
@@ -293,100 +295,6 @@ class AlertPipeline:
                   "notification": notification, "detail": detail, **extra}
         getattr(log, level)(f"notification.{action}", **{k: v for k, v in fields.items() if v is not None})
 
-    # --- stage 6: delivery --------------------------------------------------------------------
-    def _deliver_next(self, receiver: str) -> tuple[str, datetime | None]:
-        """Try the head of one receiver's queue. -> ("acted", None) when a row was sent, failed,
-        expired or rescheduled; ("wait", due) / ("idle", None) / ("busy", None) otherwise."""
-        send_lock = self._send_locks[receiver]
-        if not send_lock.acquire(blocking=False):
-            return "busy", None
-        try:
-            with self._lock:
-                if receiver in self.disabled:
-                    return "idle", None
-                row = self.outbox.head(receiver)
-                if row is None:
-                    return "idle", None
-                now = self.clock.now()
-                if (now - row.created_at).total_seconds() >= self.alerting.give_up_after:
-                    self._finish(row, now, "expired", error=f"unsent after {self.alerting.give_up_after:g}s "
-                                                            f"({row.attempts} attempt(s); last error: {row.last_error})")
-                    return "acted", None
-                if row.due_at is not None and row.due_at > now:
-                    return "wait", row.due_at
-                row.status, row.attempts = "inflight", row.attempts + 1
-                self.mirror.commit([row.op()], "alerts.write")
-                notification = row.notification.with_thread(self.threads.get(row.notification.incident),
-                                                             row.possible_duplicate)
-            try:
-                receipt, error = self.notifiers[receiver].notify(notification), None
-            except NotifyError as exc:
-                receipt, error = None, exc
-            except Exception as exc:   # a notifier bug: class name only (messages may quote URLs)
-                receipt, error = None, NotifyError(f"unexpected {type(exc).__name__} in notifier")
-            with self._lock:
-                now = self.clock.now()
-                if error is None:
-                    self._sent(row, receipt, now)
-                elif error.disable_receiver:
-                    self._disable(row, error, now)
-                elif error.permanent:
-                    self._finish(row, now, "failed", error=error.message)
-                else:
-                    self._retry(row, error, now)
-                self._update_outbox_metrics(now)
-            return "acted", None
-        finally:
-            send_lock.release()
-
-    def _sent(self, row: OutboxRow, receipt, now: datetime) -> None:
-        ops = []
-        n = row.notification
-        if receipt and receipt.get("root") and receipt.get("ts"):
-            self.threads[n.incident] = {"channel": receipt["channel"], "ts": receipt["ts"]}
-            ops.append(state.put_thread(n.incident, n.receiver, receipt["channel"], receipt["ts"]))
-        self._finish(row, now, "sent", ops=ops)
-
-    def _finish(self, row: OutboxRow, now: datetime, status: str, error: str | None = None, ops=None) -> None:
-        row.status, row.last_error = status, error or row.last_error
-        if status == "sent":
-            row.sent_at = now
-        self.outbox.remove(row)
-        ops = list(ops or []) + [row.op()]
-        n = row.notification
-        action = "sent" if status == "sent" else "failed"
-        self._decide(ops, now, n.receiver, n.alert_key, action, n.reason if status != "expired" else "expired",
-                     n.incident, n.id, error, level="info" if status == "sent" else "error",
-                     attempts=row.attempts, possible_duplicate=row.possible_duplicate or None)
-        self.metrics.notifications.labels(receiver=n.receiver, result=status).inc()
-        self.mirror.commit(ops, "alerts.write")
-
-    def _retry(self, row: OutboxRow, error: NotifyError, now: datetime) -> None:
-        delay = backoff(row.attempts, self.alerting.retry_initial, self.alerting.retry_max, self.clock.speed,
-                        error.retry_after)
-        row.status, row.last_error, row.due_at = "pending", error.message, now + delay
-        n = row.notification
-        self.metrics.notifications.labels(receiver=n.receiver, result="retry").inc()
-        log.warning("notification.retry", receiver=n.receiver, alert_key=n.alert_key, reason=n.reason,
-                    notification=n.id, incident=n.incident, error=error.message, attempts=row.attempts,
-                    retry_at=iso_utc(row.due_at), retry_after=error.retry_after)
-        self.mirror.commit([row.op()], "alerts.write")
-
-    def _disable(self, row: OutboxRow, error: NotifyError, now: datetime) -> None:
-        """A broken receiver (bad token, channel or webhook gone) is switched off, loudly; its
-        notifications stay in the outbox for when the config is fixed and the daemon restarted."""
-        n = row.notification
-        self.disabled[n.receiver] = error.message
-        row.status, row.last_error = "pending", error.message
-        self.metrics.receiver_disabled.labels(receiver=n.receiver).set(1)
-        self.metrics.notifications.labels(receiver=n.receiver, result="disabled").inc()
-        log.error("receiver.disabled", receiver=n.receiver, error=error.message,
-                  consequence="no more sends to this receiver until the config is fixed and countwatch restarted; "
-                              "its notifications stay in the outbox")
-        log.error("notification.failed", receiver=n.receiver, alert_key=n.alert_key, reason=n.reason,
-                  notification=n.id, incident=n.incident, error=error.message, permanent=True)
-        self.mirror.commit([row.op()], "alerts.write")
-
     # --- timers, silences, metrics --------------------------------------------------------------
     def _timer_pass(self, force: bool = False, refresh: bool = False) -> datetime | None:
         """Flush due incidents (all of them when forced), re-read silences, resync a failed
@@ -527,5 +435,4 @@ class AlertPipeline:
 
 
 def state_json(text: str) -> dict:
-    import json
     return json.loads(text)

@@ -1,0 +1,118 @@
+"""Stage 6 of the pipeline, delivery: the head of each receiver's outbox queue goes to its
+notifier, and the answer decides the row's fate: sent; retried later (exponential backoff, or
+the receiver's Retry-After in wall time); failed alone (a notification the receiver refuses);
+or the receiver disabled (its credentials or destination are gone), loudly.
+
+A mixin of AlertPipeline: it works on the pipeline's outbox, lock, mirror and metrics. At most
+one request per receiver is in flight (the send lock), which is what bounds a crash to at most
+one duplicate per receiver (docs/alerting.md).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+
+from monitor.model import iso_utc
+
+from . import state
+from .notification import NotifyError
+from .outbox import OutboxRow, backoff
+
+log = structlog.get_logger("countwatch.alerts")
+
+
+class DeliveryStage:
+    def _deliver_next(self, receiver: str) -> tuple[str, datetime | None]:
+        """Try the head of one receiver's queue. -> ("acted", None) when a row was sent, failed,
+        expired or rescheduled; ("wait", due) / ("idle", None) / ("busy", None) otherwise."""
+        send_lock = self._send_locks[receiver]
+        if not send_lock.acquire(blocking=False):
+            return "busy", None
+        try:
+            with self._lock:
+                if receiver in self.disabled:
+                    return "idle", None
+                row = self.outbox.head(receiver)
+                if row is None:
+                    return "idle", None
+                now = self.clock.now()
+                if (now - row.created_at).total_seconds() >= self.alerting.give_up_after:
+                    self._finish(row, now, "expired", error=f"unsent after {self.alerting.give_up_after:g}s "
+                                                            f"({row.attempts} attempt(s); last error: {row.last_error})")
+                    return "acted", None
+                if row.due_at is not None and row.due_at > now:
+                    return "wait", row.due_at
+                row.status, row.attempts = "inflight", row.attempts + 1
+                self.mirror.commit([row.op()], "alerts.write")
+                notification = row.notification.with_thread(self.threads.get(row.notification.incident),
+                                                             row.possible_duplicate)
+            try:
+                receipt, error = self.notifiers[receiver].notify(notification), None
+            except NotifyError as exc:
+                receipt, error = None, exc
+            except Exception as exc:   # a notifier bug: class name only (messages may quote URLs)
+                receipt, error = None, NotifyError(f"unexpected {type(exc).__name__} in notifier")
+            with self._lock:
+                now = self.clock.now()
+                if error is None:
+                    self._sent(row, receipt, now)
+                elif error.disable_receiver:
+                    self._disable(row, error, now)
+                elif error.permanent:
+                    self._finish(row, now, "failed", error=error.message)
+                else:
+                    self._retry(row, error, now)
+                self._update_outbox_metrics(now)
+            return "acted", None
+        finally:
+            send_lock.release()
+
+    def _sent(self, row: OutboxRow, receipt, now: datetime) -> None:
+        ops = []
+        n = row.notification
+        if receipt and receipt.get("root") and receipt.get("ts"):
+            self.threads[n.incident] = {"channel": receipt["channel"], "ts": receipt["ts"]}
+            ops.append(state.put_thread(n.incident, n.receiver, receipt["channel"], receipt["ts"]))
+        self._finish(row, now, "sent", ops=ops)
+
+    def _finish(self, row: OutboxRow, now: datetime, status: str, error: str | None = None, ops=None) -> None:
+        row.status, row.last_error = status, error or row.last_error
+        if status == "sent":
+            row.sent_at = now
+        self.outbox.remove(row)
+        ops = list(ops or []) + [row.op()]
+        n = row.notification
+        action = "sent" if status == "sent" else "failed"
+        self._decide(ops, now, n.receiver, n.alert_key, action, n.reason if status != "expired" else "expired",
+                     n.incident, n.id, error, level="info" if status == "sent" else "error",
+                     attempts=row.attempts, possible_duplicate=row.possible_duplicate or None)
+        self.metrics.notifications.labels(receiver=n.receiver, result=status).inc()
+        self.mirror.commit(ops, "alerts.write")
+
+    def _retry(self, row: OutboxRow, error: NotifyError, now: datetime) -> None:
+        delay = backoff(row.attempts, self.alerting.retry_initial, self.alerting.retry_max, self.clock.speed,
+                        error.retry_after)
+        row.status, row.last_error, row.due_at = "pending", error.message, now + delay
+        n = row.notification
+        self.metrics.notifications.labels(receiver=n.receiver, result="retry").inc()
+        log.warning("notification.retry", receiver=n.receiver, alert_key=n.alert_key, reason=n.reason,
+                    notification=n.id, incident=n.incident, error=error.message, attempts=row.attempts,
+                    retry_at=iso_utc(row.due_at), retry_after=error.retry_after)
+        self.mirror.commit([row.op()], "alerts.write")
+
+    def _disable(self, row: OutboxRow, error: NotifyError, now: datetime) -> None:
+        """A broken receiver (bad token, channel or webhook gone) is switched off, loudly; its
+        notifications stay in the outbox for when the config is fixed and the daemon restarted."""
+        n = row.notification
+        self.disabled[n.receiver] = error.message
+        row.status, row.last_error = "pending", error.message
+        self.metrics.receiver_disabled.labels(receiver=n.receiver).set(1)
+        self.metrics.notifications.labels(receiver=n.receiver, result="disabled").inc()
+        log.error("receiver.disabled", receiver=n.receiver, error=error.message,
+                  consequence="no more sends to this receiver until the config is fixed and countwatch restarted; "
+                              "its notifications stay in the outbox")
+        log.error("notification.failed", receiver=n.receiver, alert_key=n.alert_key, reason=n.reason,
+                  notification=n.id, incident=n.incident, error=error.message, permanent=True)
+        self.mirror.commit([row.op()], "alerts.write")
+
