@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import ipaddress
 import json
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -221,7 +222,18 @@ class SimulatorServer:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 overflows when the daemon's concurrent polls arrive
+    # while the GIL is busy (demo: both in one process); overflowing SYNs read as timeouts.
+    request_queue_size = 128
     simulator: SimulatorServer
+
+    def handle_error(self, request, client_address) -> None:
+        # socketserver prints tracebacks to stderr; a client hanging up is routine here.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("simulator.client_gone", error=type(exc).__name__)
+        else:
+            log.error("simulator.handler_failed", client=client_address[0], exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -255,14 +267,18 @@ class _Handler(BaseHTTPRequestHandler):
             if response is None:
                 self.close_connection = True    # the client has long given up; drop it
                 return
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        if response.status != 304:             # a 304 has no body and says nothing of its length
-            self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if method != "HEAD" and response.status != 304:
-            self.wfile.write(response.body)
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            if response.status != 304:             # a 304 has no body and says nothing of its length
+                self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if method != "HEAD" and response.status != 304:
+                self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            # A late answer to a client that timed out and left: what a hang is for.
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("simulator.request", line=format % args)
