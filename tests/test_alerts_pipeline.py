@@ -272,3 +272,13 @@ def test_event_for_an_unknown_source_and_unrouted_info_do_not_break_handle(tmp_p
     pipeline.tick()
     assert len(slack.accepted("webhook")) == 1
     assert "unknown source" in slack.accepted("webhook")[0].text
+
+
+def test_backoff_is_clock_time_but_retry_after_is_wall_time():
+    from alerts.outbox import backoff
+    # on wall time: 10 s, 20 s, 40 s, ... capped
+    assert [backoff(n, 10, 60, 1.0, None).total_seconds() for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 60, 60]
+    # at speed 720 Slack's "Retry-After: 30" is still 30 s of Slack's (wall) time: 6 h of scenario time
+    assert backoff(1, 10, 60, 720.0, 30).total_seconds() == 30 * 720
+    # and an accelerated clock never retries a real receiver sooner than once a wall second
+    assert backoff(1, 10, 60, 720.0, None).total_seconds() == 720
