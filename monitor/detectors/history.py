@@ -133,7 +133,7 @@ class SeriesState:
             out["cur"] = self.current.to_json()
         if self.high_water is not None:
             out["hw"] = self.high_water
-        if self.last_advance_at is not None:
+        if self.last_advance_at is not None or self.last_advance_published_at is not None:
             out["adv"] = [_epoch(self.last_advance_at), _epoch(self.last_advance_published_at)]
         for key, values in (("gaps", self.advance_gaps), ("steps", self.steps), ("pgaps", self.pub_gaps),
                             ("lags", self.lags), ("lat", self.latencies)):

@@ -1,0 +1,96 @@
+"""jump: robust outliers among increments, catch-ups after a stall, and vote-share shifts that
+new stations cannot explain."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from monitor.evaluation.builders import WIB, at, cadenced, drive, ok
+
+
+def steady(n=13, step=100, stations=1_000_000):
+    return drive(cadenced(n, step=step, stations=stations))
+
+
+def next_publication(state, increment, hours=1):
+    published = state.current.published_at + timedelta(hours=hours)
+    return ok(published + timedelta(seconds=45), state.current.stations_reported + increment,
+              state.current.stations, published=published)
+
+
+# Steps all 100: median 100, MAD 0 -> scale max(0, 10% of 100, 1) = 10. Robust z of an increment
+# x is (x - 100) / 10; a jump needs z >= 10 (x >= 200), x >= 5 x median (500) and x >= 0.1% of
+# the 1,000,000 stations (1,000): the materiality bound decides here.
+@pytest.mark.parametrize("increment, flagged", [(999, False), (1000, True), (5000, True)])
+def test_increment_boundary(increment, flagged):
+    judge, state, _ = steady()
+    events = [e for e in judge.observe(state, next_publication(state, increment)) if e.rule == "jump"]
+    if not flagged:
+        assert events == []
+        return
+    assert [(e.state, e.severity) for e in events] == [("observed", "warning")]
+    details = events[0].details
+    assert details["increment"] == increment and details["median_increment"] == 100
+    assert details["robust_z"] == pytest.approx((increment - 100) / 10)
+    assert details["catch_up"] is False
+    assert details["rate_per_hour"] == pytest.approx(increment)
+    assert details["usual_rate_per_hour"] == pytest.approx(100)
+
+
+def test_a_jump_after_a_stall_is_a_catch_up():
+    judge, state, _ = steady(stations=100_000)
+    frozen = state.last_advance_at
+    judge.observe(state, ok(frozen + timedelta(hours=3), 1700, 100_000, published=state.current.published_at))
+    assert "stall" in state.open_alerts
+    events = judge.observe(state, next_publication(state, 600, hours=6))
+    jump = [e for e in events if e.rule == "jump"]
+    assert [(e.severity, e.details["catch_up"]) for e in jump] == [("info", True)]
+    # Six hours of backlog at the usual 100/h: the size is unusual, the pace is not.
+    assert jump[0].details["rate_per_hour"] == pytest.approx(100)
+    assert jump[0].details["stalled_seconds"] == 6 * 3600
+    assert [(e.rule, e.details["catch_up_stations"]) for e in events if e.rule == "stall"] == [("stall", 600)]
+
+
+def test_catch_up_without_any_history_needs_a_material_batch():
+    published = at(0) - timedelta(hours=30)
+    polls = [ok(at(0), 5000, 823_236, published=published), ok(at(7200), 5000, 823_236, published=published)]
+    judge, state, events = drive(polls)
+    assert "stall" in state.open_alerts
+    small = judge.observe(state, ok(at(7300), 5000 + 823, 823_236, published=at(7250)))
+    assert [e for e in small if e.rule == "jump"] == []        # 823 < 0.1% of 823,236
+    judge, state, _ = drive(polls)
+    big = [e for e in judge.observe(state, ok(at(7300), 5000 + 824, 823_236, published=at(7250))) if e.rule == "jump"]
+    assert [(e.details["catch_up"], e.details["median_increment"]) for e in big] == [(True, None)]
+
+
+def votes(a, b, c):
+    return {"1": a, "2": b, "3": c}
+
+
+def test_vote_share_shift_beyond_what_new_stations_allow():
+    base = ok(at(0), 100, 1000, votes=votes(10_000, 10_000, 10_000))
+    # 2 new stations can carry at most 2 x 300 x 1.02 = 612 votes; 5,000 votes arrive.
+    shifted = ok(at(60), 102, 1000, votes=votes(15_000, 10_000, 10_000))
+    _, _, events = drive([base, shifted])
+    jump = [e for e in events if e.rule == "jump"]
+    assert len(jump) == 1 and jump[0].details["kind"] == "share_shift"
+    assert jump[0].details["candidate"] == "1"
+    assert jump[0].details["share_shift"] == pytest.approx(15_000 / 35_000 - 1 / 3, abs=1e-6)
+    assert jump[0].details["allowed_shift"] == pytest.approx(612 / 35_000 + 0.001, abs=1e-6)
+
+
+def test_vote_share_shift_within_the_batch_is_fine():
+    base = ok(at(0), 100, 1000, votes=votes(10_000, 10_000, 10_000))
+    # 20 new stations, 600 votes all for one candidate: a big shift, but possible.
+    fine = ok(at(60), 120, 1000, votes=votes(10_600, 10_000, 10_000))
+    _, _, events = drive([base, fine])
+    assert [e for e in events if e.rule == "jump"] == []
+
+
+def test_real_2024_corrections_move_shares_too_little_to_be_jumps():
+    # 31 Mar 2024, 21:00 WIB: +264 / +1,759 / +1,312 votes with no new TPS (real recording).
+    before = votes(40_971_906, 96_214_691, 27_040_878)
+    after = votes(40_971_906 + 264, 96_214_691 + 1_759, 27_040_878 + 1_312)
+    _, _, events = drive([ok(at(0), 648_979, 823_378, votes=before), ok(at(3600), 648_979, 823_378, votes=after)])
+    assert [e for e in events if e.rule == "jump"] == []
