@@ -86,13 +86,18 @@ def headline(notification: Notification) -> str:
         event = members[0].event
         text = event.summary or f"{event.rule} on {event.source} region {event.region}"
     else:
-        regions = {m.event.region for m in members}
-        rules = sorted({m.event.rule for m in members})
+        # A firing notification names what is still wrong; members resolved in it come after.
+        ended = [m for m in members if m.change == "resolved"] if notification.status == "firing" else []
+        current = [m for m in members if m not in ended] or members
+        regions = {m.event.region for m in current}
+        rules = sorted({m.event.rule for m in current})
         phrase = CAUSE_PHRASES.get(notification.cause, notification.cause.replace("_", " "))
         if len(regions) == 1:
-            text = f"{notification.source} region {_regions(members)}: {phrase} ({', '.join(rules)})"
+            text = f"{notification.source} region {_regions(current)}: {phrase} ({', '.join(rules)})"
         else:
-            text = f"{notification.source}: {phrase} in {len(regions)} regions: {_regions(members)}"
+            text = f"{notification.source}: {phrase} in {len(regions)} regions: {_regions(current)}"
+        if ended:
+            text += f"; resolved: {_regions(ended)}"
     if notification.status == "resolved":
         began = min((m.event.since for m in members if m.event.since), default=notification.opened_at)
         lasted = (notification.created_at - min(began, notification.opened_at)).total_seconds()

@@ -90,6 +90,11 @@ class Incident:
         return all(m.status != "firing" and not (m.status == "resolved" and m.told_status == "firing")
                    for m in self.members.values())
 
+    def told_severity(self) -> str | None:
+        """The highest severity this receiver was told about for an alert still open."""
+        told = [m.told_severity for m in self.members.values() if m.status == "firing" and m.told_status == "firing"]
+        return max(told, key=severity_rank) if told else None
+
     def add(self, event: Event, status: str) -> MemberState:
         key = alert_key(event)
         member = self.members.get(key)
@@ -144,7 +149,11 @@ class Incident:
             if repeat:
                 self.quiet_since = now
             return [], skipped
-        chosen = (changes + riders)[:MAX_MEMBERS_PER_NOTIFICATION]
+        # Members keep the incident's order (so a list of regions reads the same in every
+        # message); the ones that changed come first only when the list must be cut.
+        keep = {id(m) for m, _ in (changes + riders)[:MAX_MEMBERS_PER_NOTIFICATION]}
+        order = {id(m): i for i, m in enumerate(self.members.values())}
+        chosen = sorted(((m, c) for m, c in changes + riders if id(m) in keep), key=lambda mc: order[id(mc[0])])
         return chosen, skipped
 
     def mark_told(self, chosen: list[tuple[MemberState, str]], now: datetime) -> None:

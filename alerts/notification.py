@@ -70,7 +70,8 @@ class Notification:
 
     @property
     def lead(self) -> Member:
-        return self.members[0]
+        """The member this notification is about: the first that changed (others ride along)."""
+        return next((m for m in self.members if m.change != "repeat"), self.members[0])
 
     @property
     def alert_key(self) -> str:

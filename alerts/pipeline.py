@@ -170,8 +170,12 @@ class AlertPipeline(DeliveryStage):
                          f"severity {event.severity} matched no route", level="debug")
         for receiver, route in routed:
             incident = self._incident_for(receiver, route, event, now)
+            # An escalation is told at once when it raises what this receiver knows of the
+            # incident (warning -> critical); members that follow it up wait group_interval.
+            told = incident.told_severity()
+            urgent = transition == ESCALATED and (told is None or severity_rank(event.severity) > severity_rank(told))
             incident.add(event, status)
-            incident.schedule(now, urgent=transition == ESCALATED)
+            incident.schedule(now, urgent=urgent)
             touched.add(incident.id)
 
     def _route(self, event: Event) -> list[tuple[str, RouteConfig]]:
@@ -266,7 +270,7 @@ class AlertPipeline(DeliveryStage):
             self._decide(ops, now, receiver.name, notification.alert_key, "queued", notification.reason,
                          incident.id, notification.id, f"{len(members)} alert(s), status {status}",
                          members=len(members), status=status, severity=notification.severity)
-            for member in members[1:]:
+            for member in (m for m in members if m is not notification.lead):
                 self._decide(ops, now, receiver.name, member.key, "grouped", member.change, incident.id,
                              notification.id, f"in the notification of {notification.alert_key}")
                 self.metrics.notifications.labels(receiver=receiver.name, result="grouped").inc()

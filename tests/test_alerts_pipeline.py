@@ -282,3 +282,36 @@ def test_backoff_is_clock_time_but_retry_after_is_wall_time():
     assert backoff(1, 10, 60, 720.0, 30).total_seconds() == 30 * 720
     # and an accelerated clock never retries a real receiver sooner than once a wall second
     assert backoff(1, 10, 60, 720.0, None).total_seconds() == 720
+
+
+def test_only_an_escalation_that_raises_the_incident_skips_group_interval(tmp_path, registry, slack):
+    pipeline, clock = build(tmp_path, registry, slack, alerting={"group_interval": "5m"})
+    pipeline.handle([stall(region="91"), stall(region="92")])
+    pipeline.tick()
+    clock.advance(60)
+    pipeline.handle([stall(region="91", at=clock.now(), state="escalated", severity="critical")])
+    pipeline.tick()
+    assert len(slack.accepted("webhook")) == 2                   # warning -> critical: at once
+    clock.advance(60)
+    pipeline.handle([stall(region="92", at=clock.now(), state="escalated", severity="critical")])
+    pipeline.tick()
+    assert len(slack.accepted("webhook")) == 2                   # already told critical: it waits
+    clock.advance(239)
+    pipeline.tick()
+    assert len(slack.accepted("webhook")) == 2
+    clock.advance(1)                                             # 5 min after the last message
+    pipeline.tick()
+    assert len(slack.accepted("webhook")) == 3
+    assert [json.loads(r["notification"])["reason"] for r in pipeline.records()["outbox"]] == [
+        "first", "escalated", "escalated"]
+
+
+def test_a_partial_resolution_names_what_is_still_wrong_first(tmp_path, registry, slack):
+    pipeline, clock = build(tmp_path, registry, slack)
+    pipeline.handle([stall(region="91"), stall(region="92"), stall(region="93")])
+    pipeline.tick()
+    clock.advance(120)
+    pipeline.handle([stall(region="92", state="resolved", at=clock.now())])
+    pipeline.tick()
+    update = slack.accepted("webhook")[1].text
+    assert update.startswith("WARNING: kpu-jabar: the count stopped advancing in 2 regions: 91, 93; resolved: 92")
