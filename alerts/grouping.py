@@ -3,8 +3,8 @@
 An incident collects the alerts that share its group labels (by default source and cause: a
 stopped publisher's `stall` and `stale_source`, or four provinces stalling in one poll). Like
 Alertmanager, its first notification waits `group_wait` for the rest of the group to arrive,
-later changes wait `group_interval` after the previous notification (an escalation does not
-wait), and while anything is open it repeats every `repeat_interval`.
+later changes wait `group_interval` after the previous notification (an escalation that
+raises the incident's severity does not wait), and while anything is open it repeats every `repeat_interval`.
 
 `plan()` is the dedup stage: for each member it compares what is true now with what this
 receiver was last told, and names the reason to send (first, escalated, repeat, resolved,
