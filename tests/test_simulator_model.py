@@ -56,6 +56,11 @@ def test_electorate_is_west_java_2018_sized_and_deterministic():
     # Children partition their parent's TPS.
     kab = first.regions["3204"]
     assert sum(first.regions[c].stations for c in kab.children) == kab.stations
+    # Only the scripted TPS may be over capacity: every generated one fits its registered
+    # voters, and those fit Pilkada's legal maximum of 600.
+    assert max(first.registered) <= 600 and min(first.registered) >= 220
+    for i in range(0, len(first.rank), 97):
+        assert sum(first.tps_votes(i)) + first.invalid[i] <= first.registered[i]
     again = Electorate(2018)
     assert again.rank == first.rank and again.votes == first.votes
     assert Electorate(7).rank != first.rank
@@ -78,7 +83,8 @@ def test_jabar_times_and_sources(jabar):
     assert paths[INFLATED_DESA_PATH]["region"] == INFLATED_DESA
     for source in jabar.sources:
         assert source["kind"] == "sirekap"
-        assert set(source) == {"name", "kind", "path", "region", "depth", "interval", "timeout"}
+        assert set(source) == {"name", "kind", "path", "region", "depth", "interval", "timeout", "detection"}
+        assert source["detection"] == {"max_votes_per_station": 600}
 
 
 def test_jabar_incidents_are_the_2018_night(jabar):
@@ -253,7 +259,7 @@ def test_ordinary_tps_administrasi_adds_up(jabar):
         checked += 1
         assert admin["suara_sah"] == sum(tps["chart"][c] for c in CANDIDATE_IDS)
         assert admin["suara_total"] == admin["suara_sah"] + admin["suara_tidak_sah"] == admin["pengguna_total_j"]
-        assert admin["suara_total"] <= admin["pemilih_dpt_j"] <= 620
+        assert admin["suara_total"] <= admin["pemilih_dpt_j"] <= 600
         assert admin["pemilih_dpt_l"] + admin["pemilih_dpt_p"] == admin["pemilih_dpt_j"]
         assert TS.match(tps["ts"])
     assert checked > 0

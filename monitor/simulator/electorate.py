@@ -124,7 +124,9 @@ class Electorate:
 
     def _add_tps(self, rng: random.Random, base: list[float], skew: float) -> None:
         r = rng.random
-        registered = 220 + int(400 * r())              # mean ≈ 420: 31.7 M voters / 74,962 TPS
+        # 220..600, mean ≈ 410 (31.7 M voters / 74,962 TPS ≈ 423 in 2018), within the Pilkada
+        # maximum per TPS, so only the scripted TPS can be over capacity.
+        registered = 220 + int(380 * r())
         ballots = int(registered * (0.64 + 0.18 * r()))
         invalid = int(ballots * 0.06 * r())
         valid = ballots - invalid
