@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -10,7 +11,8 @@ from monitor.detectors import Judge
 from monitor.evaluation.builders import T0, WIB, at, drive, failed, not_modified, ok
 from monitor.model import FAILURES
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# PROPERTY_EXAMPLES=2000 for a longer search than the suite's quick one.
+FAST = settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite

@@ -9,7 +9,7 @@ publication lags and increments, failure counters, child-region trackers and the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Mapping
 
 from ..model import Event, Poll, Snapshot, iso_utc, parse_iso
@@ -17,6 +17,7 @@ from ..model import Event, Poll, Snapshot, iso_utc, parse_iso
 LAG_KEEP = 12
 STEP_KEEP = 24
 LATENCY_KEEP = 8
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ class ChildTrack:
     complete: bool = False
 
     def to_json(self) -> list:
-        return [self.signature, self.parent_mark, int(self.changed_at), self.changes,
-                None if self.spacing is None else round(self.spacing, 2), self.percent, int(self.complete)]
+        return [self.signature, self.parent_mark, _compact(self.changed_at), self.changes,
+                self.spacing, self.percent, int(self.complete)]
 
     @classmethod
     def from_json(cls, data: list) -> "ChildTrack":
@@ -142,12 +143,12 @@ class SeriesState:
         if self.pub_seen_at is not None:
             out["pseen"] = _epoch(self.pub_seen_at)
         if self.poll_gap is not None:
-            out["pgap"] = round(self.poll_gap, 1)
+            out["pgap"] = _compact(self.poll_gap)
         if self.window_len:
             out["fails"] = [self.fail_streak, self.ok_streak, self.flaps, self.window_bits, self.window_len,
                             _epoch(self.failing_since), self.error_classes, self.last_error]
         if self.latency_base is not None:
-            out["latb"] = round(self.latency_base, 4)
+            out["latb"] = self.latency_base
         if self.children:
             out["kids"] = {code: track.to_json() for code, track in self.children.items()}
         if self.open_alerts:
@@ -233,20 +234,22 @@ class History:
 
 
 def _epoch(moment: datetime | None) -> float | int | None:
+    """Seconds since 1970 (UTC): an int when whole, else exact to the microsecond."""
     if moment is None:
         return None
-    value = moment.timestamp()
-    return int(value) if value.is_integer() else round(value, 3)
+    micros = (moment - _EPOCH) // timedelta(microseconds=1)
+    return micros // 1_000_000 if micros % 1_000_000 == 0 else micros / 1e6
 
 
 def _from_epoch(value: float | int | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(value, timezone.utc)
+    return _EPOCH + timedelta(microseconds=round(value * 1_000_000))
 
 
 def _compact(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else round(value, 1)
+    """Values are quantized when they enter the state (Judge), so JSON keeps them exactly."""
+    return int(value) if float(value).is_integer() else value
 
 
 __all__ = ["ChildTrack", "History", "MirrorView", "Reading", "SeriesState", "iso_utc"]

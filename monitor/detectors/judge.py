@@ -138,7 +138,8 @@ class Judge:
             if gap > 0:
                 # A gap in a recording or a long outage says nothing about our interval.
                 gap = min(gap, 4 * state.poll_gap) if state.poll_gap else gap
-                state.poll_gap = gap if state.poll_gap is None else (1 - POLL_GAP_WEIGHT) * state.poll_gap + POLL_GAP_WEIGHT * gap
+                state.poll_gap = round(gap if state.poll_gap is None else
+                                       (1 - POLL_GAP_WEIGHT) * state.poll_gap + POLL_GAP_WEIGHT * gap, 3)
         state.last_at = at
         self._count_result(state, poll, o)
         facts = {"previous": state.current, "current": state.current, "changed": False, "advance": 0,
@@ -150,8 +151,8 @@ class Judge:
             base = state.latency_base
             # Winsorized: a slow spell moves the baseline by at most 2% of it per poll, so the
             # degradation is seen before it becomes "normal" (and a lasting new normal still is).
-            state.latency_base = poll.latency_seconds if base is None else (
-                (1 - LATENCY_WEIGHT) * base + LATENCY_WEIGHT * min(poll.latency_seconds, 2 * base))
+            state.latency_base = round(poll.latency_seconds if base is None else (
+                (1 - LATENCY_WEIGHT) * base + LATENCY_WEIGHT * min(poll.latency_seconds, 2 * base)), 6)
         snapshot = poll.snapshot
         previous = state.current
         if snapshot is None or (previous is not None and previous.same_content(snapshot)):
@@ -256,16 +257,16 @@ class Judge:
                         or (child.percent is not None and child.percent >= 100 * o.complete_ratio))
             track = state.children.get(code)
             if track is None:
-                state.children[code] = ChildTrack(signature, mark, at.timestamp(), 0, None, child.percent, complete)
+                state.children[code] = ChildTrack(signature, mark, round(at.timestamp(), 3), 0, None, child.percent, complete)
                 continue
             if signature == track.signature:
                 continue
             if track.changes >= 1:                        # the first change ends a censored interval
                 spacing = mark - track.parent_mark
-                track.spacing = spacing if track.spacing is None else (
-                    (1 - SPACING_WEIGHT) * track.spacing + SPACING_WEIGHT * spacing)
+                track.spacing = round(spacing if track.spacing is None else (
+                    (1 - SPACING_WEIGHT) * track.spacing + SPACING_WEIGHT * spacing), 3)
             track.changes += 1
-            track.signature, track.parent_mark, track.changed_at = signature, mark, at.timestamp()
+            track.signature, track.parent_mark, track.changed_at = signature, mark, round(at.timestamp(), 3)
             track.percent, track.complete = child.percent, complete
         for code in [c for c in state.children if c not in seen]:
             del state.children[code]
@@ -374,7 +375,7 @@ def _reset_failures(state: SeriesState) -> None:
 
 
 def _push(values: list, value: float, keep: int) -> None:
-    values.append(value)
+    values.append(round(value, 3))          # quantized here so that the JSON state is exact
     if len(values) > keep:
         del values[: len(values) - keep]
 
