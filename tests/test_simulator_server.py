@@ -305,7 +305,7 @@ def test_run_simulator_serves_until_stopped(capsys):
     out = _Lines()
     result = {}
     worker = threading.Thread(target=lambda: result.update(
-        rc=run_simulator("steady", 720, "127.0.0.1", 0, stream=out, stop_event=stop)))
+        rc=run_simulator("steady", 720, "127.0.0.1", 0, stream=out, stop_event=stop, setup_logging=False)))
     worker.start()
     url = out.wait_for("serving")
     assert "WIB" in out.text() and "720x" in out.text()
@@ -316,10 +316,10 @@ def test_run_simulator_serves_until_stopped(capsys):
 
 
 def test_run_simulator_bad_scenario_and_busy_port(capsys):
-    assert run_simulator("nope", 1.0, "127.0.0.1", 0, stream=_Lines()) == 2
+    assert run_simulator("nope", 1.0, "127.0.0.1", 0, stream=_Lines(), setup_logging=False) == 2
     assert "jabar-2018" in capsys.readouterr().err
     with SimulatorServer(get_scenario("steady"), ManualClock(wib(27, 18))) as busy:
-        assert run_simulator("steady", 1.0, "127.0.0.1", busy.port, stream=_Lines()) == 1
+        assert run_simulator("steady", 1.0, "127.0.0.1", busy.port, stream=_Lines(), setup_logging=False) == 1
 
 
 def test_simulate_process_stops_on_sigterm():
@@ -340,6 +340,8 @@ def test_simulate_process_stops_on_sigterm():
         assert requests.get(url + "/_control/status", timeout=5).json()["scenario"] == "live"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+        log = process.stderr.read()
+        assert "simulator.started" in log and "simulator.stopped" in log
     finally:
         watchdog.cancel()
         if process.poll() is None:

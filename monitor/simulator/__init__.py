@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Callable, TextIO
 
 from ..clock import ScenarioClock
+from ..logs import configure_logging
 from .live import LiveScenario
 from .model import WIB, RegionState
 from .scenario import Incident, Outage, Publication, Scenario
@@ -49,12 +50,14 @@ def _both(moment: datetime) -> str:
 
 def run_simulator(scenario_name: str, speed: float | None, host: str, port: int,
                   start: datetime | None = None, stream: TextIO | None = None,
-                  stop_event: threading.Event | None = None) -> int:
+                  stop_event: threading.Event | None = None, setup_logging: bool = True) -> int:
     """Serve a scenario until SIGINT/SIGTERM (or `stop_event`). Exit codes: 0 after a clean
     stop, 1 when the port cannot be bound, 2 for a bad scenario, speed or host.
 
     `speed` None: the scenario's default. `start`: where the scenario clock begins (default
-    the scenario's start; for `live`, now)."""
+    the scenario's start; for `live`, now). `setup_logging`: route the log (info and up, on
+    stderr, stamped with scenario time) through monitor.logs; tests that own the logging
+    configuration pass False."""
     stream = stream or sys.stdout
     try:
         scenario = get_scenario(scenario_name)
@@ -71,6 +74,8 @@ def run_simulator(scenario_name: str, speed: float | None, host: str, port: int,
     # The CLI may read wall time: the live scenario begins now.
     origin = start or scenario.start or datetime.now(timezone.utc)
     clock = ScenarioClock(origin, speed)
+    if setup_logging:
+        configure_logging("auto", level="info", instance="simulator", clock=clock)
     try:
         server = SimulatorServer(scenario, clock, host=host, port=port)
         server.start()
