@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from .electorate import Electorate, Region
-from .geography import CANDIDATE_IDS, PROVINCE_CODE
+from .geography import CANDIDATE_IDS
 from .model import WIB, CountModel, kpu_ts
 
 DOC_PREFIX = "/pemilu/hhcw/pkwkp/"
@@ -208,7 +208,3 @@ def wilayah(electorate: Electorate, code: str) -> list[dict[str, Any]]:
                  "kode": electorate.tps_code(i, region), "tingkat": 5} for i in range(region.lo, region.hi)]
     return [{"nama": electorate.regions[c].name, "id": int(c), "kode": c, "tingkat": region.level + 1}
             for c in region.children]
-
-
-def province_path() -> str:
-    return f"{DOC_PREFIX}{PROVINCE_CODE}.json"

@@ -203,5 +203,5 @@ def _kab_shares(rng: random.Random) -> list[float]:
 
 @lru_cache(maxsize=4)
 def electorate(seed: int = 2018) -> Electorate:
-    """The shared, immutable electorate of a seed (built once per process: ~0.5 s)."""
+    """The shared, immutable electorate of a seed (built once per process, in about 0.3 s)."""
     return Electorate(seed)

@@ -58,8 +58,9 @@ class Scenario:
 
     controllable = False            # True: /_control endpoints switch freeze and outage
 
-    def __init__(self, name: str, description: str, model: CountModel, start: datetime, end: datetime,
-                 default_speed: float, sources: list[dict[str, Any]]):
+    # model, start and end are None only for a live scenario that has not begun.
+    def __init__(self, name: str, description: str, model: CountModel | None, start: datetime | None,
+                 end: datetime | None, default_speed: float, sources: list[dict[str, Any]]):
         self.name = name
         self.description = description
         self.model = model
