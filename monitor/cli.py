@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="serve a scripted KPU-format feed on loopback")
     simulate.add_argument("--scenario", default="jabar-2018")
-    simulate.add_argument("--speed", type=float, default=1.0, help="scenario seconds per wall second")
+    simulate.add_argument("--speed", type=float, default=None,
+                          help="scenario seconds per wall second (default: the scenario's own)")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8077)
     simulate.set_defaults(func=_cmd_simulate)
