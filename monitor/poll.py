@@ -110,12 +110,21 @@ class SourceWatcher:
             frontier = next_frontier
         self.passes += 1
         self.last_pass_at = self.clock.now()
-        if self.store is not None and (dirty or changed_snapshots):
-            self.store.save_states(self.source.name, {r: s.to_json() for r, s in dirty.items()},
-                                   self.last_pass_at, changed_snapshots)
+        # Alerts first: whatever happens to the state write, what was detected is told.
         if events and self.handle_events is not None:
             self.handle_events(events)
+        if self.store is not None and (dirty or changed_snapshots):
+            self._save(dirty, changed_snapshots)
         return events
+
+    def _save(self, dirty: dict[str, SeriesState], changed_snapshots: list[Snapshot]) -> None:
+        try:
+            blobs = {region: state.to_json() for region, state in dirty.items()}
+        except Exception:  # noqa: BLE001 - a state that cannot be serialised is a bug, not a reason to stop
+            self.metrics.state_errors.labels(operation="serialize").inc()
+            log.exception("state.error", operation="serialize", source=self.source.name)
+            return
+        self.store.save_states(self.source.name, blobs, self.last_pass_at, changed_snapshots)
 
     def _fetch(self, target: _Target) -> _Outcome:
         started = time.monotonic()
