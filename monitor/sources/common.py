@@ -26,6 +26,13 @@ MAX_PERCENT = 10_000.0
 # Publication times outside these years cannot be real and would overflow datetime
 # arithmetic downstream (year 1 minus a time zone offset).
 MIN_YEAR, MAX_YEAR = 1970, 2100
+# Label-set caps (docs/reliability.md): every candidate of an exported region becomes a
+# `countwatch_votes` series and every child a fetch, so a hostile document must not name
+# 100,000 of either. Real documents stay far below: a Sirekap chart has 3 pairs (Pemilu) or
+# about 24 parties (Pileg); the biggest real table, a desa's TPS list, a few hundred rows.
+MAX_CANDIDATES = 1_000
+MAX_CHILDREN = 10_000
+MAX_CANDIDATE_ID = 64          # characters; a label value, where Sirekap's ids have 6 digits
 _DETAIL_MAX = 200
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 
@@ -80,7 +87,7 @@ def load_json(body: bytes | str, content_type: str | None = None) -> Any:
     if not body or body.isspace():
         raise DocumentError("invalid_json", "empty body" + _ctype(content_type))
     try:
-        return json.loads(body)
+        return json.loads(body, object_pairs_hook=_no_duplicates)
     except RecursionError:
         # Valid JSON, but nested deeper than any real document: a shape problem.
         raise DocumentError("schema", "JSON nested too deeply") from None
@@ -91,6 +98,24 @@ def load_json(body: bytes | str, content_type: str | None = None) -> Any:
     except ValueError as exc:
         # Python refuses integers longer than 4,300 digits: JSON, but not a count of anything.
         raise DocumentError("schema", f"unreadable number ({exc})") from None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    # json.loads keeps the last of two equal keys, another parser (a proxy, a browser, KPU's
+    # own page) may show the first: such a document says two things at once, so it is refused.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise DocumentError("schema", f"duplicate key {duplicate[:40]!r} in one object")
+    return result
+
+
+def children_table(table: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """A children table within MAX_CHILDREN rows (checked before any row is read)."""
+    if len(table) > MAX_CHILDREN:
+        raise schema(f"{where}: {len(table):,} rows, more than the cap of {MAX_CHILDREN:,}")
+    return table
 
 
 def _ctype(content_type: str | None) -> str:
@@ -105,7 +130,8 @@ def _not_json(body: bytes | str, content_type: str | None, exc: json.JSONDecodeE
         match = _TITLE.search(head)
         title = f": {match.group(1).decode('utf-8', 'replace').strip()[:60]!r}" if match else ""
         return f"HTML/XML page instead of JSON{title}{_ctype(content_type)}"
-    if exc.pos >= len(exc.doc.rstrip()):
+    # A cut inside a string is reported where the string starts, but it runs to the end too.
+    if exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string"):
         return f"truncated JSON: ends after {len(body)} bytes ({exc.msg}){_ctype(content_type)}"
     return f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{_ctype(content_type)}"
 
@@ -165,6 +191,16 @@ def votes_of(row: Mapping[str, Any], where: str) -> dict[str, int]:
             votes[key] = value
         else:
             raise schema(f"{where}[{key!r}]: expected a vote count, got {show(value)}")
+    return capped_votes(votes, where)
+
+
+def capped_votes(votes: dict[str, int], where: str) -> dict[str, int]:
+    """Votes within the label-set caps: MAX_CANDIDATES ids of at most MAX_CANDIDATE_ID characters."""
+    if len(votes) > MAX_CANDIDATES:
+        raise schema(f"{where}: {len(votes):,} candidates, more than the cap of {MAX_CANDIDATES:,}")
+    for key in votes:
+        if len(key) > MAX_CANDIDATE_ID:
+            raise schema(f"{where}: a candidate id of {len(key):,} characters (at most {MAX_CANDIDATE_ID})")
     return votes
 
 

@@ -24,7 +24,8 @@ from typing import Any, Callable, Mapping
 import jmespath
 
 from ..model import RegionCount
-from .common import Fields, count, opt_count, percent, schema, show, timestamp, unix_timestamp
+from .common import (MAX_CHILDREN, Fields, capped_votes, count, opt_count, percent, schema, show, timestamp,
+                     unix_timestamp)
 
 _compiled: dict[tuple, dict[str, Any]] = {}
 _NAME_MAX = 200
@@ -105,7 +106,7 @@ def _votes(value: Any, what: str) -> dict[str, int]:
     for candidate, number in _pairs(value, what):
         if number is not None:                        # unknown, not zero
             votes[_clean(candidate)] = count(number, f"{what}[{candidate[:40]!r}]")
-    return votes
+    return capped_votes(votes, what)
 
 
 def _name(value: Any, what: str) -> str | None:
@@ -128,7 +129,10 @@ def _published(value: Any, zone: tzinfo) -> datetime | None:
 
 def _children(value: Any, search: Callable[[str, Any], Any]) -> dict[str, RegionCount]:
     children: dict[str, RegionCount] = {}
-    for code, child in _pairs(value, "children"):
+    pairs = _pairs(value, "children")
+    if len(pairs) > MAX_CHILDREN:
+        raise schema(f"children: {len(pairs):,} rows, more than the cap of {MAX_CHILDREN:,}")
+    for code, child in pairs:
         where = f"children[{code[:40]!r}]"
         children[_clean(code)] = RegionCount(
             stations=opt_count(search("child_total", child), f"{where} child_total"),

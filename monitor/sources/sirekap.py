@@ -16,7 +16,7 @@ from datetime import tzinfo
 from typing import Any
 
 from ..model import RegionCount
-from .common import Fields, count, obj, opt_count, percent, schema, show, source_ts, votes_of
+from .common import Fields, children_table, count, obj, opt_count, percent, schema, show, source_ts, votes_of
 from .regions import TPS_LEVEL, is_sirekap_code, level_of
 
 
@@ -81,7 +81,7 @@ def _pilkada(doc: dict, tungsura: dict, level: int | None, zone: tzinfo) -> Fiel
 
 def _children(table: dict, where: str) -> dict[str, RegionCount]:
     children: dict[str, RegionCount] = {}
-    for code, row in table.items():
+    for code, row in children_table(table, where).items():
         # Only region codes become children: the code goes into URLs and metric labels, so
         # anything else in the table (junk keys) is skipped rather than trusted.
         if not is_sirekap_code(code):

@@ -13,7 +13,7 @@ from datetime import tzinfo
 from typing import Any
 
 from ..model import RegionCount
-from .common import Fields, count, obj, opt_count, percent, schema, show, source_ts, votes_of
+from .common import Fields, children_table, count, obj, opt_count, percent, schema, show, source_ts, votes_of
 from .regions import TPS_LEVEL, level_of
 
 _ID = re.compile(r"-?[0-9]{1,9}\Z")
@@ -36,7 +36,7 @@ def _aggregate(doc: dict, region: str, zone: tzinfo) -> Fields:
     chart = obj(doc, "chart", "", nullable=True)
     table = obj(doc, "table", "", nullable=True)
     children: dict[str, RegionCount] = {}
-    for code, row in (table or {}).items():
+    for code, row in children_table(table or {}, "table").items():
         if not _ID.match(code):
             continue                                   # ids go into URLs: trust only ids
         if row is None:

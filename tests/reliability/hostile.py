@@ -1,0 +1,170 @@
+"""Hostile things on loopback for the reliability tests: bodies that never end, a gzip bomb
+made on demand, a port that never completes a connect, and KPU-shaped documents to break.
+
+tests/feed.py serves what fits in memory; what does not (a multi-GB body, a gzip bomb that
+inflates to 10 GB) is generated here chunk by chunk while the client reads, and the server
+counts what it produced, so a test can show that the client stopped early.
+"""
+from __future__ import annotations
+
+import io
+import json
+import resource
+import socket
+import threading
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+GB = 1000**3
+_CHUNK = 256 * 1024
+
+
+def province_doc(reported: int, ts: str = "2024-02-15 20:00:15", total: int = 1000,
+                 candidates: dict[str, int] | None = None, table: Any = None, **extra: Any) -> dict:
+    """A Sirekap Pemilu aggregate for province 32 (the shape of tests/fixtures' real ones)."""
+    chart = dict(candidates if candidates is not None else {"100025": 7 * reported, "100026": 5 * reported})
+    chart["persen"] = round(100 * reported / total, 2)
+    if table is None:
+        table = {"3201": {"100025": 3 * reported, "persen": 40.0, "psu": "Reguler"},
+                 "3202": {"100025": 4 * reported, "persen": 45.0, "psu": "Reguler"}}
+    doc = {"ts": ts, "psu": "Reguler", "mode": "hhcw", "chart": chart, "table": table,
+           "progres": {"total": total, "progres": reported}}
+    doc.update(extra)
+    return doc
+
+
+def body(doc: Any) -> bytes:
+    return json.dumps(doc).encode()
+
+
+class StreamServer:
+    """Paths: /endless (200, no length, bytes until the client leaves), /declared-5gb
+    (Content-Length 5 GB), /gzip-bomb (gzip that inflates to 10 GB of JSON-ish text).
+    `produced[path]` is how many uncompressed bytes were generated for that path."""
+
+    def __init__(self):
+        self.produced: dict[str, int] = {}
+        self._stop = threading.Event()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"      # close-delimited bodies: no length needed
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                try:
+                    if path == "/endless":
+                        owner._stream(self, path, {}, limit=100 * GB)
+                    elif path == "/declared-5gb":
+                        owner._stream(self, path, {"Content-Length": str(5 * GB)}, limit=5 * GB)
+                    elif path == "/gzip-bomb":
+                        owner._stream(self, path, {"Content-Encoding": "gzip"}, limit=10 * GB, gzip=True)
+                    else:
+                        self.send_error(404)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass   # the client hung up: that is the point
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+
+    def _stream(self, handler, path: str, headers: dict[str, str], limit: int, gzip: bool = False) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 31) if gzip else None
+        filler = b'{"pad": "' + b"0" * (_CHUNK - 9)
+        sent = 0
+        self.produced[path] = 0
+        # Bounded twice: by `limit` and by the server stopping; the client leaving ends it first.
+        while sent < limit and not self._stop.is_set():
+            data = compressor.compress(filler) if compressor else filler
+            if data:
+                handler.wfile.write(data)
+            sent += len(filler)
+            self.produced[path] = sent
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def __enter__(self) -> "StreamServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SilentPort:
+    """A listening port whose accept queue is full, so a connect() never completes: the
+    connect-timeout case, on loopback. (listen(0) queues one connection; we take it.)"""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        self.fillers: list[socket.socket] = []
+
+    def __enter__(self) -> "SilentPort":
+        for _ in range(8):          # bounded: the queue is full after one or two
+            filler = socket.socket()
+            filler.settimeout(0.3)
+            try:
+                filler.connect(("127.0.0.1", self.port))
+            except OSError:
+                filler.close()
+                break
+            self.fillers.append(filler)
+        return self
+
+    def url(self, path: str = "/ppwp.json") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __exit__(self, *exc) -> None:
+        for filler in self.fillers:
+            filler.close()
+        self.listener.close()
+
+
+def closed_port_url() -> str:
+    """A loopback URL nobody listens on (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/ppwp.json"
+
+
+def log_lines(buffer: io.StringIO) -> list[dict]:
+    """The JSON log lines written so far (configure_logging("json", stream=buffer))."""
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
+
+
+def series(registry, family: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of one metric family: (sample name, labels, value)."""
+    out = []
+    for metric in registry.collect():
+        if metric.name == family:
+            out += [(s.name, dict(s.labels), s.value) for s in metric.samples]
+    return out
+
+
+def label_sets(registry) -> set[tuple[str, tuple]]:
+    """Every exported (sample name, label set): what a scrape would create series for."""
+    return {(s.name, tuple(sorted(s.labels.items()))) for metric in registry.collect() for s in metric.samples}
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux /proc), for bounds sampled in a test."""
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * resource.getpagesize()
