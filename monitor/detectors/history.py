@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Mapping
 
 from ..model import Event, Poll, Snapshot, iso_utc, parse_iso
+from .diurnal import Rhythm
 
 LAG_KEEP = 12
 STEP_KEEP = 24
@@ -106,6 +107,8 @@ class SeriesState:
         self.pub_gaps: list[float] = []
         self.pub_seen_at: datetime | None = None      # our clock when the current published_at appeared
         self.lags: list[float] = []                   # publication -> our poll that saw it
+        self.blind = 0                                # bits: polls failed since the last advance / publication
+        self.rhythm = Rhythm()                        # advances and watched time per local hour
         self.poll_gap: float | None = None            # EWMA of our polling interval
         self.fail_streak = 0
         self.ok_streak = 0
@@ -142,6 +145,10 @@ class SeriesState:
                 out[key] = [_compact(v) for v in values]
         if self.pub_seen_at is not None:
             out["pseen"] = _epoch(self.pub_seen_at)
+        if self.blind:
+            out["blind"] = self.blind
+        if any(self.rhythm.exposure):
+            out["day"] = self.rhythm.to_json()
         if self.poll_gap is not None:
             out["pgap"] = _compact(self.poll_gap)
         if self.window_len:
@@ -172,6 +179,9 @@ class SeriesState:
         state.lags = list(data.get("lags", []))
         state.latencies = list(data.get("lat", []))
         state.pub_seen_at = _from_epoch(data.get("pseen"))
+        state.blind = data.get("blind", 0)
+        if "day" in data:
+            state.rhythm = Rhythm.from_json(data["day"])
         state.poll_gap = data.get("pgap")
         if "fails" in data:
             (state.fail_streak, state.ok_streak, state.flaps, state.window_bits, state.window_len,
@@ -215,6 +225,7 @@ class History:
     ancestor_stalled: bool = False        # a parent series has an open stall (a national freeze)
     mirror: MirrorView | None = None
     new_publication: bool = False
+    incident: bool = False                # this advance ended an incident (not learned from)
 
     @property
     def snapshot(self) -> Snapshot | None:

@@ -15,10 +15,11 @@ national freeze is one incident, not one per region) and the latest reading of m
 from __future__ import annotations
 
 from collections import deque
-from datetime import datetime, tzinfo
+from datetime import datetime, timezone, tzinfo
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 import zlib
+from statistics import median
 
 import structlog
 
@@ -31,7 +32,7 @@ from .options import DetectionOptions
 from .outage import LatencyRule, OutageRule, recovery_needed
 from .regions import RegionStallRule
 from .stall import StaleSourceRule, StallRule
-from .thresholds import Thresholds, learn
+from .thresholds import WINSOR, Thresholds, learn
 
 log = structlog.get_logger("countwatch.detectors")
 
@@ -43,6 +44,8 @@ ANCESTOR_DEPTH = 8
 SPACING_WEIGHT = 0.3              # EWMA weight of a child's newest spacing (region_stall)
 POLL_GAP_WEIGHT = 0.2
 LATENCY_WEIGHT = 0.02
+BLIND_ADVANCE, BLIND_PUBLICATION = 1, 2  # state.blind: polls failed since the last advance / publication
+BACKLOG_WINDOW = 3              # advances before a gap that set the pace it is judged by
 
 Rule = Callable[[History, datetime], list[Event]]
 
@@ -143,7 +146,8 @@ class Judge:
         state.last_at = at
         self._count_result(state, poll, o)
         facts = {"previous": state.current, "current": state.current, "changed": False, "advance": 0,
-                 "advance_gap": None, "source_gap": None, "new_publication": False}
+                 "advance_gap": None, "source_gap": None, "new_publication": False,
+                 "incident": False}
         if not poll.ok:
             return facts
         if poll.latency_seconds is not None:
@@ -160,8 +164,8 @@ class Judge:
         current = Reading.of(snapshot)
         state.current = current
         facts.update(current=current, changed=True)
+        self._note_progress(state, current, at, o, stall_before, facts, self.zone(state))
         self._note_publication(state, previous, current, at, previous_poll_at, o, stale_before, facts)
-        self._note_progress(state, current, at, o, stall_before, facts)
         if snapshot.children:
             self._track_children(state, snapshot, at, o)
         return facts
@@ -172,6 +176,7 @@ class Judge:
         state.window_bits = ((state.window_bits << 1) | int(failed)) & ((1 << o.outage_window) - 1)
         state.window_len = min(state.window_len + 1, o.outage_window)
         if failed:
+            state.blind = BLIND_ADVANCE | BLIND_PUBLICATION
             if state.failing_since is None:
                 state.failing_since = poll.at
             if state.ok_streak and "outage" in state.open_alerts:
@@ -201,7 +206,9 @@ class Judge:
         gap = (published - previous.published_at).total_seconds()
         if stale_before is not None:
             gap = min(gap, stale_before.critical)         # a freeze is an incident, not the habit
-        _push(state.pub_gaps, gap, o.stall_window)
+        if not facts["incident"] and not state.blind & BLIND_PUBLICATION:
+            _push(state.pub_gaps, gap, o.stall_window)
+        state.blind &= ~BLIND_PUBLICATION
         lag = (at - published).total_seconds()
         recent_poll = previous_poll_at is not None and state.poll_gap is not None and (
             (at - previous_poll_at).total_seconds() <= 2 * state.poll_gap)
@@ -214,7 +221,7 @@ class Judge:
 
     @staticmethod
     def _note_progress(state: SeriesState, current: Reading, at: datetime, o: DetectionOptions,
-                       stall_before: Thresholds, facts: dict[str, Any]) -> None:
+                       stall_before: Thresholds, facts: dict[str, Any], zone: tzinfo) -> None:
         progress = current.progress
         if progress is None:
             return
@@ -237,7 +244,17 @@ class Judge:
                 gap = (current.published_at - state.last_advance_published_at).total_seconds()
             else:
                 gap = (at - state.last_advance_at).total_seconds()
-            _push(state.advance_gaps, min(gap, stall_before.critical), o.stall_window)
+            end = current.published_at or at
+            offset = _offset(end, zone)
+            facts["incident"] = _was_incident(state, gap, advance, stall_before, end.timestamp(), offset)
+            # A gap we partly could not see (failed polls) is no evidence of skipped publications.
+            if not facts["incident"] and not state.blind & BLIND_ADVANCE:
+                _push(state.advance_gaps, min(gap, stall_before.critical), o.stall_window)
+                # Winsorized like the gaps: one outsized batch must not teach the rhythm a pace.
+                usual = median(state.steps[-STEP_KEEP:]) if len(state.steps) >= 6 else advance
+                state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence,
+                                    min(advance, WINSOR * usual))
+        state.blind &= ~BLIND_ADVANCE
         _push(state.steps, advance, STEP_KEEP)
         state.last_advance_at = at
         state.last_advance_published_at = current.published_at
@@ -276,10 +293,15 @@ class Judge:
         cached = state.cache.get("stall")
         if cached is not None and cached[0] == state.version:
             return cached[1]
-        lag0 = None
-        if state.last_advance_at is not None and state.last_advance_published_at is not None:
-            lag0 = (state.last_advance_at - state.last_advance_published_at).total_seconds()
-        thresholds = learn(state.advance_gaps, state.pub_gaps, state.lags, lag0, state.poll_gap, o, what="advance")
+        lag0 = start = None
+        if state.last_advance_at is not None:
+            start = state.last_advance_at
+            if state.last_advance_published_at is not None:
+                lag0 = (state.last_advance_at - state.last_advance_published_at).total_seconds()
+                start = state.last_advance_published_at
+        thresholds = learn(state.advance_gaps, state.pub_gaps, state.lags, lag0, state.poll_gap, o, what="advance",
+                           rhythm=state.rhythm, start=start.timestamp() if start else None,
+                           offset=_offset(start, self.zone(state)) if start else 0.0)
         state.cache["stall"] = (state.version, thresholds)
         return thresholds
 
@@ -365,6 +387,33 @@ def _group(state: SeriesState, events: list[Event]) -> list[Event]:
                           details={**event.details, "members": ["stale_source", "stall"]})
         out.append(event)
     return out
+
+
+def _was_incident(state: SeriesState, gap: float, advance: float, stall_before: Thresholds, end: float,
+                  offset: float) -> bool:
+    """A gap that reached the stall threshold and ended in a backlog (at least half of the
+    stations the series' pace would have brought meanwhile) was an incident: the count stopped
+    while the work went on. It is not learned from, or one freeze would slow the alarm for the
+    next. A long gap that ends with an ordinary increment is the source slowing down (a night,
+    the end of a count), and is learned. The pace comes from the daily rhythm once it is known,
+    so that a freeze across a night is not judged by the day's pace, else from the last few
+    advances."""
+    if gap < stall_before.warning:
+        return False
+    if state.rhythm.mature:
+        due = state.rhythm.expected_stations(end - gap, end, offset)
+    else:
+        steps, gaps = state.steps[-BACKLOG_WINDOW:], state.advance_gaps[-BACKLOG_WINDOW:]
+        if len(gaps) < BACKLOG_WINDOW or sum(gaps) <= 0:
+            return True
+        due = sum(steps) / sum(gaps) * gap
+    return advance >= 0.5 * due
+
+
+def _offset(moment: datetime, zone: tzinfo) -> float:
+    """The source's UTC offset at `moment`, in seconds (its own when it gave one)."""
+    delta = moment.utcoffset() if moment.tzinfo not in (None, timezone.utc) else moment.astimezone(zone).utcoffset()
+    return delta.total_seconds() if delta is not None else 0.0
 
 
 def _reset_failures(state: SeriesState) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Sequence
 
+from .diurnal import Rhythm, hour_of, expected, publications_to, time_to
 from .options import DetectionOptions
 from .text import duration
 
@@ -32,6 +33,7 @@ CRITICAL_BUDGET = 10.0    # critical: ten times rarer than a warning by chance
 MIN_CADENCE = 60.0        # below a minute a "cadence" is indistinguishable from a continuous feed
 ALIGNED_SHARE = 0.8       # share of gaps on the lattice that makes a source cadenced
 LAG_WINDOW = 12
+WINSOR = 5.0             # gaps above this many medians count as this many
 
 
 @dataclass(frozen=True)
@@ -76,14 +78,17 @@ def max_lag(lags: Sequence[float]) -> float | None:
 
 
 def learn(gaps: Sequence[float], pub_gaps: Sequence[float], lags: Sequence[float], lag0: float | None,
-          poll_gap: float | None, options: DetectionOptions, *, what: str = "advance") -> Thresholds:
+          poll_gap: float | None, options: DetectionOptions, *, what: str = "advance",
+          rhythm: Rhythm | None = None, start: float | None = None, offset: float = 0.0) -> Thresholds:
     """Thresholds for the time since the last advance (`what="advance"`, gaps between advances)
     or since the last publication (`what="publication"`, gaps between publications).
 
     gaps: recent gaps between events (seconds, oldest first); pub_gaps: gaps between the
     source's timestamps, which reveal a cadence; lags: recent delays from publication to our
     seeing it; lag0: that delay for the event the clock runs from; poll_gap: our polling
-    interval."""
+    interval; rhythm, start, offset: the series' daily rhythm, the epoch the clock runs from
+    (on the source's clock when it has one) and the source's UTC offset, for a walk through
+    the hours ahead once the rhythm is known."""
     o = options
     if len(gaps) < o.stall_min_gaps:
         warning = _clamp(o.stall_prior, o.stall_floor, o.stall_ceiling)
@@ -94,13 +99,19 @@ def learn(gaps: Sequence[float], pub_gaps: Sequence[float], lags: Sequence[float
     cadence = detect_cadence(pub_gaps) if len(pub_gaps) >= 4 else None
     if cadence is None and not pub_gaps:
         cadence = detect_cadence(gaps, jitter=1.5 * (poll_gap or 0.0))
+    daily = rhythm if rhythm is not None and rhythm.mature and start is not None else None
     if cadence is not None:
-        return _cadenced(gaps, cadence, lags, lag0, poll_gap, o, what)
-    return _poissonian(gaps, o, what)
+        # The rhythm counts in publications of its own cadence: only that cadence can use it.
+        if daily is not None and abs(daily.cadence - cadence) > 0.1 * cadence:
+            daily = None
+        return _cadenced(gaps, cadence, lags, lag0, poll_gap, o, what, daily, start, offset)
+    return _poissonian(gaps, o, what, daily if daily is not None and not daily.cadence else None,
+                       start, offset, lag0)
 
 
 def _cadenced(gaps: Sequence[float], cadence: float, lags: Sequence[float], lag0: float | None,
-              poll_gap: float | None, o: DetectionOptions, what: str) -> Thresholds:
+              poll_gap: float | None, o: DetectionOptions, what: str, daily: Rhythm | None = None,
+              start: float | None = None, offset: float = 0.0) -> Thresholds:
     steps = [max(1, round(g / cadence)) for g in gaps]
     short = steps[-SHORT_WINDOW:]
     skip_long = (sum(steps) - len(steps) + PRIOR_SKIPS) / (sum(steps) + PRIOR_SKIPS)
@@ -110,6 +121,16 @@ def _cadenced(gaps: Sequence[float], cadence: float, lags: Sequence[float], lag0
     budget = mean_gap / o.false_alarm_budget
     missed_w = max(1, math.ceil(math.log(budget) / math.log(skip) - 1e-9))
     missed_c = max(missed_w + 1, math.ceil(math.log(budget / CRITICAL_BUDGET) / math.log(skip) - 1e-9))
+    rhythmic = ""
+    if daily is not None:
+        rates = _levelled(daily, 1.0 - skip_long, gaps, start, offset)
+        budget = daily.mean_gap() / o.false_alarm_budget
+        floor_skip = PRIOR_SKIPS / (sum(steps) + PRIOR_SKIPS)     # "never seen a skip" is not "never"
+        missed_w = max(1, publications_to(rates, start, cadence, -math.log(budget), offset, floor_skip))
+        missed_c = max(missed_w + 1, publications_to(rates, start, cadence, -math.log(budget / CRITICAL_BUDGET),
+                                                     offset, floor_skip))
+        rhythmic = ", following its daily rhythm"
+        skip = 0.0
     lag = max_lag(lags)
     if lag is None:
         lag = poll_gap or 0.0
@@ -122,23 +143,51 @@ def _cadenced(gaps: Sequence[float], cadence: float, lags: Sequence[float], lag0
     skipped = "" if skip < 0.005 else (
         f", {100 * skip:.0f}% of publications lately brought no new stations" if what == "advance"
         else f", {100 * skip:.0f}% of expected publications lately did not come")
-    reason = f"{_every(cadence)} cadence{skipped}: {missed_w} {noun}"
+    reason = f"{_every(cadence)} cadence{skipped}{rhythmic}: {missed_w} {noun}"
     return _finish(warning, critical, reason, "cadence", o, cadence, missed_w, missed_c)
 
 
-def _poissonian(gaps: Sequence[float], o: DetectionOptions, what: str) -> Thresholds:
-    # median/ln2 estimates an exponential's mean and ignores a stall or two among the gaps.
-    mean_long = median(gaps[-o.stall_window:]) / math.log(2)
+def _poissonian(gaps: Sequence[float], o: DetectionOptions, what: str, daily: Rhythm | None = None,
+                start: float | None = None, offset: float = 0.0, lag0: float | None = None) -> Thresholds:
+    mean_long = robust_mean(gaps[-o.stall_window:])
     short = gaps[-SHORT_WINDOW:]
-    mean_short = median(short) / math.log(2) if len(short) >= SHORT_WINDOW // 2 else 0.0
+    mean_short = robust_mean(short) if len(short) >= SHORT_WINDOW // 2 else 0.0
     mean_gap = max(mean_long, mean_short, 1.0)
     warning = mean_gap * math.log1p(o.false_alarm_budget / mean_gap)
     critical = mean_gap * math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / mean_gap)
+    if daily is not None:
+        rates = _levelled(daily, 1.0 / mean_long, gaps, start, offset)
+        usual = daily.mean_gap()
+        seen = lag0 if lag0 is not None and lag0 >= 0 else 0.0
+        warning = time_to(rates, start, math.log1p(o.false_alarm_budget / usual), offset) - seen
+        critical = time_to(rates, start, math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / usual), offset) - seen
+        rate_now = rates[hour_of(start, offset)[0]] * 3600
+        reason = (f"irregular updates following their daily rhythm, about {rate_now:.1f} {what}s/h at this hour: "
+                  f"no {what} for {duration(warning)} happens by chance once in {duration(o.false_alarm_budget)}")
+        return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
     rate = 3600.0 / mean_gap
     pace = f"{rate:.1f} {what}s/h" if rate >= 1 else f"one {what} per {duration(mean_gap)}"
     reason = (f"irregular updates, about {pace}: a gap of {duration(warning)} happens by chance "
               f"once in {duration(o.false_alarm_budget)}")
     return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
+
+
+def _levelled(daily: Rhythm, prior_rate: float, gaps: Sequence[float], start: float, offset: float) -> list[float]:
+    """The rhythm's hourly rates, scaled down when the recent advances came slower than it
+    expected (a count winding down from one day to the next); never scaled up."""
+    rates = daily.rates(prior_rate)
+    recent = gaps[-SHORT_WINDOW:]
+    per_second = [r / daily.cadence for r in rates] if daily.cadence else rates
+    due = expected(per_second, start - sum(recent), start, offset)
+    level = min(1.0, len(recent) / due) if due > 0 else 1.0
+    return [r * level for r in rates] if level < 1.0 else rates
+
+
+def robust_mean(gaps: Sequence[float]) -> float:
+    """The mean (the exponential's maximum-likelihood scale) with each gap winsorized at five
+    times the median, so that a freeze or two among them cannot drag it."""
+    cap = WINSOR * median(gaps)
+    return sum(min(g, cap) for g in gaps) / len(gaps)
 
 
 def _finish(warning: float, critical: float, reason: str, model: str, o: DetectionOptions,
