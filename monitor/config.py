@@ -68,6 +68,7 @@ class Config:
     alerting: AlertingConfig
     metrics_basic_auth: tuple[str, Secret] | None = None
     path: str | None = None
+    metrics_tls: tuple[str, str] | None = None     # (certificate chain file, private key file)
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -189,6 +190,27 @@ def _check_mapping(mapping: Mapping[str, Any], where: str, problems: Problems) -
             problems.add(f"{where}.{key}", f"invalid JMESPath: {exc}")
 
 
+def _metrics_tls(metrics: Mapping[str, Any], problems: Problems) -> tuple[str, str] | None:
+    """TLS for /metrics: both files or neither, and they must load as a pair now rather than
+    when the daemon binds its port."""
+    if "tls_cert_file" not in metrics and "tls_key_file" not in metrics:
+        return None
+    cert = problems.get(metrics, "tls_cert_file", "metrics", str, "", required=True)
+    key = problems.get(metrics, "tls_key_file", "metrics", str, "", required=True)
+    if not (cert and key):
+        return None
+    import ssl
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except OSError as exc:          # ssl.SSLError is one too
+        # why it did not load, never what the key file holds
+        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        problems.add("metrics.tls_cert_file", f"certificate {cert!r} and key {key!r} do not load: {reason}")
+        return None
+    return cert, key
+
+
 def parse_config(raw: Mapping[str, Any], path: str | None = None,
                  environ: Mapping[str, str] | None = None) -> Config:
     """Validate a parsed TOML document; raises ConfigError listing every problem."""
@@ -199,12 +221,14 @@ def parse_config(raw: Mapping[str, Any], path: str | None = None,
     problems.unknown_keys(daemon, "daemon", {"state_dir", "timezone", "instance"})
     timezone = problems.convert(daemon, "timezone", "daemon", _zone, "Asia/Jakarta")
     metrics = problems.get(raw, "metrics", "", dict, {})
-    problems.unknown_keys(metrics, "metrics", {"listen", "basic_auth_user", "basic_auth_password"})
+    problems.unknown_keys(metrics, "metrics", {"listen", "basic_auth_user", "basic_auth_password",
+                                               "tls_cert_file", "tls_key_file"})
     basic_auth = None
     if "basic_auth_user" in metrics or "basic_auth_password" in metrics:
         user = problems.get(metrics, "basic_auth_user", "metrics", str, "", required=True)
         password = problems.get(metrics, "basic_auth_password", "metrics", str, "", required=True)
         basic_auth = (user, Secret(expand_env(password, "metrics.basic_auth_password", problems, environ)))
+    metrics_tls = _metrics_tls(metrics, problems)
     log = problems.get(raw, "log", "", dict, {})
     problems.unknown_keys(log, "log", {"format", "file", "level", "max_bytes", "backups"})
     log_format = problems.get(log, "format", "log", str, "auto")
@@ -240,7 +264,7 @@ def parse_config(raw: Mapping[str, Any], path: str | None = None,
         log_max_bytes=problems.convert(log, "max_bytes", "log", parse_size, 50 * 1000**2),
         log_backups=problems.get(log, "backups", "log", int, 5),
         sources=tuple(sources), detection=detection, alerting=alerting,
-        metrics_basic_auth=basic_auth, path=path,
+        metrics_basic_auth=basic_auth, path=path, metrics_tls=metrics_tls,
     )
     problems.raise_if_any(path)
     return config

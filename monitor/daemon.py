@@ -93,7 +93,8 @@ class Daemon:
                 user, password = self.config.metrics_basic_auth
                 auth = (user, password.reveal())
             self.http_server, _ = serve_metrics(self.config.metrics_listen,
-                                                metrics_app(self.metrics.registry, self.health, auth))
+                                                metrics_app(self.metrics.registry, self.health, auth),
+                                                tls=self.config.metrics_tls)
         self.alerts.start()
         first_run = datetime.now(timezone.utc)
         for watcher in self.watchers:
@@ -107,7 +108,7 @@ class Daemon:
             )
         self.scheduler.start()
         log.info("daemon.started", sources=[w.source.name for w in self.watchers],
-                 metrics=f"http://{self.config.metrics_listen.rpartition(':')[0]}:{self.metrics_port}/metrics"
+                 metrics=f"{'https' if self.config.metrics_tls else 'http'}://{self.config.metrics_listen.rpartition(':')[0]}:{self.metrics_port}/metrics"
                  if self.http_server else None, state_dir=str(self.config.state_dir), speed=self.clock.speed)
 
     def stop(self, timeout: float = 5.0) -> None:

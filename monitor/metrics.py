@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
@@ -106,12 +107,21 @@ def exposition_names(specs: Iterable[MetricSpec] = METRICS) -> set[str]:
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # A client that connects and says nothing (or never finishes a TLS handshake) holds one
+    # thread for at most this long.
+    timeout = 30
+
     def log_message(self, format: str, *args) -> None:  # scrapes are not incident records
         pass
 
 
 class _ThreadingWSGIServer(ThreadingHTTPServer, WSGIServer):
     daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A plain-HTTP client on the TLS port, a scanner, a reset: the client's problem, and
+        # socketserver would print a traceback to stderr for each one.
+        pass
 
 
 def metrics_app(registry: CollectorRegistry, health: Callable[[], tuple[bool, str]],
@@ -139,11 +149,19 @@ def metrics_app(registry: CollectorRegistry, health: Callable[[], tuple[bool, st
     return app
 
 
-def serve_metrics(listen: str, app) -> tuple[WSGIServer, threading.Thread]:
+def serve_metrics(listen: str, app, tls: tuple[str, str] | None = None) -> tuple[WSGIServer, threading.Thread]:
     """Serve the app on host:port in a daemon thread; port 0 picks a free one
-    (read it back from `server.server_port`)."""
+    (read it back from `server.server_port`). `tls` = (certificate chain file, key file)
+    serves HTTPS only."""
     host, _, port = listen.rpartition(":")
     server = make_server(host or "127.0.0.1", int(port), app, _ThreadingWSGIServer, handler_class=_QuietHandler)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(*tls)
+        # The handshake happens on the first read in the request's own thread, not in the
+        # accept loop, where one silent client would stall every scrape.
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
     thread.start()
     return server, thread
