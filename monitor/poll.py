@@ -67,6 +67,7 @@ class SourceWatcher:
         self.states: dict[str, SeriesState] = {}
         self._fingerprints: dict[str, tuple] = {}
         self._children: dict[str, dict[str, RegionCount]] = {}   # parent region -> its last table
+        self._candidates: dict[str, frozenset[str]] = {}           # region -> candidates exported
         self._pool = ThreadPoolExecutor(max_workers=source.concurrency, thread_name_prefix=f"fetch-{source.name}")
         self.last_pass_at = None
         self.passes = 0
@@ -238,8 +239,7 @@ class SourceWatcher:
                 m.stations_reported.labels(source=name, region=region).set(snap.stations_reported)
             if snap.progress_ratio is not None:
                 m.progress_ratio.labels(source=name, region=region).set(snap.progress_ratio)
-            for candidate, votes in snap.votes.items():
-                m.votes.labels(source=name, region=region, candidate=candidate).set(votes)
+            self._export_votes(region, snap.votes)
             if snap.published_at is not None:
                 m.source_published_timestamp_seconds.labels(source=name, region=region).set(
                     snap.published_at.timestamp())
@@ -248,6 +248,17 @@ class SourceWatcher:
         thresholds = self.judge.stall_thresholds(state)
         if thresholds is not None:
             m.stall_threshold_seconds.labels(source=name, region=region).set(thresholds[0])
+
+    def _export_votes(self, region: str, votes) -> None:
+        """The region's candidates as the document lists them now: candidates that left it
+        leave /metrics too, so a source that renames its ids every poll cannot grow the label
+        sets beyond one document's (at most MAX_CANDIDATES, docs/reliability.md)."""
+        name, current = self.source.name, frozenset(votes)
+        for candidate in self._candidates.get(region, frozenset()) - current:
+            self.metrics.votes.remove(name, region, candidate)
+        self._candidates[region] = current
+        for candidate, count in votes.items():
+            self.metrics.votes.labels(source=name, region=region, candidate=candidate).set(count)
 
     def _log_event(self, event: Event, pass_id: str | None) -> None:
         if event.state in ("firing", "escalated", "observed"):
