@@ -19,15 +19,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_run(args) -> int:
-    from .clock import WallClock
+    from .clock import SteadyClock
     from .config import load_config
     from .daemon import Daemon
     from .logs import configure_logging
 
     config = load_config(args.config)
-    configure_logging(config.log_format, config.log_file, config.log_level, config.instance, WallClock(),
+    # one steady clock for the detectors and the log lines: a step of the system clock must not
+    # fake a stall (docs/reliability.md)
+    clock = SteadyClock()
+    configure_logging(config.log_format, config.log_file, config.log_level, config.instance, clock,
                       config.log_max_bytes, config.log_backups)
-    daemon = Daemon(config, WallClock(), record_path=args.record)
+    daemon = Daemon(config, clock, record_path=args.record)
     return daemon.run_forever()
 
 

@@ -69,3 +69,32 @@ class ManualClock:
     def set(self, moment: datetime) -> None:
         with self._lock:
             self._now = moment.astimezone(timezone.utc)
+
+
+class SteadyClock:
+    """`countwatch run`'s clock: the wall time read once at start-up, advanced by the monotonic
+    clock. A step of the system clock (NTP correcting it, `date -s`, a VM restored) is not
+    followed while the daemon runs: jumped forward it would fake a stall and a stale source
+    (hours "without an advance" in one poll), jumped back it would make the detectors ignore
+    every poll until the clock caught up with the last one they judged. NTP's slewing changes
+    the rate of both clocks alike, so this clock keeps in step with it. `offset()` is how far
+    the system clock has stepped away since start-up (the daemon logs it); a restart adopts
+    the system clock again. `wall` and `monotonic` are injectable for tests."""
+
+    speed = 1.0
+
+    def __init__(self, wall=time.time, monotonic=time.monotonic):
+        self._wall = wall
+        self._monotonic = monotonic
+        self._origin_wall = wall()
+        self._origin_monotonic = monotonic()
+
+    def _seconds(self) -> float:
+        return self._origin_wall + (self._monotonic() - self._origin_monotonic)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._seconds(), timezone.utc)
+
+    def offset(self) -> float:
+        """System wall clock minus this clock, in seconds (0 until the system clock steps)."""
+        return self._wall() - self._seconds()

@@ -8,6 +8,8 @@ clock the wall-time interval is the configured interval divided by the clock's s
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 import signal
 import threading
 from datetime import datetime, timezone
@@ -19,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import __version__
 from .clock import Clock, WallClock
-from .config import Config
+from .config import Config, ConfigError, load_config
 from .detectors import Judge
 from .metrics import Metrics, metrics_app, serve_metrics
 from .model import Event
@@ -28,6 +30,12 @@ from .recording import RecordingWriter
 from .store import StateStore
 
 log = structlog.get_logger("countwatch.daemon")
+
+# Settings a SIGHUP reload cannot change in a running process (files, sockets, identity): a
+# reload keeps the running values and says that they wait for a restart.
+RESTART_KEYS = ("state_dir", "instance", "timezone", "metrics_listen", "metrics_basic_auth", "metrics_tls",
+                "log_format", "log_file", "log_level", "log_max_bytes", "log_backups")
+CLOCK_STEP_TOLERANCE = 1.0    # seconds the system clock may step before the daemon says so
 
 
 class Daemon:
@@ -96,6 +104,12 @@ class Daemon:
                                                 metrics_app(self.metrics.registry, self.health, auth),
                                                 tls=self.config.metrics_tls)
         self.alerts.start()
+        self._schedule()
+        log.info("daemon.started", sources=[w.source.name for w in self.watchers],
+                 metrics=f"{'https' if self.config.metrics_tls else 'http'}://{self.config.metrics_listen.rpartition(':')[0]}:{self.metrics_port}/metrics"
+                 if self.http_server else None, state_dir=str(self.config.state_dir), speed=self.clock.speed)
+
+    def _schedule(self) -> None:
         first_run = datetime.now(timezone.utc)
         for watcher in self.watchers:
             source = watcher.source
@@ -107,9 +121,100 @@ class Daemon:
                 next_run_time=first_run,
             )
         self.scheduler.start()
-        log.info("daemon.started", sources=[w.source.name for w in self.watchers],
-                 metrics=f"{'https' if self.config.metrics_tls else 'http'}://{self.config.metrics_listen.rpartition(':')[0]}:{self.metrics_port}/metrics"
-                 if self.http_server else None, state_dir=str(self.config.state_dir), speed=self.clock.speed)
+
+    # --- SIGHUP ---------------------------------------------------------------------------
+    def reload_from_file(self) -> bool:
+        """Re-read and validate the config file; an invalid one changes nothing and is logged
+        with every problem (the running config stays)."""
+        try:
+            new_config = load_config(self.config.path, os.environ)
+        except ConfigError as error:
+            log.error("config.reload_failed", path=self.config.path, problems=error.problems,
+                      action="kept the running config")
+            return False
+        try:
+            self.reload(new_config)
+        except Exception:  # noqa: BLE001 - a failed reload must not end the daemon
+            log.exception("config.reload_failed", path=self.config.path, action="polling restarted with "
+                          "the sources in force")
+            if not self.scheduler.running:
+                self.scheduler = self._new_scheduler()
+                self._schedule()
+            return False
+        return True
+
+    def reload(self, new_config: Config) -> None:
+        """Apply a validated config while running: sources added, removed or changed, detection
+        options, alerting. Passes in flight finish first; every series keeps its detector state
+        (as across a restart) and open alerts stay open. RESTART_KEYS keep their running values."""
+        pending = [key for key in RESTART_KEYS if getattr(new_config, key) != getattr(self.config, key)]
+        if pending:
+            log.warning("config.reload_partial", keys=pending, action="these take effect at the next restart")
+            new_config = dataclasses.replace(new_config, **{key: getattr(self.config, key) for key in pending})
+        running = self.scheduler.running
+        if running:
+            self.scheduler.shutdown(wait=True)
+        old = {watcher.source.name: watcher for watcher in self.watchers}
+        for watcher in self.watchers:
+            watcher.close()
+        alerting_changed = new_config.alerting != self.config.alerting
+        self.config = new_config
+        self.judge = Judge(new_config)
+        from alerts.pipeline import AlertPipeline
+        if alerting_changed and isinstance(self.alerts, AlertPipeline):    # not a test's stand-in
+            self.alerts.stop()
+            self.alerts = AlertPipeline(new_config, self.metrics, self.clock, self.db_path)
+            if running:
+                self.alerts.start()
+        self.watchers = []
+        for source in new_config.sources:
+            watcher = SourceWatcher(source, self.judge, self.metrics, self.clock, self.store, self._handle_events,
+                                    self.recorder, self.stop_event)
+            previous = old.get(source.name)
+            if previous is not None:
+                # the states in memory are at least as new as the store's (it may be failing)
+                watcher.states.update({region: self.judge.restore(source.name, region, state.to_json())
+                                       for region, state in previous.states.items()})
+            self.watchers.append(watcher)
+        for name in set(old) - {s.name for s in new_config.sources}:
+            self._forget_source(name)
+        self.scheduler = self._new_scheduler()
+        if running:
+            self._schedule()
+        log.info("config.reloaded", path=new_config.path, sources=[w.source.name for w in self.watchers],
+                 added=sorted({s.name for s in new_config.sources} - set(old)),
+                 removed=sorted(set(old) - {s.name for s in new_config.sources}),
+                 alerting_changed=alerting_changed)
+
+    def _new_scheduler(self) -> BackgroundScheduler:
+        # a shut-down scheduler's pool cannot be started again
+        return BackgroundScheduler(executors={"default": SchedulerPool(max_workers=len(self.watchers) + 1)},
+                                   timezone=timezone.utc)
+
+    def _forget_source(self, name: str) -> None:
+        """A removed source's series leave /metrics (a frozen `up 1` would say it is fine)."""
+        from .metrics import METRICS
+
+        for spec in METRICS:
+            if "source" not in spec.labels:
+                continue
+            metric = getattr(self.metrics, spec.name)
+            for family in metric.collect():
+                stale = {tuple(sample.labels[label] for label in spec.labels) for sample in family.samples
+                         if sample.labels.get("source") == name}
+                for labels in stale:
+                    metric.remove(*labels)
+
+    def _check_clock(self) -> None:
+        """Say once per step when the system clock stepped away from ours (SteadyClock)."""
+        offset = getattr(self.clock, "offset", None)
+        if offset is None:
+            return
+        seconds = offset()
+        if abs(seconds - getattr(self, "_clock_offset_logged", 0.0)) > CLOCK_STEP_TOLERANCE:
+            log.warning("clock.step", offset_seconds=round(seconds, 3),
+                        action="not followed: detectors keep measuring on the monotonic clock until a restart")
+            self._clock_offset_logged = seconds
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop polling (in-flight requests are abandoned at their next check), flush alerts,
@@ -129,18 +234,22 @@ class Daemon:
         log.info("daemon.stopped")
 
     def run_forever(self) -> int:
-        """Run until SIGTERM or SIGINT (the CLI's `countwatch run`)."""
+        """Run until SIGTERM or SIGINT (the CLI's `countwatch run`); SIGHUP reloads the config."""
         done = threading.Event()
+        hangup = threading.Event()
 
         def on_signal(signum, frame):
             log.info("daemon.signal", signal=signal.Signals(signum).name)
-            done.set()
+            (hangup if signum == signal.SIGHUP else done).set()
 
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         try:
             self.start()
             while not done.wait(0.5):
-                pass
+                if hangup.is_set():          # reloaded here, not in the handler: it waits for passes
+                    hangup.clear()
+                    self.reload_from_file()
+                self._check_clock()
         finally:
             self.stop()
             for sig, handler in previous.items():

@@ -26,8 +26,9 @@ def province_doc(reported: int, ts: str = "2024-02-15 20:00:15", total: int = 10
     chart = dict(candidates if candidates is not None else {"100025": 7 * reported, "100026": 5 * reported})
     chart["persen"] = round(100 * reported / total, 2)
     if table is None:
-        table = {"3201": {"100025": 3 * reported, "persen": 40.0, "psu": "Reguler"},
-                 "3202": {"100025": 4 * reported, "persen": 45.0, "psu": "Reguler"}}
+        # the children add up to the chart, so the consistency rules have nothing to say
+        table = {"3201": {"100025": 3 * reported, "100026": 2 * reported, "persen": 40.0, "psu": "Reguler"},
+                 "3202": {"100025": 4 * reported, "100026": 3 * reported, "persen": 45.0, "psu": "Reguler"}}
     doc = {"ts": ts, "psu": "Reguler", "mode": "hhcw", "chart": chart, "table": table,
            "progres": {"total": total, "progres": reported}}
     doc.update(extra)
