@@ -143,5 +143,5 @@ def test_skipped_publications_raise_the_number_of_missed_ones():
     gappy = learn([3600.0] * 40 + [7200, 3600, 3600, 7200, 3600, 3600, 7200, 3600], [3600.0] * 48,
                   [45.0] * 12, 45.0, 3600.0, DetectionOptions())
     assert (clean.missed_warning, clean.missed_critical) == (1, 2)
-    assert gappy.missed_warning == 6 and gappy.warning == 6 * 3600 + 72
+    assert gappy.missed_warning == 6 and gappy.warning == 6 * 3600 + 30
     assert "27% of publications lately brought no new stations" in gappy.reason

@@ -8,17 +8,19 @@ from datetime import timedelta
 import pytest
 
 from monitor.config import parse_config
-from monitor.detectors import Judge
+from monitor.detectors import DetectionOptions, Judge
+from monitor.detectors.thresholds import learn
 from monitor.evaluation.builders import T0, WIB, at, cadenced, drive, failed, not_modified, ok
 from monitor.model import RegionCount
 
-HOURLY_WARNING = 3600 + 72.0      # one missed publication + the largest lag (45 s) - this lag (45 s) + 2% of c
-HOURLY_CRITICAL = 2 * 3600 + 72.0
+HOURLY_WARNING = 3600 + 30.0      # one missed publication + the largest lag (45 s) - this lag (45 s) + 30 s jitter
+HOURLY_CRITICAL = 2 * 3600 + 30.0
 
 
 def hourly_history():
-    """13 hourly publications at HH:00:15, each +10 TPS, each seen 45 s later."""
-    judge, state, events = drive(cadenced(13))
+    """60 hourly publications at HH:00:15 (2.5 days: the daily rhythm is known), each +10 TPS,
+    each seen 45 s later."""
+    judge, state, events = drive(cadenced(60))
     assert events == []
     return judge, state
 
@@ -37,7 +39,15 @@ def same(state, when, source="src"):
 def test_hourly_cadence_thresholds_are_one_and_two_missed_publications():
     judge, state = hourly_history()
     assert judge.stall_thresholds(state) == (HOURLY_WARNING, HOURLY_CRITICAL)
-    assert judge._stall(state, judge.options("src")).reason == "hourly cadence: 1 missed publication"
+    assert judge._stall(state, judge.options("src")).reason == (
+        "hourly cadence, following its daily rhythm: 1 missed publication")
+
+
+def test_while_the_rhythm_is_unknown_a_second_missed_publication_is_needed():
+    # 13 hours of history: no night seen yet, so ten times the usual certainty is asked for.
+    judge, state, _ = drive(cadenced(13))
+    assert judge.stall_thresholds(state) == (2 * 3600 + 30.0, 3 * 3600 + 30.0)
+    assert "not known yet" in judge._stall(state, judge.options("src")).reason
 
 
 @pytest.mark.parametrize("offset, fires", [(HOURLY_WARNING - 1, False), (HOURLY_WARNING, True),
@@ -55,11 +65,11 @@ def test_stall_warning_boundary(offset, fires):
     assert details["stalled_seconds"] == offset
     assert details["threshold_seconds"] == HOURLY_WARNING
     assert details["critical_seconds"] == HOURLY_CRITICAL
-    assert details["stations_reported"] == 620 and details["stations"] == 100_000
-    assert details["progress_ratio"] == pytest.approx(0.0062)
+    assert details["stations_reported"] == 1090 and details["stations"] == 100_000
+    assert details["progress_ratio"] == pytest.approx(0.0109)
     assert details["cause"] == "publisher_stopped"
-    assert details["last_published_at"] == "2024-02-20T19:00:15+07:00"
-    assert "19:01 WIB (12:01 UTC)" in stall[0].summary
+    assert details["last_published_at"] == "2024-02-22T18:00:15+07:00"
+    assert "22 Feb 18:01 WIB (11:01 UTC)" in stall[0].summary
 
 
 @pytest.mark.parametrize("offset, escalates", [(HOURLY_CRITICAL - 1, False), (HOURLY_CRITICAL, True)])
@@ -83,7 +93,7 @@ def test_stall_resolves_on_the_next_advance_with_the_catch_up():
     stalled_from = last_seen(state)
     judge.observe(state, same(state, stalled_from + timedelta(seconds=HOURLY_CRITICAL)))
     resume = stalled_from + timedelta(hours=5)
-    events = judge.observe(state, ok(resume, 620 + 400, 100_000, published=(resume - timedelta(seconds=45)).astimezone(WIB)))
+    events = judge.observe(state, ok(resume, state.current.stations_reported + 400, 100_000, published=(resume - timedelta(seconds=45)).astimezone(WIB)))
     resolved = [e for e in events if e.rule == "stall"]
     assert [(e.state, e.severity) for e in resolved] == [("resolved", "critical")]
     assert resolved[0].details["catch_up_stations"] == 400
@@ -97,10 +107,10 @@ def test_stale_source_fires_with_the_stall_as_one_incident():
     judge, state = hourly_history()
     published = state.current.published_at
     # age = poll time - publication; the stale threshold is one missed publication + the max lag
-    # (45 s) + 2% of c: 3600 + 45 + 72 s after the publication, i.e. the stall's moment.
-    before = judge.observe(state, same(state, published + timedelta(seconds=3600 + 45 + 72 - 1)))
+    # (45 s) + 30 s of jitter: 3600 + 45 + 30 s after the publication, i.e. the stall's moment.
+    before = judge.observe(state, same(state, published + timedelta(seconds=3600 + 45 + 30 - 1)))
     assert before == []
-    events = judge.observe(state, same(state, published + timedelta(seconds=3600 + 45 + 72)))
+    events = judge.observe(state, same(state, published + timedelta(seconds=3600 + 45 + 30)))
     assert sorted((e.rule, e.state) for e in events) == [("stale_source", "firing"), ("stall", "firing")]
     for event in events:
         assert event.details["cause"] == "publisher_stopped"
@@ -136,29 +146,40 @@ def test_first_poll_of_old_data_is_stale_and_a_new_series_uses_the_prior():
 
 def poisson_history():
     """49 advances without a source timestamp, gaps cycling 20..140 s."""
-    cycle = [20, 40, 60, 80, 100, 120, 140]
     polls, t = [], 0.0
     for i in range(49):
         polls.append(ok(at(t), 100 + i, 100_000))
-        t += cycle[i % 7]
+        t += [20, 40, 60, 80, 100, 120, 140][i % 7]
     return drive(polls)
 
 
+CYCLE = [20, 40, 60, 80, 100, 120, 140]
+
+
 def test_poisson_threshold_is_the_cusum_time_at_the_budget():
-    judge, state, events = poisson_history()
-    assert events == []
+    gaps = [float(CYCLE[i % 7]) for i in range(48)]
+    thresholds = learn(gaps, [], [], None, None, DetectionOptions())
     # The mean gap (the exponential's scale; gaps winsorized at 5 medians, none reached here):
     # 78.75 s over the long window, 85 s over the last 8 gaps; the slower one wins. At rate
     # 1/85 s the CUSUM time for one false alarm in 30 days is 85 ln(1 + 30 d / 85 s).
     mean_gap = (120 + 140 + 20 + 40 + 60 + 80 + 100 + 120) / 8
     expected = mean_gap * math.log1p(30 * 86400 / mean_gap)
     assert expected == pytest.approx(877.65, abs=0.01)
-    warning, critical = judge.stall_thresholds(state)
-    assert warning == pytest.approx(expected)
+    assert thresholds.model == "poisson" and thresholds.warning == pytest.approx(expected)
     # Critical: the same at a ten times rarer chance, but never less than 1.25 x the warning
     # (ln grows slowly: ten times rarer is only 22% longer here).
     assert mean_gap * math.log1p(10 * 30 * 86400 / mean_gap) == pytest.approx(1073.3, abs=0.1)
-    assert critical == pytest.approx(1.25 * expected)
+    assert thresholds.critical == pytest.approx(1.25 * expected)
+
+
+def test_polling_merges_updates_and_the_rate_is_unmerged():
+    # Polled every 60 s, a feed whose advances are 85 s apart on average updates more often
+    # than that: a poll shows an advance with chance 60/85, so the rate is -ln(1 - 60/85)/60.
+    gaps = [float(CYCLE[i % 7]) for i in range(48)]
+    thresholds = learn(gaps, [], [], None, 60.0, DetectionOptions())
+    mean_gap = -60 / math.log(1 - 60 / 85)
+    assert mean_gap == pytest.approx(49.1, abs=0.1)
+    assert thresholds.warning == pytest.approx(mean_gap * math.log1p(30 * 86400 / mean_gap))
 
 
 @pytest.mark.parametrize("delta, fires", [(-1.0, False), (0.0, True), (1.0, True)])

@@ -16,11 +16,11 @@ import math
 from typing import Sequence
 
 BINS = 24
-HALF_LIFE = 2 * 86400.0
+HALF_LIFE = 4 * 86400.0
 MATURE_SECONDS = 1.5 * 86400      # total time observed before the rhythm is trusted
 MATURE_BIN = 900.0                # ...and at least this much in every hour of the day
-PRIOR_WEIGHT = 1800.0             # seconds of "the recent average" each hour starts from
-PRIOR_PUBLICATIONS = 0.5          # ...or publications, for a cadenced source
+PRIOR_WEIGHT = 600.0              # seconds of "the recent average" each hour starts from
+PRIOR_PUBLICATIONS = 0.2          # ...or publications, for a cadenced source
 WALK_LIMIT = 14 * 86400.0
 
 
@@ -90,14 +90,29 @@ class Rhythm:
         rates = [n / (e * per) if e > 0 else 0.0 for n, e in zip(self.stations, self.exposure)]
         return expected(rates, start, end, offset)
 
-    def rates(self, prior: float) -> list[float]:
+    def rates(self, prior: float, poll: float | None = None) -> list[float]:
         """Per hour: advances per second (Poisson-like) or the chance that a publication
-        brings stations (cadenced), each shrunk towards `prior` (the same, from recent gaps)."""
-        weight = PRIOR_PUBLICATIONS if self.cadence else PRIOR_WEIGHT
-        return [(n + weight * prior) / (e + weight) for n, e in zip(self.advances, self.exposure)]
+        brings stations (cadenced), each shrunk towards `prior` (the same, from recent gaps).
+
+        A Poisson-like source polled every `poll` seconds shows at most one advance per poll,
+        however many updates came in between: the share p of polls with an advance gives the
+        update rate -ln(1 - p) / poll, which is what the chance of a silent gap depends on."""
+        if self.cadence:
+            return [(n + PRIOR_PUBLICATIONS * prior) / (e + PRIOR_PUBLICATIONS)
+                    for n, e in zip(self.advances, self.exposure)]
+        rates = [(n + PRIOR_WEIGHT * prior) / (e + PRIOR_WEIGHT) for n, e in zip(self.advances, self.exposure)]
+        return [unmerged(r, poll) for r in rates]
 
     def mean_gap(self) -> float:
         return sum(self.exposure) * (self.cadence or 1.0) / max(sum(self.advances), 1e-9)
+
+
+def unmerged(rate: float, poll: float | None) -> float:
+    """The update rate behind an observed rate of advances, when each poll can show one."""
+    if not poll or rate <= 0:
+        return rate
+    share = min(rate * poll, 0.95)
+    return -math.log(1.0 - share) / poll
 
 
 def _whole(value: float) -> float | int:

@@ -110,6 +110,7 @@ class SeriesState:
         self.blind = 0                                # bits: polls failed since the last advance / publication
         self.rhythm = Rhythm()                        # advances and watched time per local hour
         self.poll_gap: float | None = None            # EWMA of our polling interval
+        self.learned_poll_gap: float | None = None    # ...as it was when the gaps last changed
         self.fail_streak = 0
         self.ok_streak = 0
         self.flaps = 0                                # ok-then-fail turns inside an outage (hysteresis)
@@ -151,6 +152,8 @@ class SeriesState:
             out["day"] = self.rhythm.to_json()
         if self.poll_gap is not None:
             out["pgap"] = _compact(self.poll_gap)
+        if self.learned_poll_gap is not None:
+            out["lpgap"] = _compact(self.learned_poll_gap)
         if self.window_len:
             out["fails"] = [self.fail_streak, self.ok_streak, self.flaps, self.window_bits, self.window_len,
                             _epoch(self.failing_since), self.error_classes, self.last_error]
@@ -183,6 +186,7 @@ class SeriesState:
         if "day" in data:
             state.rhythm = Rhythm.from_json(data["day"])
         state.poll_gap = data.get("pgap")
+        state.learned_poll_gap = data.get("lpgap")
         if "fails" in data:
             (state.fail_streak, state.ok_streak, state.flaps, state.window_bits, state.window_len,
              failing_since, errors, state.last_error) = data["fails"]

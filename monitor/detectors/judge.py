@@ -216,7 +216,7 @@ class Judge:
             # Only when we were polling all along does the delay measure the publisher + us.
             _push(state.lags, lag, LAG_KEEP)
         state.pub_seen_at = at
-        state.version += 1
+        _learned(state)
         facts["new_publication"] = True
 
     @staticmethod
@@ -246,7 +246,8 @@ class Judge:
                 gap = (at - state.last_advance_at).total_seconds()
             end = current.published_at or at
             offset = _offset(end, zone)
-            facts["incident"] = _was_incident(state, gap, advance, stall_before, end.timestamp(), offset)
+            facts["incident"] = gap >= o.stall_ceiling or _was_incident(state, gap, advance, stall_before,
+                                                                         end.timestamp(), offset)
             # A gap we partly could not see (failed polls) is no evidence of skipped publications.
             if not facts["incident"] and not state.blind & BLIND_ADVANCE:
                 _push(state.advance_gaps, min(gap, stall_before.critical), o.stall_window)
@@ -258,7 +259,7 @@ class Judge:
         _push(state.steps, advance, STEP_KEEP)
         state.last_advance_at = at
         state.last_advance_published_at = current.published_at
-        state.version += 1
+        _learned(state)
 
     @staticmethod
     def _track_children(state: SeriesState, snapshot, at: datetime, o: DetectionOptions) -> None:
@@ -299,7 +300,7 @@ class Judge:
             if state.last_advance_published_at is not None:
                 lag0 = (state.last_advance_at - state.last_advance_published_at).total_seconds()
                 start = state.last_advance_published_at
-        thresholds = learn(state.advance_gaps, state.pub_gaps, state.lags, lag0, state.poll_gap, o, what="advance",
+        thresholds = learn(state.advance_gaps, state.pub_gaps, state.lags, lag0, state.learned_poll_gap, o, what="advance",
                            rhythm=state.rhythm, start=start.timestamp() if start else None,
                            offset=_offset(start, self.zone(state)) if start else 0.0)
         state.cache["stall"] = (state.version, thresholds)
@@ -311,7 +312,7 @@ class Judge:
         cached = state.cache.get("stale")
         if cached is not None and cached[0] == state.version:
             return cached[1]
-        thresholds = learn(state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.poll_gap, o, what="publication")
+        thresholds = learn(state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap, o, what="publication")
         state.cache["stale"] = (state.version, thresholds)
         return thresholds
 
@@ -395,7 +396,9 @@ def _was_incident(state: SeriesState, gap: float, advance: float, stall_before: 
     stations the series' pace would have brought meanwhile) was an incident: the count stopped
     while the work went on. It is not learned from, or one freeze would slow the alarm for the
     next. A long gap that ends with an ordinary increment is the source slowing down (a night,
-    the end of a count), and is learned. The pace comes from the daily rhythm once it is known,
+    the end of a count), and is learned; not beyond `stall_ceiling`, though, where it alarms
+    whatever was learned and would smear days into the rhythm (the caller's rule). The pace comes
+    from the daily rhythm once it is known,
     so that a freeze across a night is not judged by the day's pace, else from the last few
     advances."""
     if gap < stall_before.warning:
@@ -414,6 +417,14 @@ def _offset(moment: datetime, zone: tzinfo) -> float:
     """The source's UTC offset at `moment`, in seconds (its own when it gave one)."""
     delta = moment.utcoffset() if moment.tzinfo not in (None, timezone.utc) else moment.astimezone(zone).utcoffset()
     return delta.total_seconds() if delta is not None else 0.0
+
+
+def _learned(state: SeriesState) -> None:
+    """The gaps changed: thresholds are recomputed, with the polling interval as it is now.
+    (The interval drifts with every poll; pinning it here keeps a restarted Judge, which
+    recomputes from the saved state, in step with one that kept its cache.)"""
+    state.version += 1
+    state.learned_poll_gap = state.poll_gap
 
 
 def _reset_failures(state: SeriesState) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Sequence
 
-from .diurnal import Rhythm, hour_of, expected, publications_to, time_to
+from .diurnal import Rhythm, expected, hour_of, publications_to, time_to, unmerged
 from .options import DetectionOptions
 from .text import duration
 
@@ -33,6 +33,8 @@ CRITICAL_BUDGET = 10.0    # critical: ten times rarer than a warning by chance
 MIN_CADENCE = 60.0        # below a minute a "cadence" is indistinguishable from a continuous feed
 ALIGNED_SHARE = 0.8       # share of gaps on the lattice that makes a source cadenced
 LAG_WINDOW = 12
+JITTER = 30.0            # seconds a cadenced publisher may be late by its own clock
+LEARNING = " (its daily rhythm is not known yet: ten times the usual certainty)"
 WINSOR = 5.0             # gaps above this many medians count as this many
 
 
@@ -100,25 +102,28 @@ def learn(gaps: Sequence[float], pub_gaps: Sequence[float], lags: Sequence[float
     if cadence is None and not pub_gaps:
         cadence = detect_cadence(gaps, jitter=1.5 * (poll_gap or 0.0))
     daily = rhythm if rhythm is not None and rhythm.mature and start is not None else None
+    # Until the rhythm has seen a whole day, the first evening's slow-down is unknown: ask for
+    # ten times the certainty (the critical level) before warning.
+    strict = CRITICAL_BUDGET if rhythm is not None and not rhythm.mature else 1.0
     if cadence is not None:
         # The rhythm counts in publications of its own cadence: only that cadence can use it.
         if daily is not None and abs(daily.cadence - cadence) > 0.1 * cadence:
             daily = None
-        return _cadenced(gaps, cadence, lags, lag0, poll_gap, o, what, daily, start, offset)
+        return _cadenced(gaps, cadence, lags, lag0, poll_gap, o, what, daily, start, offset, strict)
     return _poissonian(gaps, o, what, daily if daily is not None and not daily.cadence else None,
-                       start, offset, lag0)
+                       start, offset, lag0, strict, poll_gap)
 
 
 def _cadenced(gaps: Sequence[float], cadence: float, lags: Sequence[float], lag0: float | None,
               poll_gap: float | None, o: DetectionOptions, what: str, daily: Rhythm | None = None,
-              start: float | None = None, offset: float = 0.0) -> Thresholds:
+              start: float | None = None, offset: float = 0.0, strict: float = 1.0) -> Thresholds:
     steps = [max(1, round(g / cadence)) for g in gaps]
     short = steps[-SHORT_WINDOW:]
     skip_long = (sum(steps) - len(steps) + PRIOR_SKIPS) / (sum(steps) + PRIOR_SKIPS)
     skip_short = (sum(short) - len(short)) / sum(short)
     skip = min(max(skip_long, skip_short), 0.999)
     mean_gap = cadence * sum(steps) / len(steps)
-    budget = mean_gap / o.false_alarm_budget
+    budget = mean_gap / o.false_alarm_budget / strict
     missed_w = max(1, math.ceil(math.log(budget) / math.log(skip) - 1e-9))
     missed_c = max(missed_w + 1, math.ceil(math.log(budget / CRITICAL_BUDGET) / math.log(skip) - 1e-9))
     rhythmic = ""
@@ -135,28 +140,31 @@ def _cadenced(gaps: Sequence[float], cadence: float, lags: Sequence[float], lag0
     if lag is None:
         lag = poll_gap or 0.0
     # Publication j after the one the clock runs from is visible by P0 + j*c + lag; the clock
-    # started lag0 after P0. The margin absorbs the source's own jitter (HH:00:14..HH:00:19).
-    offset = lag - (lag0 if lag0 is not None and 0 <= lag0 <= lag else 0.0) + max(30.0, 0.02 * cadence)
+    # started lag0 after P0. JITTER absorbs the source's own (Sirekap: HH:00:14..HH:00:20).
+    offset = lag - (lag0 if lag0 is not None and 0 <= lag0 <= lag else 0.0) + JITTER
     warning = missed_w * cadence + offset
     critical = missed_c * cadence + offset
     noun = "missed publication" if missed_w == 1 else "missed publications"
     skipped = "" if skip < 0.005 else (
         f", {100 * skip:.0f}% of publications lately brought no new stations" if what == "advance"
         else f", {100 * skip:.0f}% of expected publications lately did not come")
-    reason = f"{_every(cadence)} cadence{skipped}{rhythmic}: {missed_w} {noun}"
+    reason = f"{_every(cadence)} cadence{skipped}{rhythmic}: {missed_w} {noun}" + (LEARNING if strict > 1 and not daily else "")
     return _finish(warning, critical, reason, "cadence", o, cadence, missed_w, missed_c)
 
 
 def _poissonian(gaps: Sequence[float], o: DetectionOptions, what: str, daily: Rhythm | None = None,
-                start: float | None = None, offset: float = 0.0, lag0: float | None = None) -> Thresholds:
+                start: float | None = None, offset: float = 0.0, lag0: float | None = None,
+                strict: float = 1.0, poll_gap: float | None = None) -> Thresholds:
     mean_long = robust_mean(gaps[-o.stall_window:])
     short = gaps[-SHORT_WINDOW:]
     mean_short = robust_mean(short) if len(short) >= SHORT_WINDOW // 2 else 0.0
     mean_gap = max(mean_long, mean_short, 1.0)
-    warning = mean_gap * math.log1p(o.false_alarm_budget / mean_gap)
-    critical = mean_gap * math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / mean_gap)
+    if poll_gap:
+        mean_gap = 1.0 / unmerged(1.0 / mean_gap, poll_gap)
+    warning = mean_gap * math.log1p(strict * o.false_alarm_budget / mean_gap)
+    critical = mean_gap * math.log1p(strict * CRITICAL_BUDGET * o.false_alarm_budget / mean_gap)
     if daily is not None:
-        rates = _levelled(daily, 1.0 / mean_long, gaps, start, offset)
+        rates = _levelled(daily, 1.0 / mean_long, gaps, start, offset, poll_gap)
         usual = daily.mean_gap()
         seen = lag0 if lag0 is not None and lag0 >= 0 else 0.0
         warning = time_to(rates, start, math.log1p(o.false_alarm_budget / usual), offset) - seen
@@ -168,16 +176,18 @@ def _poissonian(gaps: Sequence[float], o: DetectionOptions, what: str, daily: Rh
     rate = 3600.0 / mean_gap
     pace = f"{rate:.1f} {what}s/h" if rate >= 1 else f"one {what} per {duration(mean_gap)}"
     reason = (f"irregular updates, about {pace}: a gap of {duration(warning)} happens by chance "
-              f"once in {duration(o.false_alarm_budget)}")
+              f"once in {duration(strict * o.false_alarm_budget)}" + (LEARNING if strict > 1 else ""))
     return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
 
 
-def _levelled(daily: Rhythm, prior_rate: float, gaps: Sequence[float], start: float, offset: float) -> list[float]:
+def _levelled(daily: Rhythm, prior_rate: float, gaps: Sequence[float], start: float, offset: float,
+              poll: float | None = None) -> list[float]:
     """The rhythm's hourly rates, scaled down when the recent advances came slower than it
     expected (a count winding down from one day to the next); never scaled up."""
-    rates = daily.rates(prior_rate)
+    rates = daily.rates(prior_rate, poll)
+    seen = daily.rates(prior_rate)              # advances as polled (several updates may make one)
     recent = gaps[-SHORT_WINDOW:]
-    per_second = [r / daily.cadence for r in rates] if daily.cadence else rates
+    per_second = [r / daily.cadence for r in seen] if daily.cadence else seen
     due = expected(per_second, start - sum(recent), start, offset)
     level = min(1.0, len(recent) / due) if due > 0 else 1.0
     return [r * level for r in rates] if level < 1.0 else rates
