@@ -32,11 +32,21 @@ def _add_instance(logger, method_name: str, event_dict: dict) -> dict:
 
 
 def _mask_secrets(logger, method_name: str, event_dict: dict) -> dict:
-    """A Secret that reaches a log line prints as *** whatever the renderer does with it."""
+    """A Secret that reaches a log line prints as *** whatever the renderer does with it, also
+    inside a dict or list: the JSON renderer writes a str subclass's raw value."""
     for key, value in event_dict.items():
-        if isinstance(value, Secret):
-            event_dict[key] = "***"
+        event_dict[key] = _masked(value)
     return event_dict
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return "***"
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return value
 
 
 def set_clock(clock: Clock) -> None:

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class DaemonProcess:
-    def __init__(self, config: Path, log_file: Path, env: dict[str, str] | None = None):
+    def __init__(self, config: Path, log_file: Path, env: dict[str, str] | None = None, args: tuple = ()):
         self.config = config
+        self.args = tuple(args)          # more `countwatch run` options (--record FILE)
         self.log_file = log_file
         self.env = env or {}
         self.process: subprocess.Popen | None = None
@@ -30,7 +31,7 @@ class DaemonProcess:
         # the secret scan reads as well
         out = open(self.output, "a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", "-c", str(self.config)], cwd=ROOT, stdout=out,
+            [sys.executable, "-m", "monitor", "run", "-c", str(self.config), *self.args], cwd=ROOT, stdout=out,
             stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         out.close()
         return self
