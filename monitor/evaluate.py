@@ -11,6 +11,7 @@ recording's own time, so the same command prints the same table.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -27,7 +28,8 @@ from .model import iso_utc
 from .recording import poll_to_record
 from .replay import replay
 
-BUDGET = DetectionOptions().false_alarm_budget
+OPTIONS = DetectionOptions()
+BUDGET = OPTIONS.false_alarm_budget
 STALL_DETECTORS = ("countwatch", "oracle", *FIXED)
 
 
@@ -64,17 +66,53 @@ def evaluate_series(profile_name: str, index: int, days: float, recordings: str 
     tally("stale_source:countwatch", firing("stale_source"), stale)
     tally("stale_source:oracle", oracle_alarms(series, BUDGET, "publication"), stale)
     poll = timedelta(seconds=series.profile.poll)
-    tally("outage", firing("outage"), plain_windows(series, "outage", 2 * poll.total_seconds()))
+    # An outage of fewer failed polls than `outage_failures` is, by design, no outage.
+    outages = [w for w in plain_windows(series, "outage", 2 * poll.total_seconds())
+               if sum(1 for p in series.polls if not p.ok and w.start <= p.at < w.end) >= OPTIONS.outage_failures]
+    tally("outage", firing("outage"), outages)
     tally("latency", firing("latency"), plain_windows(series, "latency", 600))
     next_pub = _next_publication(series)
-    batches = [Window(i.start, next_pub(i.start), i) for i in series.incidents if i.kind == "jump"]
+    # A point incident is seen by the first poll after it (if no outage hides it).
+    seen_by = lambda moment: max(next_pub(moment), moment + 2 * poll)
+    batches = [Window(i.start, seen_by(i.start), i) for i in series.incidents if i.kind == "jump"]
     jumps = [e for e in events if e.rule == "jump"]
     tally("jump", [e.at for e in jumps if not e.details.get("catch_up")], batches)
-    ends = [Window(w.end, w.end + 2 * poll, w.incident) for w in stalls if w.seconds >= 3600]
+    ends = [Window(w.end, w.end + 2 * poll, w.incident) for w in stalls if _big_catch_up(series, w)]
     tally("jump:catch-up", [e.at for e in jumps if e.details.get("catch_up")], ends, 0.0)
-    corrections = [Window(i.start, next_pub(i.start), i) for i in series.incidents if i.kind == "correction"]
+    corrections = [Window(i.start, seen_by(i.start), i) for i in series.incidents
+                   if i.kind == "correction" and _observable(series, i)]
     tally("correction", [e.at for e in events if e.rule == "correction"], corrections)
     return result
+
+
+def _big_catch_up(series: Series, window: Window) -> bool:
+    """The stall ended in a batch of at least 5 usual publications' worth and 0.1% of stations:
+    the jump rule's own definition of a catch-up worth flagging, in the profile's true terms."""
+    before = [r for t, r in series.publications if t < window.start]
+    after = [r for t, r in series.publications if t >= window.end]
+    if not before or not after:
+        return False
+    profile = series.profile
+    usual = (profile.stations_per_second(window.end) * profile.cadence if profile.kind == "cadence"
+             else profile.peak / profile.events)
+    increment = after[0] - before[-1]
+    return increment >= max(5 * usual, 0.001 * profile.stations)
+
+
+def _observable(series: Series, incident) -> bool:
+    """A correction shows only if the first document we see after it has fewer votes for the
+    candidate than the one before (later batches in between can hide it)."""
+    candidate = str(100025 + int(incident.detail))
+    before = after = None
+    for poll in series.polls:
+        if poll.snapshot is None:
+            continue
+        if poll.at < incident.start:
+            before = poll.snapshot
+        else:
+            after = poll.snapshot
+            break
+    return before is not None and after is not None and after.votes[candidate] < before.votes[candidate]
 
 
 def _next_publication(series: Series):
@@ -193,9 +231,10 @@ def rules_table(merged: dict[str, dict[str, Tally]]) -> list[str]:
     tallies = merged["all"]
     lines = ["| rule | incidents | recall | false alarms / series-day | median delay | p90 delay | alarms per incident |",
              "|---|---|---|---|---|---|---|"]
-    for name, label in (("stale_source:countwatch", "stale_source (timestamp frozen)"), ("outage", "outage"),
+    for name, label in (("stale_source:countwatch", "stale_source (timestamp frozen)"),
+                        ("outage", f"outage (≥ {OPTIONS.outage_failures} failed polls)"),
                         ("latency", "latency"), ("jump", "jump (outsized batch)"),
-                        ("jump:catch-up", "jump flagged as catch-up (stalls ≥ 1 h)"), ("correction", "correction")):
+                        ("jump:catch-up", "jump flagged as catch-up (stalls ending in ≥ 5 usual batches)"), ("correction", "correction")):
         tally = tallies.get(name)
         if tally is None:
             continue
@@ -204,6 +243,57 @@ def rules_table(merged: dict[str, dict[str, Tally]]) -> list[str]:
         per = f"{sum(detected) / len(detected):.2f}" if detected else "–"
         lines.append(f"| {label} | {len(tally.delays)} | {_pct(tally.recall)} | {fa} | "
                      f"{_minutes(med(tally.detected()))} | {_minutes(quantile(tally.detected(), 0.9))} | {per} |")
+    return lines
+
+
+def family_lines(region_series: int, days: float) -> list[str]:
+    """over_capacity / inconsistent on TPS documents, region_stall on a national table."""
+    from collections import Counter
+    from .evaluation.families import region_family, tps_family
+
+    counts: Counter = Counter()
+    for case in tps_family():
+        events = list(replay(case.polls))
+        fired = {e.rule for e in events if e.state == "firing"}
+        snap = case.polls[-1].snapshot
+        limit = (math.ceil(snap.registered_voters * (1 + OPTIONS.capacity_slack)) if snap.registered_voters
+                 else math.ceil(OPTIONS.max_votes_per_station * (1 + OPTIONS.capacity_slack)))
+        truth = {"over_capacity": sum(snap.votes.values()) > limit,
+                 "inconsistent": snap.valid_votes is not None and sum(snap.votes.values()) != snap.valid_votes}
+        for rule, expected in truth.items():
+            counts[(rule, expected, rule in fired)] += 1
+    lines = ["| rule | scenario | incidents | recall | false alarms | median delay | p90 delay |",
+             "|---|---|---|---|---|---|---|"]
+    for rule, what in (("over_capacity", "more votes than registered voters + 2% (OCR ×10 misreads and digit slips)"),
+                       ("inconsistent", "candidates ≠ valid votes")):
+        found, total = counts[(rule, True, True)], counts[(rule, True, True)] + counts[(rule, True, False)]
+        wrong = counts[(rule, False, True)]
+        clean = wrong + counts[(rule, False, False)]
+        lines.append(f"| {rule} | {sum(counts[(rule, t, f)] for t in (True, False) for f in (True, False))} TPS "
+                     f"documents: {what}, unread forms (registered 0) | {total} | {_pct(found / total if total else None)} "
+                     f"| {wrong} of {clean} clean TPS | at once | at once |")
+    stall_tally, freeze_alarms = Tally(), 0
+    for index in range(region_series):
+        family = region_family(index, days)
+        events = [e for e in replay(family.polls) if e.rule == "region_stall" and e.state == "firing"]
+        frozen = [e for e in events if family.freeze[0] <= e.at < family.freeze[1]]
+        freeze_alarms += len(frozen)
+        for stall in family.child_stalls:
+            mine = [e.at for e in events if e.region == stall.child]
+            window = Window(stall.start, stall.end + timedelta(hours=1), stall)
+            others = [e.at for e in events if e.region != stall.child]
+            stall_tally.add(mine, [window], 0.0)
+        stall_tally.false_alarms += 0
+        for event in events:
+            if not any(s.child == event.region and s.start <= event.at < s.end + timedelta(hours=1)
+                       for s in family.child_stalls):
+                stall_tally.false_alarms += 1
+        stall_tally.days += days
+    lines.append(f"| region_stall | {region_series} national tables × {days:g} days, 12 provinces by persen, "
+                 f"one province stopping for 4–72 h at a time; one 30-h national freeze each | "
+                 f"{len(stall_tally.delays)} | {_pct(stall_tally.recall)} | "
+                 f"{stall_tally.false_alarms} in {stall_tally.days:g} table-days; {freeze_alarms} during national freezes "
+                 f"| {_minutes(med(stall_tally.detected()))} | {_minutes(quantile(stall_tally.detected(), 0.9))} |")
     return lines
 
 
@@ -223,6 +313,7 @@ def report(results: list[SeriesResult], series: int, days: float, seconds: float
         "", "### stall", "", *stall_lines, "", *[f"- {v}" for v in stall_verdicts],
         "", "### stale_source", "", *stale_lines, "", *[f"- {v}" for v in stale_verdicts],
         "", "### other rules (all profiles)", "", *rules_table(merged), "",
+        "### rules inside documents", "", *family_lines(max(2, series // 2), min(days, 20.0)), "",
     ]
     return "\n".join(parts)
 

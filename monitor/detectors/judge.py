@@ -309,11 +309,15 @@ class Judge:
     def _stale(self, state: SeriesState, o: DetectionOptions) -> Thresholds | None:
         if state.current is None or state.current.published_at is None:
             return None
+        published = state.current.published_at
         cached = state.cache.get("stale")
-        if cached is not None and cached[0] == state.version:
+        if cached is not None and cached[0] == (state.version, published):
             return cached[1]
-        thresholds = learn(state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap, o, what="publication")
-        state.cache["stale"] = (state.version, thresholds)
+        # A Poisson-like source publishes when it advances: the advances' rhythm is the one.
+        thresholds = learn(state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap, o,
+                           what="publication", rhythm=state.rhythm, start=published.timestamp(),
+                           offset=_offset(published, self.zone(state)))
+        state.cache["stale"] = ((state.version, published), thresholds)
         return thresholds
 
     def _complete(self, state: SeriesState) -> bool:

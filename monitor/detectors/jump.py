@@ -48,7 +48,9 @@ class JumpRule:
             spread = 1.4826 * median(abs(s - typical) for s in steps)
             scale = max(spread, 0.1 * typical, 1.0)
             robust_z = (increment - typical) / scale
-            outlier = robust_z >= o.jump_factor and increment >= o.jump_min_ratio * typical
+            # After a stall a big batch is expected, so size alone makes it a catch-up; out of the
+            # blue it must also be far outside the spread of recent increments.
+            outlier = increment >= o.jump_min_ratio * typical and (catch_up or robust_z >= o.jump_factor)
             stations = h.current.stations
             if stations and increment < o.jump_min_share * stations:
                 outlier = False               # +22 TPS of 823,236 is noise however unusual

@@ -105,6 +105,8 @@ def learn(gaps: Sequence[float], pub_gaps: Sequence[float], lags: Sequence[float
     # Until the rhythm has seen a whole day, the first evening's slow-down is unknown: ask for
     # ten times the certainty (the critical level) before warning.
     strict = CRITICAL_BUDGET if rhythm is not None and not rhythm.mature else 1.0
+    if cadence is not None and what == "publication":
+        daily, strict = None, 1.0      # a cadenced publisher keeps its cadence day and night
     if cadence is not None:
         # The rhythm counts in publications of its own cadence: only that cadence can use it.
         if daily is not None and abs(daily.cadence - cadence) > 0.1 * cadence:

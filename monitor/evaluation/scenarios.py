@@ -147,6 +147,7 @@ def _publish(profile: Profile, rng: random.Random, stalls: list[Incident], end: 
     backlog, out, expected, injected = 0, [], [], []
     previous = START
     for moment in times:
+        spacing = (moment - previous).total_seconds()
         mean = (profile.stations_per_second(moment) * (moment - previous).total_seconds()
                 if profile.kind == "cadence" else
                 profile.stations_per_second(moment) / (profile.events * profile.rhythm(moment) / 3600))
@@ -161,7 +162,9 @@ def _publish(profile: Profile, rng: random.Random, stalls: list[Incident], end: 
             continue
         increment += backlog
         backlog = 0
-        if increment and rng.random() < 1 / 150 and profile.rhythm(moment) > 0.5 and not _near(stalls, moment):
+        # About one outsized batch per three days and one correction a day, whatever the pace.
+        if increment and rng.random() < spacing / (3 * 86400) / 0.5 and profile.rhythm(moment) > 0.5 \
+                and not _near(stalls, moment):
             # An outsized batch: thirty times the hour's usual, at least 0.3% of all stations.
             increment += max(30 * round(mean), int(0.003 * profile.stations))
             injected.append(Incident("jump", moment, moment, detail="batch"))
@@ -169,7 +172,7 @@ def _publish(profile: Profile, rng: random.Random, stalls: list[Incident], end: 
         reported += increment
         for c, share in enumerate(SHARES):
             votes[c] += poisson(rng, increment * VOTES_PER_STATION * share)
-        if rng.random() < 1 / 40 and not _near(stalls, moment):
+        if rng.random() < spacing / 86400 and not _near(stalls, moment):
             c = rng.randrange(len(SHARES))
             votes[c] -= rng.randint(1, 300)
             injected.append(Incident("correction", moment, moment, detail=str(c)))
