@@ -3,6 +3,7 @@ the source's local zone beside UTC, durations, and Slack escaping. Shared by eve
 so the console, Slack and webhooks say the same thing."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
@@ -21,9 +22,23 @@ CAUSE_PHRASES = {
 MAX_LISTED = 8   # regions named in a headline before "and N more"
 
 
+# Look-alikes for mrkdwn's markers where they could open or close bold, italic, strike or code.
+_MARKERS = {"*": "\u2217", "_": "\uff3f", "~": "\u223c", "`": "\u02cb"}
+_MARKER = re.compile(r"(?<![0-9A-Za-z])[*_~]|[*_~](?![0-9A-Za-z])|`")
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
 def escape_slack(text: Any) -> str:
-    """Slack's three control characters, so source text cannot make mentions or links."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text (a source's names, error pages, detector summaries) made inert in Slack mrkdwn:
+    `&`, `<` and `>` escaped, so it cannot make mentions or links; line breaks flattened, so
+    it cannot start a quote or a code block; `*`, `_`, `~` at a word's edge and every backtick
+    replaced by look-alikes, so it cannot make bold, italic, strike or code (`stale_source`
+    keeps its underscore: mid-word markers format nothing). Bare URLs and @names are left
+    alone here: slack_blocks sends every mrkdwn text `verbatim`, so Slack does not link them.
+    Not for URLs (see slack_blocks._link)."""
+    text = _LINE_BREAKS.sub(" ", str(text))
+    text = _MARKER.sub(lambda match: _MARKERS[match.group()], text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def fmt_duration(seconds: float | None) -> str:

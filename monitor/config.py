@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.config import AlertingConfig, parse_alerting
@@ -101,8 +101,15 @@ def _http_url(value: Any) -> str:
         raise ValueError(f"must be a URL string, got {value!r}")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        raise ValueError(f"must be an http:// or https:// URL, got {_redacted(parts)!r}")
     return value
+
+
+def _redacted(parts) -> str:
+    """A refused URL as the message shows it: user:password and the query (a token from the
+    environment) never reach the terminal or, on a SIGHUP reload, the log."""
+    netloc = ("***@" + parts.netloc.rpartition("@")[2]) if "@" in parts.netloc else parts.netloc
+    return urlunsplit(parts._replace(netloc=netloc, query="***" if parts.query else "", fragment=""))
 
 
 def _positive(value: Any) -> float:

@@ -32,7 +32,9 @@ def badge(notification: Notification) -> str:
 def _section(text: str) -> dict[str, Any]:
     if len(text) > SECTION_LIMIT:
         text = text[:SECTION_LIMIT] + "…"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    # verbatim: Slack does not turn bare URLs, #channels or @names in the text into links or
+    # mentions (our own <url|label> links still work)
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
 
 
 def fallback_text(notification: Notification) -> str:
@@ -42,8 +44,10 @@ def fallback_text(notification: Notification) -> str:
 
 
 def _link(url: str, label: str) -> str:
-    # Inside <url|label> Slack wants &, < and > escaped as well; `|` would end the URL.
-    return f"<{escape_slack(url).replace('|', '%7C')}|{escape_slack(label)}>"
+    # A URL keeps its characters (escape_slack's look-alikes would break it): `&` escaped as
+    # Slack asks, `<`, `>` and `|` percent-encoded, since each would end the link.
+    url = str(url).replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    return f"<{url}|{escape_slack(label)}>"
 
 
 def blocks(notification: Notification) -> list[dict[str, Any]]:
@@ -67,7 +71,7 @@ def blocks(notification: Notification) -> list[dict[str, Any]]:
                f"id {notification.id}")
     if notification.possible_duplicate:
         context += " · possible duplicate (countwatch restarted while sending)"
-    out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context, "verbatim": True}]})
     return out
 
 
