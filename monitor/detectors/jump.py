@@ -74,14 +74,17 @@ class JumpRule:
         }
         unit = "TPS" if h.current.stations_reported is not None else "points"
         usual_text = f" (usually {count(typical)} per update)" if typical is not None else ""
-        pace = f", {count(round(rate))}/h over the {duration(gap)} since the previous advance" if rate else ""
+        pace = ""
+        if rate:
+            pace = f", {count(round(rate))} {unit}/h over that time" + (
+                f" against a usual {count(round(usual))}/h" if usual else "")
         if catch_up:
             details["stalled_seconds"] = None if gap is None else round(gap, 3)
             summary = (f"Catch-up at {label(h)}: +{count(increment)} {unit} in one update after "
                        f"{duration(gap or 0)} without progress{usual_text}{pace}.")
             return [event(h, now, "jump", "observed", "info", summary, now - timedelta(seconds=gap or 0.0), details)]
-        summary = (f"Jump at {label(h)}: +{count(increment)} {unit} in one update{usual_text}{pace}, "
-                   f"{details['robust_z']} robust deviations above the recent increments.")
+        summary = (f"Jump at {label(h)}: +{count(increment)} {unit} in one update{usual_text} after "
+                   f"{duration(gap or 0)}{pace}, {details['robust_z']} robust deviations above the recent increments.")
         return [event(h, now, "jump", "observed", "warning", summary, now, details)]
 
     def _usual_rate(self, h: History) -> float | None:
