@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from ..model import Event, Poll, Snapshot, iso_utc, parse_iso
 from .diurnal import Rhythm
 
-LAG_KEEP = 12
+LAG_KEEP = 24                      # a day of hourly publications: night polls lag more
 STEP_KEEP = 24
 LATENCY_KEEP = 8
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -81,6 +81,9 @@ def run_convert(args) -> int:
                 sys.stdout.write(json.dumps(poll_to_record(poll), separators=(",", ":")) + "\n")
         else:
             convert_csv(source, args.output)
+    except BrokenPipeError:
+        sys.stderr.close()                  # `| head`: the reader left, not our failure
+        return 0
     except FileNotFoundError as exc:
         print(f"countwatch convert-kpu2024: {exc.filename}: no such file", file=sys.stderr)
         return 2
