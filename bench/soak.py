@@ -15,7 +15,6 @@ a poll job failed, or resident memory grew by more than --max-growth MB.
 from __future__ import annotations
 
 import argparse
-import io
 import multiprocessing
 import os
 import random
