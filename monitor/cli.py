@@ -18,6 +18,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"countwatch: error: {message}\n")
 
 
+def _shard(text: str):
+    from .poll import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_run(args) -> int:
     from .clock import SteadyClock
     from .config import load_config
@@ -30,7 +39,7 @@ def _cmd_run(args) -> int:
     clock = SteadyClock()
     configure_logging(config.log_format, config.log_file, config.log_level, config.instance, clock,
                       config.log_max_bytes, config.log_backups)
-    daemon = Daemon(config, clock, record_path=args.record)
+    daemon = Daemon(config, clock, record_path=args.record, shard=args.shard)
     return daemon.run_forever()
 
 
@@ -66,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon (wall clock) until SIGTERM/SIGINT")
     run.add_argument("-c", "--config", default="countwatch.toml", help="config file (TOML)")
     run.add_argument("--record", metavar="FILE", help="append every poll to this recording (JSONL)")
+    run.add_argument("--shard", metavar="K/N", type=_shard, default=None,
+                     help="watch only shard K of N of every tree source (docs/scaling.md)")
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check-config", help="validate a config file and exit (2 when invalid)")

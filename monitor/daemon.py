@@ -40,8 +40,10 @@ CLOCK_STEP_TOLERANCE = 1.0    # seconds the system clock may step before the dae
 
 class Daemon:
     def __init__(self, config: Config, clock: Clock | None = None, metrics: Metrics | None = None,
-                 record_path: str | Path | None = None, serve_http: bool = True, alerts=None):
+                 record_path: str | Path | None = None, serve_http: bool = True, alerts=None,
+                 shard=None):
         self.config = config
+        self.shard = shard                     # monitor.poll.Shard of `run --shard K/N`, or None
         self.clock = clock or WallClock()
         self.metrics = metrics or Metrics()
         self.stop_event = threading.Event()
@@ -60,7 +62,7 @@ class Daemon:
         self.alerts = alerts
         self.watchers = [
             SourceWatcher(source, self.judge, self.metrics, self.clock, self.store, self._handle_events,
-                          self.recorder, self.stop_event)
+                          self.recorder, self.stop_event, shard)
             for source in config.sources
         ]
         self.scheduler = BackgroundScheduler(
@@ -107,7 +109,8 @@ class Daemon:
         self._schedule()
         log.info("daemon.started", sources=[w.source.name for w in self.watchers],
                  metrics=f"{'https' if self.config.metrics_tls else 'http'}://{self.config.metrics_listen.rpartition(':')[0]}:{self.metrics_port}/metrics"
-                 if self.http_server else None, state_dir=str(self.config.state_dir), speed=self.clock.speed)
+                 if self.http_server else None, state_dir=str(self.config.state_dir), speed=self.clock.speed,
+                 shard=str(self.shard) if self.shard else None)
 
     def _schedule(self) -> None:
         first_run = datetime.now(timezone.utc)
@@ -169,7 +172,7 @@ class Daemon:
         self.watchers = []
         for source in new_config.sources:
             watcher = SourceWatcher(source, self.judge, self.metrics, self.clock, self.store, self._handle_events,
-                                    self.recorder, self.stop_event)
+                                    self.recorder, self.stop_event, self.shard)
             previous = old.get(source.name)
             if previous is not None:
                 # the states in memory are at least as new as the store's (it may be failing)

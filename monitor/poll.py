@@ -5,14 +5,22 @@ A source is a document, or a tree of documents when `depth` > 0: one pass starts
 and descends only into children whose row in the parent's table changed since the last
 pass (a child whose row did not change is judged as `not_modified` without a request).
 Requests of one level run in parallel, up to `concurrency`, through the source's rate limit;
-judging runs in the job's own thread, so the detectors never see two threads.
+judging runs in the job's own thread, so the detectors never see two threads. A level is
+fetched and judged in chunks of LEVEL_CHUNK documents, so memory holds a chunk of documents,
+not a level of 83,731 desa.
+
+A child whose last fetch failed is fetched again on the next pass even if its row did not
+change (its ancestors too, so the pass reaches it), or one 503 would hide it until its row moves.
+
+`--shard K/N` (Shard) splits a tree between instances at SHARD_DEPTH (docs/scaling.md).
 """
 from __future__ import annotations
 
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+import zlib
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,12 +38,47 @@ from .store import StateStore
 
 log = structlog.get_logger("countwatch.poll")
 
+# Where a tree splits between shards: levels below the top document (kab/kota of a national
+# tree: 514 units, the largest ~1% of the TPS, so shards come out even; provinces would not:
+# West Java alone is 17%). Shallower sources split at their own depth.
+SHARD_DEPTH = 2
+# Documents fetched by the pool before the judge takes them. Memory holds one chunk, not a
+# level (83,731 desa with their TPS tables); judging between chunks rather than while the
+# fetch threads run costs less CPU (bench/scaling.py measured 1.0 vs 1.3 ms per document
+# when the judge thread fought eight fetch threads for the interpreter lock).
+LEVEL_CHUNK = 2048
+
+
+@dataclass(frozen=True)
+class Shard:
+    """`--shard K/N`: this instance watches the regions at the split level whose code hashes
+    (CRC-32, stable across machines and runs, unlike Python's salted hash()) to K - 1 modulo
+    N, and everything below them. Above the split every shard fetches the documents to know
+    where to descend; each such region is judged for real by its own hash's shard only."""
+
+    index: int          # 1..count
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        index, sep, count = text.partition("/")
+        if not sep or not index.isdigit() or not count.isdigit() or not 1 <= int(index) <= int(count):
+            raise ValueError(f"expected K/N with 1 <= K <= N (e.g. 1/2), got {text!r}")
+        return cls(int(index), int(count))
+
+    def owns(self, region: str) -> bool:
+        return zlib.crc32(region.encode()) % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
 
 @dataclass(frozen=True)
 class _Target:
     url: str
     region: str
     depth: int          # levels below the source's top document
+    parent: "_Target | None" = None
 
 
 @dataclass
@@ -54,8 +97,11 @@ def _fingerprint(snapshot: Snapshot) -> tuple:
 class SourceWatcher:
     def __init__(self, source: SourceConfig, judge: Judge, metrics: Metrics, clock: Clock,
                  store: StateStore | None = None, handle_events: Callable[[list[Event]], None] | None = None,
-                 recorder: RecordingWriter | None = None, stop: threading.Event | None = None):
+                 recorder: RecordingWriter | None = None, stop: threading.Event | None = None,
+                 shard: Shard | None = None):
         self.source = source
+        self.shard = shard
+        self._split = min(SHARD_DEPTH, source.depth)
         self.judge = judge
         self.metrics = metrics
         self.clock = clock
@@ -68,6 +114,7 @@ class SourceWatcher:
         self._fingerprints: dict[str, tuple] = {}
         self._children: dict[str, dict[str, RegionCount]] = {}   # parent region -> its last table
         self._candidates: dict[str, frozenset[str]] = {}           # region -> candidates exported
+        self._revisit: set[str] = set()    # failed last pass, or an ancestor of one: fetch again
         self._pool = ThreadPoolExecutor(max_workers=source.concurrency, thread_name_prefix=f"fetch-{source.name}")
         self.last_pass_at = None
         self.passes = 0
@@ -98,16 +145,13 @@ class SourceWatcher:
         events: list[Event] = []
         dirty: dict[str, SeriesState] = {}
         changed_snapshots: list[Snapshot] = []
+        revisit, self._revisit = self._revisit, set()
         frontier = [_Target(self.source.url, self.source.region, 0)]
         while frontier and not self.stop.is_set():
-            if len(frontier) == 1:
-                outcomes = [self._fetch(frontier[0])]
-            else:
-                outcomes = list(self._pool.map(self._fetch, frontier))
             next_frontier: list[_Target] = []
-            for outcome in outcomes:
+            for outcome in self._fetch_level(frontier):
                 events.extend(self._judge(outcome, pass_id, dirty, changed_snapshots))
-                next_frontier.extend(self._descend(outcome, events, dirty))
+                next_frontier.extend(self._descend(outcome, events, dirty, revisit))
             frontier = next_frontier
         self.passes += 1
         self.last_pass_at = self.clock.now()
@@ -126,6 +170,26 @@ class SourceWatcher:
             log.exception("state.error", operation="serialize", source=self.source.name)
             return
         self.store.save_states(self.source.name, blobs, self.last_pass_at, changed_snapshots)
+
+    def _fetch_level(self, targets: list[_Target]):
+        """Outcomes in the order of `targets`, fetched by the pool in chunks (bounded
+        memory: a chunk of documents, not a level of 83,731 desa)."""
+        if len(targets) == 1:
+            yield self._fetch(targets[0])
+            return
+        try:
+            for start in range(0, len(targets), LEVEL_CHUNK):
+                if self.stop.is_set():
+                    return
+                yield from list(self._pool.map(self._fetch, targets[start:start + LEVEL_CHUNK]))
+        except CancelledError:
+            return      # close() cancelled the pool's queue: the daemon is stopping
+
+    def _owner(self, target: _Target) -> bool:
+        """Does this instance judge `target` for real (export, log, alert)? Without a shard,
+        always; above the split, only the shard its own code hashes to; below, only regions
+        of this shard are ever reached (_descend filters at the split)."""
+        return self.shard is None or target.depth > self._split or self.shard.owns(target.region)
 
     def _fetch(self, target: _Target) -> _Outcome:
         started = time.monotonic()
@@ -155,10 +219,24 @@ class SourceWatcher:
     def _judge(self, outcome: _Outcome, pass_id: str, dirty: dict[str, SeriesState],
                changed_snapshots: list[Snapshot]) -> list[Event]:
         poll, target = outcome.poll, outcome.target
+        if not poll.ok:
+            ancestor = target
+            while ancestor is not None:
+                self._revisit.add(ancestor.region)
+                ancestor = ancestor.parent
         state = self._state(target.region)
         events = self.judge.observe(state, poll)
         dirty[target.region] = state
-        if outcome.changed and poll.snapshot is not None:
+        if not self._owner(target):
+            # Another shard's region above the split: fetched to find our way down, judged so
+            # that this Judge knows what one machine's would (a national stall keeps our
+            # provinces' stalls quiet), but its events, series and log line are its owner's.
+            self._export_poll(poll, target)
+            return []
+        # History rows only down to export_depth, like the series: a national tree's desa
+        # tables would add ~300 MB per cold pass (docs/scaling.md); deeper regions are in the
+        # poll log and in --record.
+        if outcome.changed and poll.snapshot is not None and target.depth <= self.source.export_depth:
             changed_snapshots.append(poll.snapshot)
         if self.recorder is not None:
             self.recorder.write(poll)
@@ -173,41 +251,47 @@ class SourceWatcher:
             self._log_event(event, pass_id)
         return events
 
-    def _descend(self, outcome: _Outcome, events: list[Event], dirty: dict[str, SeriesState]) -> list[_Target]:
-        """Children to fetch next: those whose table row changed. Unchanged ones are judged
-        as not_modified here (no request), so their stall clocks keep running."""
+    def _descend(self, outcome: _Outcome, events: list[Event], dirty: dict[str, SeriesState],
+                 revisit: set[str]) -> list[_Target]:
+        """Children to fetch next: those whose table row changed, and those to `revisit`.
+        Unchanged ones are judged as not_modified here (no request), so their stall clocks
+        keep running; their own children are not (a frozen province is one stall, not 500)."""
         target, poll = outcome.target, outcome.poll
         if target.depth >= self.source.depth:
             return []
         if poll.result == "not_modified":
             table = self._children.get(target.region, {})
-            # the parent did not change, so no child did: tick them all without a request
-            for code in table:
-                events.extend(self._tick_unchanged(code, dirty))
+            previous = table          # the parent did not change, so no child's row did
+        elif poll.snapshot is None:
             return []
-        if poll.snapshot is None:
-            return []
-        previous = self._children.get(target.region)
-        table = dict(poll.snapshot.children)
-        self._children[target.region] = table
+        else:
+            previous = self._children.get(target.region)
+            table = dict(poll.snapshot.children)
+            self._children[target.region] = table
+        depth = target.depth + 1
         wanted = []
         for code, row in table.items():
-            if previous is not None and previous.get(code) == row and code in self.states:
-                events.extend(self._tick_unchanged(code, dirty))
+            if self.shard is not None and depth == self._split and not self.shard.owns(code):
+                continue          # another shard's subtree
+            if (previous is not None and previous.get(code) == row and code in self.states
+                    and code not in revisit):
+                events.extend(self._tick_unchanged(code, dirty, depth))
                 continue
             try:
                 url = child_url(self.source, target.url, target.region, code)
             except ValueError:
                 continue
-            wanted.append(_Target(url, code, target.depth + 1))
+            wanted.append(_Target(url, code, depth, target))
         return wanted
 
-    def _tick_unchanged(self, region: str, dirty: dict[str, SeriesState]) -> list[Event]:
+    def _tick_unchanged(self, region: str, dirty: dict[str, SeriesState], depth: int) -> list[Event]:
         state = self._state(region)
         poll = Poll(self.source.name, region, self.clock.now(), "not_modified")
         events = self.judge.observe(state, poll)
         if events:
             dirty[region] = state
+            if not self._owner(_Target("", region, depth)):
+                return []         # judged for context only (see _judge)
             for event in events:
                 self._log_event(event, None)
         return events
@@ -219,7 +303,9 @@ class SourceWatcher:
         return state
 
     # --- export -------------------------------------------------------------------------
-    def _export(self, poll: Poll, state: SeriesState, target: _Target) -> None:
+    def _export_poll(self, poll: Poll, target: _Target) -> None:
+        """What every request adds, whoever owns the region: this instance's load on the
+        source and whether it reaches the top document (a shard that cannot is blind)."""
         m, name = self.metrics, self.source.name
         m.polls.labels(source=name, result=poll.result).inc()
         if poll.latency_seconds is not None:
@@ -228,6 +314,10 @@ class SourceWatcher:
             m.up.labels(source=name).set(1 if poll.ok else 0)
             if poll.ok:
                 m.last_success_timestamp_seconds.labels(source=name).set(poll.at.timestamp())
+
+    def _export(self, poll: Poll, state: SeriesState, target: _Target) -> None:
+        m, name = self.metrics, self.source.name
+        self._export_poll(poll, target)
         if target.depth > self.source.export_depth:
             return   # deeper regions: judged, logged and alerted, but no series (cardinality)
         region = target.region

@@ -1,0 +1,193 @@
+"""Tree sources at scale, on a small generated Sirekap tree served on loopback (bench/tree.py):
+a pass fetches exactly the documents whose row changed, concurrency is bounded, a failed
+document is fetched again, per-region series stop at export_depth, and the rate limiter
+paces requests (on a fake clock: no timing assertions)."""
+from __future__ import annotations
+
+import types
+from datetime import datetime, timezone
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+import monitor.fetch as fetch_module
+from bench.tree import Tree, TreeServer, document_path
+from monitor.clock import ManualClock
+from monitor.config import parse_config
+from monitor.detectors import Judge
+from monitor.fetch import RateLimiter
+from monitor.metrics import Metrics
+from monitor.poll import SourceWatcher
+
+SHAPE = (3, 6, 12, 30, 300)          # provinces, kab/kota, kecamatan, desa, TPS
+START = datetime(2024, 2, 14, 13, 0, tzinfo=timezone.utc)
+
+
+def make_watcher(url: str, depth: int = 4, export_depth: int = 2, concurrency: int = 3, shard=None,
+                 clock=None, detection: dict | None = None, rate_limit: float = 0):
+    raw = {"daemon": {"state_dir": "var/unused", "instance": "test"},
+           "sources": [{"name": "kpu", "kind": "sirekap", "url": url, "depth": depth, "export_depth": export_depth,
+                        "concurrency": concurrency, "rate_limit": rate_limit, "retries": 0, "timeout": "5s"}]}
+    if detection:
+        raw["detection"] = detection
+    config = parse_config(raw)
+    registry = CollectorRegistry()
+    watcher = SourceWatcher(config.sources[0], Judge(config), Metrics(registry), clock or ManualClock(START),
+                            shard=shard)
+    return watcher, registry
+
+
+def all_paths(tree: Tree, depth: int = 4) -> set[str]:
+    return {document_path(code) for code in tree.codes(depth)}
+
+
+def fetched(server: TreeServer) -> dict[str, int]:
+    return dict(server.stats.paths)
+
+
+def reset(server: TreeServer) -> None:
+    server.control("POST", "/_tree/reset?paths=1")
+
+
+@pytest.fixture
+def tree_server():
+    tree = Tree.generate(shape=SHAPE, progress=0.4)
+    with TreeServer(tree) as server:
+        reset(server)
+        yield tree, server
+
+
+def test_generated_tree_has_the_real_shape():
+    tree = Tree.generate(shape=SHAPE)
+    assert tree.counts() == {"provinces": 3, "kabkota": 6, "kecamatan": 12, "desa": 30, "tps": 300, "documents": 52}
+    national = tree.document(tree.regions["0"])
+    assert national["progres"]["total"] == 300
+    assert sum(row["100025"] for row in national["table"].values()) == national["chart"]["100025"]
+    desa = tree.regions[tree.codes(4)[-1]]
+    assert all(len(code) == 13 and code.startswith(desa.code) for code in tree.document(desa)["table"])
+
+
+def test_a_pass_fetches_only_documents_whose_row_changed(tree_server):
+    tree, server = tree_server
+    watcher, _ = make_watcher(server.url("0"))
+    try:
+        watcher.poll_once()
+        assert fetched(server) == {path: 1 for path in all_paths(tree)}        # cold: everything, once
+        assert len(watcher.states) == 52
+
+        before = dict(tree.docs)
+        tree.advance(0.05)
+        changed = {path for path, entry in tree.docs.items() if before[path] != entry}
+        assert 1 < len(changed) < 52
+        reset(server)
+        watcher.clock.advance(60)
+        watcher.poll_once()
+        assert fetched(server) == {path: 1 for path in changed}
+        assert server.stats.not_modified == 0
+        # the unchanged children of changed parents were judged too, without a request
+        ticked = [child for code in tree.codes(3) if document_path(code) in changed
+                  for child in tree.regions[code].children if document_path(child) not in changed]
+        assert ticked
+        assert all(watcher.states[child].last_at == watcher.clock.now() for child in ticked)
+
+        reset(server)
+        watcher.clock.advance(60)
+        watcher.poll_once()
+        assert fetched(server) == {document_path("0"): 1}                  # one conditional request
+        assert server.stats.not_modified == 1
+    finally:
+        watcher.close()
+
+
+def test_requests_in_flight_never_exceed_concurrency():
+    tree = Tree.generate(shape=SHAPE)
+    with TreeServer(tree, delay=0.02) as server:
+        watcher, _ = make_watcher(server.url("0"), concurrency=3)
+        try:
+            watcher.poll_once()
+        finally:
+            watcher.close()
+        assert server.stats.requests == 52
+        assert server.stats.max_in_flight == 3          # reached, and never more
+
+
+def test_a_failed_document_is_fetched_again_with_its_ancestors(tree_server):
+    tree, server = tree_server
+    desa = tree.codes(4)[-1]
+    server.control("POST", f"/_tree/fail?path={document_path(desa)}&times=1")
+    watcher, registry = make_watcher(server.url("0"))
+    try:
+        watcher.poll_once()
+        assert registry.get_sample_value("countwatch_polls_total", {"source": "kpu", "result": "http_5xx"}) == 1
+        reset(server)
+        watcher.poll_once()                             # nothing changed, yet the desa is read
+        chain = ["0", desa[:2], desa[:4], desa[:6], desa]
+        assert fetched(server) == {document_path(code): 1 for code in chain}
+        assert server.stats.not_modified == 4           # its ancestors answered 304
+        assert watcher.states[desa].current is not None
+        reset(server)
+        watcher.poll_once()
+        assert fetched(server) == {document_path("0"): 1}
+    finally:
+        watcher.close()
+
+
+@pytest.mark.parametrize("export_depth", [1, 2])
+def test_per_region_series_stop_at_export_depth(tree_server, export_depth):
+    tree, server = tree_server
+    watcher, registry = make_watcher(server.url("0"), export_depth=export_depth)
+    try:
+        watcher.poll_once()
+    finally:
+        watcher.close()
+    regions = {sample.labels["region"] for family in registry.collect() for sample in family.samples
+               if "region" in sample.labels}
+    assert regions == set(tree.codes(export_depth))
+    assert len(watcher.states) == 52                    # every region judged all the same
+    votes = [s for f in registry.collect() if f.name == "countwatch_votes" for s in f.samples]
+    assert len(votes) == 3 * len(regions)               # three candidates per exported region
+    text = generate_latest(registry).decode()
+    series = [line for line in text.splitlines() if 'region="' in line]
+    deepest = tree.codes(4)[-1]
+    assert f'region="{deepest}"' not in text
+    # stations, stations_reported, progress_ratio, published timestamp, stall threshold, votes
+    assert len(series) <= 8 * len(regions)
+
+
+class FakeTime:
+    """Stands in for monitor.fetch's `time` module and the stop event: waiting advances it."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.waited = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.now += seconds
+        self.waited += seconds
+        return False
+
+
+def test_rate_limiter_paces_requests_and_allows_one_second_of_burst(monkeypatch):
+    fake = FakeTime()
+    monkeypatch.setattr(fetch_module, "time", types.SimpleNamespace(monotonic=fake.monotonic, sleep=fake.wait))
+    limiter = RateLimiter(20)
+    for _ in range(41):
+        limiter.acquire(fake)
+    assert fake.now - 1000.0 == pytest.approx(2.0)      # 41 requests: 40 intervals of 1/20 s
+    fake.now += 10.0                                     # idle: the bucket fills up to one second
+    burst = 0
+    while True:
+        waited = fake.waited
+        limiter.acquire(fake)
+        if fake.waited > waited:
+            break
+        burst += 1
+    assert burst == 21                                   # one second's worth, + the current slot
+    assert fake.waited - waited == pytest.approx(0.05)   # then one every 1/20 s again
+    unlimited, waited = RateLimiter(0), fake.waited
+    for _ in range(1000):
+        unlimited.acquire(fake)
+    assert fake.waited == waited                         # rate_limit = 0: no limit
