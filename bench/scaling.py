@@ -44,6 +44,7 @@ TARGET_RATIO = 1.3
 TARGET_STATE_BYTES_PER_TPS = 1024
 ADVANCE = 0.005                    # share of all TPS in one publication (~4,100 TPS)
 POLITE_RATE = 20.0                 # the default rate_limit
+STAGE_SAMPLE = 5000                # documents timed stage by stage
 
 
 def _cpu_seconds() -> float:
@@ -173,6 +174,65 @@ def child_rate(base: str, kab: str, concurrency: int, rate_limit: float) -> dict
         daemon.stop()
 
 
+def child_stages(base: str, paths_file: str) -> dict:
+    """Where a document's CPU goes, stage by stage, single-threaded over a sample of the
+    tree's documents (every level in proportion): the floor's two steps and countwatch's."""
+    import requests
+    import structlog
+
+    from monitor.clock import SteadyClock
+    from monitor.config import parse_config
+    from monitor.detectors import Judge
+    from monitor.fetch import Fetcher
+    from monitor.logs import configure_logging
+    from monitor.model import Poll
+    from monitor.sources import parse_document
+
+    paths = json.loads(Path(paths_file).read_text())
+    sample = paths[:: max(1, len(paths) // STAGE_SAMPLE)]
+    workdir = Path(tempfile.mkdtemp(prefix="countwatch-bench-stages-"))
+    config = parse_config({"daemon": {"state_dir": str(workdir), "instance": "bench"},
+                           "sources": [{"name": "kpu-ppwp", "kind": "sirekap", "url": base + sample[0],
+                                        "depth": 4, "rate_limit": 0}]})
+    source, clock = config.sources[0], SteadyClock()
+    regions = ["0" if p.endswith("ppwp.json") else p.rsplit("/", 1)[1][:-len(".json")] for p in sample]
+    session = requests.Session()
+    for path in sample[:50]:                             # warm the connection and the caches
+        session.get(base + path, timeout=30)
+    timings: dict[str, float] = {}
+
+    def timed(name: str, run):
+        started = _cpu_seconds()
+        out = run()
+        timings[name] = (_cpu_seconds() - started) / len(sample)
+        return out
+
+    bodies = timed("requests GET (floor)", lambda: [session.get(base + p, timeout=30).content for p in sample])
+    timed("json.loads (floor)", lambda: [json.loads(b) for b in bodies])
+    fetcher = Fetcher(source)
+    timed("Fetcher.fetch", lambda: [fetcher.fetch(base + p) for p in sample])
+    now = clock.now()
+    snapshots = timed("parse_document (with json.loads)",
+                      lambda: [parse_document(source, r, b, now) for r, b in zip(regions, bodies)])
+    judge = Judge(config)
+    states = [judge.restore(source.name, r, None) for r in regions]
+    polls = [Poll(source.name, r, now, "ok", s, None, 0.001) for r, s in zip(regions, snapshots)]
+    timed("Judge.observe", lambda: [judge.observe(st, po) for st, po in zip(states, polls)])
+    configure_logging("json", workdir / "countwatch.log", "info", "bench", clock, 10**9, 5,
+                      stream=open(workdir / "stderr.log", "w"))
+    log = structlog.get_logger("countwatch.poll")
+
+    def log_lines():
+        for poll in polls:
+            log.info("poll", source=poll.source, region=poll.region, poll_id="0123456789ab", result=poll.result,
+                     latency=0.0012, stations_reported=poll.snapshot.stations_reported,
+                     stations=poll.snapshot.stations, changed=True)
+    timed("poll log line (stderr + file)", log_lines)
+    timed("state to JSON (for the store)",
+          lambda: [json.dumps(st.to_json(), separators=(",", ":")) for st in states])
+    return {"documents": len(sample), "microseconds": {k: 1e6 * v for k, v in timings.items()}}
+
+
 def _run_child(*args: str) -> dict:
     completed = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
                                cwd=ROOT, timeout=4 * 3600)
@@ -253,13 +313,25 @@ def report(r: dict) -> str:
         how = "measured" if limit == 0 else f"computed; rate measured over {setting['requests']} requests"
         lines.append(f"| {setting['rate_limit']:g}{' (off)' if setting['rate_limit'] == 0 else ''} | {rate:.1f} | "
                      f"{_fmt(full)} ({how}) | {_fmt(after) if after else '-'} |")
+    stages = r.get("stages")
+    if stages:
+        us = stages["microseconds"]
+        floor = us["requests GET (floor)"] + us["json.loads (floor)"]
+        lines += ["", f"CPU per document by stage, one thread, {stages['documents']} documents of every level "
+                      "(µs; the floor is the first two rows):", "", "| stage | µs per document |", "|---|---|"]
+        lines += [f"| {name} | {value:.0f} |" for name, value in us.items()]
+        extra = (us["Fetcher.fetch"] - us["requests GET (floor)"]) + (us["parse_document (with json.loads)"]
+                                                                     - us["json.loads (floor)"])
+        extra += us["Judge.observe"] + us["poll log line (stderr + file)"] + us["state to JSON (for the store)"]
+        lines.append(f"| countwatch's stages beyond the floor, summed | {extra:.0f} ({extra / floor:.0%} of the floor's "
+                     f"{floor:.0f}) |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="share of the 2024 tree (default: all of it)")
-    parser.add_argument("--rounds", type=int, default=2, help="bare/countwatch pairs (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="bare/countwatch pairs (default 3)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--json", default=str(ROOT / "var/bench/scaling.json"))
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -268,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         kind, *rest = args.child
         if kind == "bare":
             result = child_bare(rest[0], rest[1], int(rest[2]))
+        elif kind == "stages":
+            result = child_stages(rest[0], rest[1])
         elif kind == "countwatch":
             result = child_countwatch(rest[0], int(rest[1]), rest[2] == "1")
         else:
@@ -294,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         kabs = [p for p in paths if p.count("/") == 5]
         kab = max(kabs, key=lambda k: sum(1 for p in paths if p.startswith(k[:-len(".json")] + "/")))
         kab_code = kab.rsplit("/", 1)[1][:-len(".json")]
+        print("CPU per stage...", file=sys.stderr)
+        stages = _run_child("stages", server.base_url, str(paths_file))
         rates = [{"rate_limit": 0.0, "request_rate": cw[0]["cold"]["request_rate"],
                   "requests": cw[0]["cold"]["requests"]}]
         for limit in (POLITE_RATE, 100.0):
@@ -303,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     results = {"scale": args.scale, "concurrency": args.concurrency, "tree": tree, "bare": bare,
-               "countwatch": cw, "rates": rates, "seconds": time.monotonic() - started}
+               "countwatch": cw, "rates": rates, "stages": stages, "seconds": time.monotonic() - started}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1))
     print(report(results))

@@ -5,9 +5,9 @@ A source is a document, or a tree of documents when `depth` > 0: one pass starts
 and descends only into children whose row in the parent's table changed since the last
 pass (a child whose row did not change is judged as `not_modified` without a request).
 Requests of one level run in parallel, up to `concurrency`, through the source's rate limit;
-judging runs in the job's own thread, so the detectors never see two threads. A level is
-fetched and judged in chunks of LEVEL_CHUNK documents, so memory holds a chunk of documents,
-not a level of 83,731 desa.
+parsing and judging run in the job's own thread, so the detectors never see two threads. A
+level is fetched and judged in chunks of LEVEL_CHUNK documents, so memory holds a chunk of
+documents, not a level of 83,731 desa.
 
 A child whose last fetch failed is fetched again on the next pass even if its row did not
 change (its ancestors too, so the pass reaches it), or one 503 would hide it until its row moves.
@@ -29,7 +29,7 @@ import structlog
 from .clock import Clock
 from .config import SourceConfig
 from .detectors import Judge, SeriesState
-from .fetch import Fetcher, FetchError
+from .fetch import Fetched, Fetcher, FetchError
 from .metrics import Metrics
 from .model import Event, Poll, RegionCount, Snapshot
 from .recording import RecordingWriter
@@ -173,15 +173,20 @@ class SourceWatcher:
 
     def _fetch_level(self, targets: list[_Target]):
         """Outcomes in the order of `targets`, fetched by the pool in chunks (bounded
-        memory: a chunk of documents, not a level of 83,731 desa)."""
+        memory: a chunk of documents, not a level of 83,731 desa) and parsed here, in the
+        job thread, just before they are judged: the pool's threads only wait on the network
+        (parsing there too cost ~5% more CPU per document in bench/scaling.py, the threads
+        contending for the interpreter lock)."""
         if len(targets) == 1:
-            yield self._fetch(targets[0])
+            yield self._read(targets[0], self._get(targets[0]))
             return
         try:
             for start in range(0, len(targets), LEVEL_CHUNK):
                 if self.stop.is_set():
                     return
-                yield from list(self._pool.map(self._fetch, targets[start:start + LEVEL_CHUNK]))
+                chunk = targets[start:start + LEVEL_CHUNK]
+                for target, got in zip(chunk, list(self._pool.map(self._get, chunk))):
+                    yield self._read(target, got)
         except CancelledError:
             return      # close() cancelled the pool's queue: the daemon is stopping
 
@@ -191,12 +196,25 @@ class SourceWatcher:
         of this shard are ever reached (_descend filters at the split)."""
         return self.shard is None or target.depth > self._split or self.shard.owns(target.region)
 
-    def _fetch(self, target: _Target) -> _Outcome:
+    def _get(self, target: _Target) -> tuple[Fetched | FetchError, float]:
+        """The network part of a poll (a pool thread): the document or the classified
+        failure, and the seconds it took."""
+        started = time.monotonic()
+        try:
+            fetched: Fetched | FetchError = self.fetcher.fetch(target.url)
+        except FetchError as error:
+            fetched = error
+        return fetched, time.monotonic() - started
+
+    def _read(self, target: _Target, got: tuple[Fetched | FetchError, float]) -> _Outcome:
+        """The rest of a poll (the job thread): parse, and the Poll with fetch + parse time."""
+        fetched, seconds = got
         started = time.monotonic()
         source = self.source
         result, snapshot, detail = "ok", None, None
         try:
-            fetched = self.fetcher.fetch(target.url)
+            if isinstance(fetched, FetchError):
+                raise fetched
             if fetched.not_modified:
                 result = "not_modified"
             else:
@@ -207,7 +225,7 @@ class SourceWatcher:
             result, detail = error.result, error.detail
         except DocumentError as error:
             result, detail = error.result, error.detail
-        latency = time.monotonic() - started
+        latency = seconds + time.monotonic() - started
         poll = Poll(source.name, target.region, self.clock.now(), result, snapshot, detail, latency)
         changed = False
         if snapshot is not None:
