@@ -118,7 +118,12 @@ class Judge:
             stale=self._stale(state, options), complete=self._complete(state),
             ancestor_stalled=self._ancestor_stalled(state), mirror=self._mirror_view(state), **facts)
         events: list[Event] = []
+        # A TPS document's `ts` is when that one station's form came in, not a publication
+        # time, and one station cannot "stall": the publisher-level rules judge aggregates.
+        station_level = _is_station(poll, state)
         for rule in self.rules(poll.source):
+            if station_level and getattr(rule, "name", "") in ("stall", "stale_source"):
+                continue
             try:
                 events.extend(rule(history, poll.at))
             except Exception:   # a broken rule must not silence the others (DESIGN.md practice 7)
@@ -445,3 +450,11 @@ def _push(values: list, value: float, keep: int) -> None:
 
 
 __all__ = ["Judge", "RULE_CLASSES", "recovery_needed"]
+
+
+def _is_station(poll: Poll, state: SeriesState) -> bool:
+    """A polling-station (TPS, level 5) series: by the document's level, or for a
+    not_modified poll by the Sirekap code shape (13 digits)."""
+    if poll.snapshot is not None and poll.snapshot.level is not None:
+        return poll.snapshot.level >= 5
+    return len(state.region) == 13 and state.region.isdigit()

@@ -1,0 +1,32 @@
+"""A TPS document is one station whose `ts` is when its form came in: it neither stalls nor
+goes stale, however long it stands still; an aggregate with the same history does."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from monitor.detectors import Judge
+from monitor.model import Poll, Snapshot
+
+START = datetime(2018, 6, 27, 10, 0, tzinfo=timezone.utc)
+OLD_TS = datetime(2018, 6, 27, 6, 0, tzinfo=timezone.utc)
+
+
+def run(region: str, level: int, stations: int) -> list[str]:
+    judge = Judge(None)
+    state = judge.restore("s", region, None)
+    rules = []
+    for minute in range(0, 24 * 60, 5):
+        at = START + timedelta(minutes=minute)
+        snap = Snapshot("s", region, at, OLD_TS, stations, 0, {}, level=level)
+        rules += [e.rule for e in judge.observe(state, Poll("s", region, at, "ok", snap))]
+    return rules
+
+
+def test_station_series_raises_no_stall_or_stale_source():
+    rules = run("3204052003001", 5, 1)
+    assert "stall" not in rules and "stale_source" not in rules
+
+
+def test_aggregate_with_the_same_history_does():
+    rules = run("3204052003", 4, 11)
+    assert "stale_source" in rules
