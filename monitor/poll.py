@@ -147,12 +147,18 @@ class SourceWatcher:
         changed_snapshots: list[Snapshot] = []
         revisit, self._revisit = self._revisit, set()
         frontier = [_Target(self.source.url, self.source.region, 0)]
-        while frontier and not self.stop.is_set():
-            next_frontier: list[_Target] = []
-            for outcome in self._fetch_level(frontier):
-                events.extend(self._judge(outcome, pass_id, dirty, changed_snapshots))
-                next_frontier.extend(self._descend(outcome, events, dirty, revisit))
-            frontier = next_frontier
+        completed = False
+        try:
+            while frontier and not self.stop.is_set():
+                next_frontier: list[_Target] = []
+                for outcome in self._fetch_level(frontier):
+                    events.extend(self._judge(outcome, pass_id, dirty, changed_snapshots))
+                    next_frontier.extend(self._descend(outcome, events, dirty, revisit))
+                frontier = next_frontier
+            completed = not self.stop.is_set()
+        finally:
+            if not completed:
+                self._revisit |= revisit        # an interrupted pass may not have reached them
         self.passes += 1
         self.last_pass_at = self.clock.now()
         # Alerts first: whatever happens to the state write, what was detected is told.
