@@ -262,6 +262,11 @@ def test_shards_replica_federation_and_one_slack_message_per_stall(tmp_path, mon
 
         am2.wait_until(settled, timeout=60, what="a settled 2-node Alertmanager cluster")
         assert not slack.requests                                    # a healthy count: nothing to say
+        # the shard Prometheuses' copy of a stall alert goes nowhere (deploy/alertmanager.yml):
+        # countwatch tells it; were it routed to Slack, the count below would be two
+        am1.post_alerts([{"labels": {"alertname": "CountwatchCountStalled", "source": "kpu", "region": frozen,
+                                     "severity": "warning", "job": "countwatch"},
+                          "annotations": {"summary": "from the rules"}}])
 
         # -- one stall, one Slack message --
         tree.freeze(frozen)
