@@ -1,11 +1,16 @@
 """Shared fixtures: fixture paths, a fresh metrics registry per test, free loopback ports."""
 from __future__ import annotations
 
+import io
+import json
 import socket
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+
+from monitor.logs import configure_logging
+from tests.fakes import FakeSlack
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -24,3 +29,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def slack():
+    """A fake Slack on loopback (tests/fakes/slack.py), stopped after the test."""
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def logs():
+    """Route the JSON log to a buffer; call the fixture's value for the lines so far."""
+    buffer = io.StringIO()
+    configure_logging("json", stream=buffer, level="info", instance="test")
+    return lambda: [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]

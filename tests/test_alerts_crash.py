@@ -11,7 +11,6 @@ import textwrap
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from prometheus_client import CollectorRegistry
 
 from alerts.pipeline import AlertPipeline
@@ -49,12 +48,6 @@ CHILD = textwrap.dedent("""
         pipeline.tick()
     os.kill(os.getpid(), signal.SIGKILL)
 """)
-
-
-@pytest.fixture
-def slack():
-    with FakeSlack() as fake:
-        yield fake
 
 
 def run_child(tmp_path: Path, slack: FakeSlack, moment: str) -> subprocess.CompletedProcess:

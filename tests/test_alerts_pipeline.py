@@ -3,35 +3,18 @@ database, metrics, the worker threads on an accelerated clock. Deliveries go to 
 Slack's webhook or to the console."""
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 import time
 from datetime import timedelta
 
-import pytest
 
 from alerts.pipeline import AlertPipeline
 from monitor.clock import ManualClock, ScenarioClock
-from monitor.logs import configure_logging
 from monitor.metrics import Metrics
-from tests.fakes import FakeSlack
 from tests.fakes.events import NIGHT, config, event, stall
 
 WEBHOOK = [{"name": "oncall", "kind": "slack_webhook", "url": "${HOOK_URL}"}]
-
-
-@pytest.fixture
-def slack():
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def logs():
-    buffer = io.StringIO()
-    configure_logging("json", stream=buffer, level="info", instance="test")
-    return lambda: [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
 
 
 def build(tmp_path, registry, slack, clock=None, db=None, uri=False, receivers=WEBHOOK, **kwargs):

@@ -2,7 +2,6 @@
 content, rate limits, broken receivers, and a Slack outage of ten simulated minutes."""
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import replace
 
@@ -10,26 +9,8 @@ import pytest
 
 from alerts.pipeline import AlertPipeline
 from monitor.clock import ManualClock
-from monitor.logs import configure_logging
 from monitor.metrics import Metrics
-from tests.fakes import FakeSlack
 from tests.fakes.events import NIGHT, config, event, stall
-
-
-@pytest.fixture
-def slack():
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def logs():
-    buffer = io.StringIO()
-    configure_logging("json", stream=buffer, level="info", instance="test")
-
-    def lines() -> list[dict]:
-        return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
-    return lines
 
 
 def webhook_receiver(slack, name="oncall"):
