@@ -283,6 +283,7 @@ class SourceWatcher:
         target, poll = outcome.target, outcome.poll
         if target.depth >= self.source.depth:
             return []
+        published = None
         if poll.result == "not_modified":
             table = self._children.get(target.region, {})
             previous = table          # the parent did not change, so no child's row did
@@ -292,6 +293,7 @@ class SourceWatcher:
             previous = self._children.get(target.region)
             table = dict(poll.snapshot.children)
             self._children[target.region] = table
+            published = poll.snapshot.published_at
         depth = target.depth + 1
         wanted = []
         for code, row in table.items():
@@ -299,7 +301,7 @@ class SourceWatcher:
                 continue          # another shard's subtree
             if (previous is not None and previous.get(code) == row and code in self.states
                     and code not in revisit):
-                events.extend(self._tick_unchanged(code, dirty, depth))
+                events.extend(self._tick_unchanged(_Target("", code, depth, target), published, dirty))
                 continue
             try:
                 url = child_url(self.source, target.url, target.region, code)
@@ -308,16 +310,39 @@ class SourceWatcher:
             wanted.append(_Target(url, code, depth, target))
         return wanted
 
-    def _tick_unchanged(self, region: str, dirty: dict[str, SeriesState], depth: int) -> list[Event]:
+    def _tick_unchanged(self, target: _Target, published, dirty: dict[str, SeriesState]) -> list[Event]:
+        """Judge a child whose row in its parent's table did not change, without a request.
+
+        When the parent was just published anew (`published`, its timestamp), the child was
+        republished with it: Sirekap stamps every document of a publication alike, and the
+        parent says the child's numbers are what they were. So the child gets its last reading
+        under the new timestamp: its stall clock keeps running (the count did not move) but
+        its publication clock restarts, or every quiet kabupaten would be "stale data" while
+        the publisher runs. Without a new timestamp it is a plain not_modified poll."""
+        region = target.region
         state = self._state(region)
-        poll = Poll(self.source.name, region, self.clock.now(), "not_modified")
+        now = self.clock.now()
+        current = state.current
+        if (published is not None and current is not None and current.stations != 1
+                and (current.published_at is None or published > current.published_at)):
+            # (A TPS row is left alone: a TPS's `ts` is when its form came in, not a publication.)
+            snapshot = Snapshot(self.source.name, region, now, published, current.stations,
+                                current.stations_reported, current.votes, percent=current.percent)
+            poll = Poll(self.source.name, region, now, "ok", snapshot)
+        else:
+            poll = Poll(self.source.name, region, now, "not_modified")
         events = self.judge.observe(state, poll)
-        if events:
+        owner = self._owner(target)
+        if owner and target.depth <= self.source.export_depth:
+            # Gauges of a region we did not fetch still move: its publication time, and the
+            # stall threshold its new publication gap may have changed.
+            self._export_series(poll, state, target)
+        if events or poll.snapshot is not None:
             dirty[region] = state
-            if not self._owner(_Target("", region, depth)):
-                return []         # judged for context only (see _judge)
-            for event in events:
-                self._log_event(event, None)
+        if not owner:
+            return []         # judged for context only (see _judge)
+        for event in events:
+            self._log_event(event, None)
         return events
 
     def _state(self, region: str) -> SeriesState:
@@ -340,10 +365,15 @@ class SourceWatcher:
                 m.last_success_timestamp_seconds.labels(source=name).set(poll.at.timestamp())
 
     def _export(self, poll: Poll, state: SeriesState, target: _Target) -> None:
-        m, name = self.metrics, self.source.name
         self._export_poll(poll, target)
-        if target.depth > self.source.export_depth:
-            return   # deeper regions: judged, logged and alerted, but no series (cardinality)
+        if target.depth <= self.source.export_depth:
+            # deeper regions: judged, logged and alerted, but no series (cardinality)
+            self._export_series(poll, state, target)
+
+    def _export_series(self, poll: Poll, state: SeriesState, target: _Target) -> None:
+        """The region's own gauges: what its document (or its parent's row) said, and the
+        stall clock and threshold the Prometheus rules compare."""
+        m, name = self.metrics, self.source.name
         region = target.region
         snap = poll.snapshot
         if snap is not None:

@@ -99,6 +99,40 @@ def test_a_pass_fetches_only_documents_whose_row_changed(tree_server):
         watcher.close()
 
 
+def test_an_unchanged_child_of_a_new_publication_is_republished_not_stale():
+    """A kabupaten whose row did not move while its province was published anew is not "stale
+    data": the parent vouches for its numbers at the new timestamp. Its stall clock keeps
+    running, its publication clock (and gauge) follow the parent, and however many
+    publications pass, stale_source stays quiet while stall fires once."""
+    clock = ManualClock(START)
+    tree = Tree.generate(shape=SHAPE, progress=0.4, clock=lambda: clock.now().timestamp())
+    quiet = tree.regions["0"].children[0]                  # a province
+    tree.freeze(quiet)                                     # its TPS hold back; its siblings move
+    with TreeServer(tree) as server:
+        watcher, registry = make_watcher(server.url("0"), depth=2, export_depth=1, clock=clock,
+                                         detection={"stall_prior": "5m", "stall_floor": "1m"})
+        try:
+            watcher.poll_once()
+            first_published = watcher.states[quiet].current.published_at
+            events = []
+            for _ in range(12):                            # a publication a minute, 12 minutes
+                clock.advance(60)
+                tree.advance(0.02)
+                events += watcher.poll_once()
+            root = watcher.states["0"].current.published_at
+            assert root > first_published
+            assert watcher.states[quiet].current.published_at == root
+            assert registry.get_sample_value("countwatch_source_published_timestamp_seconds",
+                                             {"source": "kpu", "region": quiet}) == root.timestamp()
+            assert registry.get_sample_value("countwatch_last_advance_timestamp_seconds",
+                                             {"source": "kpu", "region": quiet}) is None  # never advanced
+        finally:
+            watcher.close()
+    mine = [(e.rule, e.state) for e in events if e.region == quiet]
+    assert ("stall", "firing") in mine
+    assert not [e for e in events if e.rule == "stale_source"], [e.summary for e in events if e.rule == "stale_source"]
+
+
 def test_requests_in_flight_never_exceed_concurrency():
     tree = Tree.generate(shape=SHAPE)
     with TreeServer(tree, delay=0.02) as server:
