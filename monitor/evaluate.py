@@ -128,26 +128,13 @@ def _next_publication(series: Series):
 def _write(series: Series, events, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / f"{series.name}.jsonl", "w", encoding="utf-8") as out:
-        previous = None
-        for poll in series.polls:
-            if poll.result == "not_modified" and previous is not None:
-                # A recording line per poll: a 304 is written as the document it confirmed.
-                poll = type(poll)(source=poll.source, region=poll.region, at=poll.at, result="ok",
-                                  snapshot=_retimed(previous, poll.at))
-            if poll.snapshot is not None:
-                previous = poll.snapshot
-            line = poll_to_record(poll)
-            if line is not None:
-                out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        for poll in series.polls:         # a line per poll, 304s included (docs/contracts.md)
+            out.write(json.dumps(poll_to_record(poll), separators=(",", ":")) + "\n")
     truth = {"profile": series.profile.name, "description": series.profile.description,
              "incidents": [{"kind": i.kind, "start": iso_utc(i.start), "end": iso_utc(i.end),
                             "ts_frozen": i.ts_frozen, "detail": i.detail} for i in series.incidents]}
     (directory / f"{series.name}.truth.json").write_text(json.dumps(truth, indent=1))
 
-
-def _retimed(snapshot, at):
-    from dataclasses import replace
-    return replace(snapshot, at=at)
 
 
 def merge(results: list[SeriesResult]) -> dict[str, dict[str, Tally]]:

@@ -4,6 +4,9 @@ Written by `countwatch run --record FILE`, read by `countwatch replay`. Version 
   {"v": 1, "at": "...Z", "source": "...", "region": "0", "ok": true, "published_at": ...,
    "stations": N, "stations_reported": N, "votes": {...}, "children": {...}}
   {"v": 1, "at": "...Z", "source": "...", "region": "0", "ok": false, "error": "timeout"}
+  {"v": 1, "at": "...Z", "source": "...", "region": "0", "ok": true, "not_modified": true}
+The last is a 304 (the previous snapshot still stands): it carries no numbers, but its time does
+count — a stall is called at a poll, and a recording without its 304s would call it late.
 """
 from __future__ import annotations
 
@@ -22,13 +25,13 @@ class RecordingError(ValueError):
     """A line that is not a version-1 recording line; the message names the line."""
 
 
-def poll_to_record(poll: Poll) -> dict[str, Any] | None:
-    """The recording line of a poll; None for `not_modified` (it adds nothing to replay:
-    the previous snapshot still stands)."""
+def poll_to_record(poll: Poll) -> dict[str, Any]:
+    """The recording line of a poll."""
     line: dict[str, Any] = {"v": VERSION, "at": iso_utc(poll.at), "source": poll.source,
                             "region": poll.region}
     if poll.result == "not_modified":
-        return None
+        line.update(ok=True, not_modified=True)
+        return line
     if not poll.ok:
         line.update(ok=False, error=poll.result)
         if poll.detail:
@@ -59,6 +62,8 @@ def record_to_poll(line: dict[str, Any]) -> Poll:
             if error not in FAILURES:
                 raise RecordingError(f"unknown error class {error!r}")
             return Poll(source=source, region=region, at=at, result=error, detail=line.get("detail"))
+        if line.get("not_modified") is True:
+            return Poll(source=source, region=region, at=at, result="not_modified")
         snapshot = Snapshot(
             source=source, region=region, at=at,
             published_at=parse_iso(line.get("published_at")),
@@ -97,8 +102,6 @@ class RecordingWriter:
 
     def write(self, poll: Poll) -> None:
         line = poll_to_record(poll)
-        if line is None:
-            return
         text = json.dumps(line, separators=(",", ":"), ensure_ascii=False)
         with self._lock:
             self._handle.write(text + "\n")

@@ -30,10 +30,14 @@ def test_round_trip_matches_design_example(tmp_path):
                         "children": {"11": {"stations": 9000, "stations_reported": 7093, "votes": {"100025": 1}}}}
     assert lines[1] == {"v": 1, "at": "2024-02-22T17:06:14Z", "source": "kpu-ppwp", "region": "0", "ok": False,
                         "error": "timeout", "detail": "read timed out"}
-    assert len(lines) == 2   # 304s add nothing to a replay
+    # A 304 has no numbers, but its time counts: a stall is called at a poll.
+    assert lines[2] == {"v": 1, "at": "2024-02-22T18:06:14Z", "source": "kpu-ppwp", "region": "0", "ok": True,
+                        "not_modified": True}
     polls = list(read_recording(path))
     assert polls[0].snapshot == snap
     assert polls[1].result == "timeout" and not polls[1].ok
+    assert polls[2].result == "not_modified" and polls[2].ok and polls[2].snapshot is None
+    assert polls[2].at == AT + timedelta(hours=2)
 
 
 def test_bad_line_names_file_and_line(tmp_path):

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 from monitor.evaluation.builders import T0, at, ok
 from monitor.evaluation.kpu2024 import run_convert
+from monitor.model import Poll
 from monitor.recording import poll_to_record
 from monitor.replay import run
 
@@ -45,6 +46,23 @@ def test_the_config_detection_options_apply(tmp_path, capsys):
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     # The source's own prior of 30 min instead of the default 2 h.
     assert [(e["rule"], e["state"], e["at"]) for e in events][:1] == [("stall", "firing", "2024-02-20T00:30:00Z")]
+
+
+def test_a_stall_is_called_at_the_304_that_reaches_its_threshold(tmp_path, capsys):
+    """A daemon's recording keeps its 304s: replay calls the stall when the daemon did, not
+    at the next document that happened to change."""
+    recording = tmp_path / "rec.jsonl"
+    config = tmp_path / "countwatch.toml"
+    config.write_text('[detection]\nstall_prior = "30m"\n\n[[sources]]\nname = "src"\nkind = "sirekap"\n'
+                      'url = "https://x.example/ppwp.json"\n')
+    unchanged = [Poll("src", "0", at(600 * k), "not_modified") for k in range(1, 12)]   # every 10 min
+    write(recording, [ok(at(0), 5), *unchanged, ok(at(7200), 6)])
+    assert run(SimpleNamespace(file=str(recording), config=str(config))) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    stall = [(e["state"], e["at"]) for e in events if e["rule"] == "stall"]
+    # Fires at the first poll 30 min after the last advance, resolves at the advance.
+    assert stall[0] == ("firing", "2024-02-20T00:30:00Z")
+    assert stall[-1] == ("resolved", "2024-02-20T02:00:00Z")
 
 
 def test_convert_writes_the_recording(tmp_path):
