@@ -12,6 +12,7 @@ import dataclasses
 import os
 import signal
 import threading
+from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,6 +36,7 @@ log = structlog.get_logger("countwatch.daemon")
 # reload keeps the running values and says that they wait for a restart.
 RESTART_KEYS = ("state_dir", "instance", "timezone", "metrics_listen", "metrics_basic_auth", "metrics_tls",
                 "log_format", "log_file", "log_level", "log_max_bytes", "log_backups")
+EVENTS_KEPT = 10_000           # Daemon.events: the demo's night has ~300
 CLOCK_STEP_TOLERANCE = 1.0    # seconds the system clock may step before the daemon says so
 
 
@@ -49,7 +51,9 @@ class Daemon:
         self.stop_event = threading.Event()
         self.serve_http = serve_http
         self.http_server = None
-        self.events: list[Event] = []          # every event of this run (demo summary, tests)
+        # The latest events of this run (demo summary, soak, tests). Bounded: a daemon runs for
+        # weeks, and the log and the alert outbox are where events are kept.
+        self.events: deque[Event] = deque(maxlen=EVENTS_KEPT)
         self._events_lock = threading.Lock()
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = config.state_dir / "countwatch.db"

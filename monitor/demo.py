@@ -56,17 +56,31 @@ def _both(moment: datetime | None) -> str:
     return f"{moment.astimezone(WIB):%d %b %H:%M} WIB ({moment.astimezone(timezone.utc):%H:%M}Z)"
 
 
+GROUP_AT = 4          # this many like events in one minute are one summary line
+
+
 def summarize(events: list[Event], incidents) -> str:
-    """What was detected when, next to what the scenario scripted."""
+    """What was detected when, next to what the scenario scripted. Like events of one minute
+    (the 27 kabupaten catching up with their province at 08:30) are one line, not 27."""
     lines = ["", "What the scenario did (ground truth):"]
     for incident in incidents:
         lines.append(f"  {incident.kind:<14} {_both(incident.start)} -> {_both(incident.end)}")
     lines.append("")
     lines.append("What countwatch said:")
-    shown = [e for e in events if e.state != "observed" or e.rule in ("jump", "over_capacity", "regression")]
-    for event in sorted(shown, key=lambda e: e.at):
-        lines.append(f"  {_both(event.at)}  {event.state:<9} {event.severity:<8} {event.rule:<13} "
-                     f"{event.source}/{event.region}: {event.summary}")
+    shown = sorted((e for e in events if e.state != "observed" or e.rule in ("jump", "over_capacity", "regression")),
+                   key=lambda e: e.at)
+    groups: dict[tuple, list[Event]] = {}
+    for event in shown:
+        key = (event.at.replace(second=0, microsecond=0), event.state, event.severity, event.rule, event.source)
+        groups.setdefault(key, []).append(event)
+    for (minute, state, severity, rule, source), members in groups.items():
+        head = f"  {_both(minute if len(members) >= GROUP_AT else members[0].at)}  {state:<9} {severity:<8} {rule:<13} "
+        if len(members) >= GROUP_AT:
+            regions = [e.region for e in members]
+            listed = ", ".join(regions[:6]) + (f" and {len(regions) - 6} more" if len(regions) > 6 else "")
+            lines.append(f"{head}{source}: {len(members)} regions ({listed}); first: {members[0].summary}")
+        else:
+            lines.extend(f"{head}{e.source}/{e.region}: {e.summary}" for e in members)
     if not shown:
         lines.append("  (nothing)")
     return "\n".join(lines)

@@ -83,7 +83,7 @@ def test_jabar_times_and_sources(jabar):
     assert paths[INFLATED_DESA_PATH]["region"] == INFLATED_DESA
     for source in jabar.sources:
         assert source["kind"] == "sirekap"
-        assert set(source) == {"name", "kind", "path", "region", "depth", "interval", "timeout", "detection"}
+        assert set(source) == {"name", "kind", "path", "region", "depth", "interval", "timeout", "retries", "detection"}
         assert source["detection"] == {"max_votes_per_station": 600}
 
 

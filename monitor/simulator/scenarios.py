@@ -58,12 +58,18 @@ DETECTION = {"max_votes_per_station": 600}
 
 DEFAULT_SPEED = 720.0
 INTERVAL = "2m"     # scenario time: 2.5 polls per 5-minute publication
-TIMEOUT = "2s"      # wall time (the HTTP client's); the simulated hangs outlast it
+# Wall time, like the fetcher's retry backoff: at 720x a 2 s timeout was 24 scenario minutes
+# per failed poll and two retries another 18, so the demo's outage (23:50 WIB) was reported
+# at 01:18. 0.5 s (6 scenario minutes) on loopback, and no retries: every poll of the night
+# counts as one.
+TIMEOUT = "500ms"   # the simulated hangs outlast it
+RETRIES = 0
 
 
 def _province_source(name: str) -> dict:
     return {"name": name, "kind": "sirekap", "path": PROVINCE_PATH, "region": PROVINCE_CODE,
-            "depth": 1, "interval": INTERVAL, "timeout": TIMEOUT, "detection": dict(DETECTION)}
+            "depth": 1, "interval": INTERVAL, "timeout": TIMEOUT, "retries": RETRIES,
+            "detection": dict(DETECTION)}
 
 
 def _patches() -> tuple[TpsPatch, ...]:
@@ -113,7 +119,7 @@ def jabar_2018() -> ScriptedScenario:
     ]
     sources = [_province_source("kpu-jabar"),
                {"name": "kpu-jabar-desa", "kind": "sirekap", "path": INFLATED_DESA_PATH,
-                "region": INFLATED_DESA, "depth": 1, "interval": INTERVAL, "timeout": TIMEOUT,
+                "region": INFLATED_DESA, "depth": 1, "interval": INTERVAL, "timeout": TIMEOUT, "retries": RETRIES,
                 "detection": dict(DETECTION)}]
     return ScriptedScenario(
         name="jabar-2018",
