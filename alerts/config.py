@@ -3,7 +3,7 @@
 Parsed through monitor.config's Problems collector so the user gets every mistake in one
 message. Credentials (webhook URLs, bot tokens, webhook headers) come from `${ENV}` and are
 wrapped in Secret, so they print as *** anywhere but the HTTP call; a problem message never
-echoes a secret's value. See alerts/EXAMPLE_CONFIG.toml for every key, annotated.
+echoes a secret's value. See countwatch.example.toml for every key, annotated.
 """
 from __future__ import annotations
 

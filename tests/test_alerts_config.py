@@ -30,8 +30,8 @@ def wib(*args) -> datetime:
 
 
 def test_the_annotated_example_parses():
-    raw = tomllib.loads((ROOT / "alerts" / "EXAMPLE_CONFIG.toml").read_text())
-    alerting = parse(raw).alerting
+    raw = tomllib.loads((ROOT / "countwatch.example.toml").read_text())
+    alerting = parse_config(raw, environ=ENV).alerting
     assert [r.name for r in alerting.receivers] == ["oncall", "ops-channel", "log", "incident-tool",
                                                     "team-alertmanager"]
     assert alerting.group_wait == 30 and alerting.group_interval == 300 and alerting.repeat_interval == 4 * 3600

@@ -129,3 +129,37 @@ def test_check_config_cli_exit_codes(tmp_path):
     result = _countwatch("check-config", str(broken))
     assert result.returncode == 2 and "invalid TOML" in result.stderr
     assert _countwatch("no-such-verb").returncode == 2
+
+
+EXAMPLE_ENV = {"SLACK_WEBHOOK_URL": "https://hooks.slack.example/services/T1/B2/s3cr3tpath",
+               "SLACK_BOT_TOKEN": "xoxb-s3cr3t-token", "INCIDENT_WEBHOOK_URL": "https://incidents.example/hook",
+               "INCIDENT_WEBHOOK_TOKEN": "s3cr3t-bearer"}
+
+
+def test_the_annotated_example_checks_and_states_the_real_defaults(tmp_path):
+    """countwatch.example.toml is what users start from: check-config accepts it once its
+    secrets are set, names the first missing one otherwise, and its [detection] values are
+    the defaults the code really has (the file and the code cannot drift apart)."""
+    import dataclasses
+    import os
+    import tomllib
+    from pathlib import Path
+
+    from monitor.detectors.options import DetectionOptions
+
+    example = Path(__file__).resolve().parent.parent / "countwatch.example.toml"
+    raw = tomllib.loads(example.read_text())
+    defaults = DetectionOptions()
+    listed = {f.name for f in dataclasses.fields(DetectionOptions)} - {"explicit"}
+    assert set(raw["detection"]) == listed
+    parsed = parse_config(raw, environ=EXAMPLE_ENV).detection
+    assert all(getattr(parsed, name) == getattr(defaults, name) for name in listed)
+
+    env = {k: v for k, v in os.environ.items() if k not in EXAMPLE_ENV}
+    run = lambda environ: subprocess.run([sys.executable, "-m", "monitor", "check-config", str(example)],  # noqa: E731
+                                         capture_output=True, text=True, timeout=60, cwd=tmp_path, env=environ)
+    result = run({**env, **EXAMPLE_ENV})
+    assert result.returncode == 0, result.stderr
+    result = run(env)
+    assert result.returncode == 2 and "SLACK_WEBHOOK_URL is not set" in result.stderr
+    assert "s3cr3t" not in result.stdout + result.stderr
