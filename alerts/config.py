@@ -65,7 +65,7 @@ class AlertingConfig:
     group_by: tuple[str, ...] = ("source", "cause")
     retry_initial: float = 10.0
     retry_max: float = 600.0
-    give_up_after: float = 24 * 3600.0
+    give_up_after: float | None = None         # None: a notification waits for its receiver, however long
     inhibit_stall_during_outage: bool = True
     links: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LINKS))
     receivers_configured: bool = False
@@ -305,7 +305,7 @@ def parse_alerting(raw: Mapping[str, Any], problems: Problems, environ: Mapping[
         group_interval=_duration(section, "group_interval", "alerting", problems, 300.0, minimum=1.0),
         repeat_interval=_duration(section, "repeat_interval", "alerting", problems, 4 * 3600.0, minimum=60.0),
         group_by=tuple(group_by), retry_initial=retry_initial, retry_max=retry_max,
-        give_up_after=_duration(section, "give_up_after", "alerting", problems, 24 * 3600.0, minimum=60.0),
+        give_up_after=_duration(section, "give_up_after", "alerting", problems, None, minimum=60.0),
         inhibit_stall_during_outage=problems.get(section, "inhibit_stall_during_outage", "alerting", bool, True),
         links=_parse_links(section.get("links", {}), problems),
         receivers_configured=configured,

@@ -37,8 +37,9 @@ class DeliveryStage:
                 if row is None:
                     return "idle", None
                 now = self.clock.now()
-                if (now - row.created_at).total_seconds() >= self.alerting.give_up_after:
-                    self._finish(row, now, "expired", error=f"unsent after {self.alerting.give_up_after:g}s "
+                give_up = self.alerting.give_up_after
+                if give_up is not None and (now - row.created_at).total_seconds() >= give_up:
+                    self._finish(row, now, "expired", error=f"unsent after {give_up:g}s "
                                                             f"({row.attempts} attempt(s); last error: {row.last_error})")
                     return "acted", None
                 if row.due_at is not None and row.due_at > now:

@@ -212,6 +212,11 @@ class AlertPipeline(DeliveryStage):
     # --- stage 5: flush incidents into the outbox ---------------------------------------------
     def _flush_due(self, now: datetime, ops: list, touched: set[str], force: bool = False) -> None:
         for incident in list(self.incidents.values()):
+            if incident.due_at is None and incident.repeat_due(now) and self._unsent(incident):
+                # The receiver has not had the last message yet (Slack down): a reminder would
+                # only pile up behind it and arrive as a burst. Next reminder one interval on.
+                incident.quiet_since = now
+                touched.add(incident.id)
             if incident.due_at is None and (incident.repeat_due(now) or self._needs_update(incident, now)):
                 incident.schedule(now)
             if incident.due_at is not None and (force or incident.due_at <= now):
@@ -221,6 +226,9 @@ class AlertPipeline(DeliveryStage):
             incident = self.incidents.get(incident_id)
             if incident is not None:
                 ops.append(state.put_incident(incident.id, incident.receiver, incident.to_json(), iso_utc(now)))
+
+    def _unsent(self, incident: Incident) -> bool:
+        return any(row.notification.incident == incident.id for row in self.outbox.queues.get(incident.receiver, ()))
 
     def _needs_update(self, incident: Incident, now: datetime) -> bool:
         """A firing alert this receiver has not been told about (or not at its severity) that

@@ -233,6 +233,27 @@ def test_outbox_age_metric_counts_the_oldest_pending(tmp_path, registry, slack):
     assert value(registry, "countwatch_outbox_oldest_pending_age_seconds") == 0
 
 
+def test_by_default_slack_down_for_two_days_delays_the_alert_and_loses_nothing(tmp_path, registry, slack):
+    pipeline, clock = build(tmp_path, registry, slack)
+    slack.fail_next("500", times=None)
+    pipeline.handle([stall()])
+    for _ in range(48 * 6):                      # 48 hours, a tick every 10 minutes (retry_max)
+        pipeline.tick()
+        clock.advance(600)
+    assert slack.accepted("webhook") == []
+    # One row: the 4-hourly reminders do not pile up behind a message not yet delivered.
+    assert value(registry, "countwatch_outbox_pending") == 1
+    # queued at the first tick after group_wait (600 s in), waiting ever since
+    assert value(registry, "countwatch_outbox_oldest_pending_age_seconds") == 48 * 3600 - 600
+    slack.recover()
+    clock.advance(600)
+    pipeline.tick()
+    (sent,) = slack.accepted("webhook")
+    assert sent.text.startswith("WARNING")
+    assert value(registry, "countwatch_outbox_pending") == 0
+    assert not value(registry, "countwatch_notifications_total", receiver="oncall", result="expired")
+
+
 def test_unsent_notifications_expire_after_give_up_after(tmp_path, registry, slack, logs):
     pipeline, clock = build(tmp_path, registry, slack, alerting={"give_up_after": "1h"})
     slack.fail_next("500", times=None)
