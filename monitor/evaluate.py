@@ -265,16 +265,14 @@ def family_lines(region_series: int, days: float) -> list[str]:
         events = [e for e in replay(family.polls) if e.rule == "region_stall" and e.state == "firing"]
         frozen = [e for e in events if family.freeze[0] <= e.at < family.freeze[1]]
         freeze_alarms += len(frozen)
+        # A child may stop more than once: all its windows are scored together, so an alarm
+        # in one of its stalls is not counted false against another.
+        windows: dict[str, list[Window]] = {}
         for stall in family.child_stalls:
-            mine = [e.at for e in events if e.region == stall.child]
-            window = Window(stall.start, stall.end + timedelta(hours=1), stall)
-            others = [e.at for e in events if e.region != stall.child]
-            stall_tally.add(mine, [window], 0.0)
-        stall_tally.false_alarms += 0
-        for event in events:
-            if not any(s.child == event.region and s.start <= event.at < s.end + timedelta(hours=1)
-                       for s in family.child_stalls):
-                stall_tally.false_alarms += 1
+            windows.setdefault(stall.child, []).append(Window(stall.start, stall.end + timedelta(hours=1), stall))
+        for child, theirs in windows.items():
+            stall_tally.add([e.at for e in events if e.region == child], sorted(theirs, key=lambda w: w.start), 0.0)
+        stall_tally.false_alarms += sum(1 for e in events if e.region not in windows)
         stall_tally.days += days
     lines.append(f"| region_stall | {region_series} national tables × {days:g} days, 12 provinces by persen, "
                  f"one province stopping for 4–72 h at a time; one 30-h national freeze each | "

@@ -59,6 +59,22 @@ def test_a_slow_night_is_not_a_region_stall():
     assert region_events(events) == []
 
 
+@pytest.mark.parametrize("quiet_updates, fires", [(2, False), (3, True)])
+def test_a_siblings_catch_up_counts_as_at_most_five_usual_steps(quiet_updates, fires):
+    # Usual steps of 100 TPS, one change of province 94 per 100. 94 stays quiet for a few
+    # updates, then one update brings 5,000 TPS: another region's backlog. Counted in full it
+    # would make fifty of 94's changes due; it counts as five usual steps, so 94 is overdue only
+    # once 2 + 5 < 8 <= 3 + 5 changes were due.
+    polls = [parent(i, 1000 + 100 * i) for i in range(12)]
+    polls += [parent(11 + k, 2100 + 100 * k, frozen_c_at=11) for k in range(1, quiet_updates + 1)]
+    last = 2100 + 100 * quiet_updates
+    polls.append(parent(12 + quiet_updates, last + 5000, frozen_c_at=11))
+    _, state, events = drive(polls)
+    assert region_events(events) == ([("firing", "94")] if fires else [])
+    if fires:
+        assert state.open_alerts["region_stall/94"].details["expected_changes"] == 8.0
+
+
 def test_a_national_freeze_is_no_region_stall():
     polls = [parent(i, 1000 + 100 * i) for i in range(6)]
     polls += [parent(5 + i, 1500, frozen_c_at=5) for i in range(1, 30)]

@@ -100,6 +100,9 @@ class SeriesState:
         self.last_at: datetime | None = None
         self.current: Reading | None = None
         self.high_water: float | None = None          # most progress ever seen (a flapping cache is no advance)
+        # Progress counted at most WINSOR usual steps per advance: region_stall's yardstick, so
+        # that one child's catch-up does not make its quiet siblings look overdue.
+        self.paced: float | None = None
         self.last_advance_at: datetime | None = None
         self.last_advance_published_at: datetime | None = None
         self.advance_gaps: list[float] = []
@@ -138,6 +141,8 @@ class SeriesState:
             out["cur"] = self.current.to_json()
         if self.high_water is not None:
             out["hw"] = self.high_water
+        if self.paced is not None and self.paced != self.high_water:
+            out["paced"] = self.paced
         if self.last_advance_at is not None or self.last_advance_published_at is not None:
             out["adv"] = [_epoch(self.last_advance_at), _epoch(self.last_advance_published_at)]
         for key, values in (("gaps", self.advance_gaps), ("steps", self.steps), ("pgaps", self.pub_gaps),
@@ -173,6 +178,7 @@ class SeriesState:
         if "cur" in data:
             state.current = Reading.from_json(data["cur"])
         state.high_water = data.get("hw")
+        state.paced = data.get("paced", state.high_water)   # states saved before it counted in high water
         if "adv" in data:
             state.last_advance_at = _from_epoch(data["adv"][0])
             state.last_advance_published_at = _from_epoch(data["adv"][1])

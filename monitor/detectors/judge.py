@@ -231,13 +231,16 @@ class Judge:
         if progress is None:
             return
         if state.high_water is None:
-            state.high_water = progress                   # first sighting is no advance...
+            state.high_water = state.paced = progress     # first sighting is no advance...
             state.last_advance_published_at = current.published_at   # ...but dates the data we start from
             return
         if progress <= state.high_water:
             return
         advance = progress - state.high_water
         state.high_water = progress
+        usual_step = median(state.steps[-STEP_KEEP:]) if len(state.steps) >= 6 else None
+        state.paced = round((state.paced if state.paced is not None else progress - advance)
+                            + (advance if usual_step is None else min(advance, WINSOR * usual_step)), 3)
         facts["advance"] = advance
         facts["advance_gap"] = (at - (state.last_advance_at or state.first_at)).total_seconds()
         if current.published_at and state.last_advance_published_at and current.published_at > state.last_advance_published_at:
@@ -268,7 +271,7 @@ class Judge:
 
     @staticmethod
     def _track_children(state: SeriesState, snapshot, at: datetime, o: DetectionOptions) -> None:
-        mark = state.high_water or 0.0
+        mark = state.paced or 0.0
         seen = set()
         for code, child in snapshot.children.items():
             if child.stations == 1:

@@ -29,7 +29,7 @@ class RegionStallRule:
 
     def __call__(self, h: History, now: datetime) -> list[Event]:
         state = h.state
-        if not h.changed or state.high_water is None or not state.children:
+        if not h.changed or state.paced is None or not state.children:
             return []
         events: list[Event] = []
         for code, track in state.children.items():
@@ -37,7 +37,7 @@ class RegionStallRule:
             opened = h.open_alerts.get(key)
             due = None
             if track.spacing and track.changes >= MIN_CHANGES and not track.complete:
-                due = (state.high_water - track.parent_mark) / track.spacing
+                due = (state.paced - track.parent_mark) / track.spacing
             stalled = due is not None and due >= self.options.region_min_expected
             if not stalled and opened is None:
                 continue
@@ -46,7 +46,7 @@ class RegionStallRule:
                 changed_at = opened.since      # the stall being resolved began then
             quiet = (now - changed_at).total_seconds()
             details = {"child": code, "child_percent": track.percent,
-                       "parent_advance": state.high_water - track.parent_mark,
+                       "parent_advance": round(state.paced - track.parent_mark, 3),
                        "expected_changes": None if due is None else round(due, 1),
                        "usual_parent_advance_per_change": None if not track.spacing else round(track.spacing, 1),
                        "stalled_seconds": round(quiet, 3), "cause": "region_stalled"}
