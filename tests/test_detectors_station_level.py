@@ -1,5 +1,6 @@
 """A TPS document is one station whose `ts` is when its form came in: it neither stalls nor
-goes stale, however long it stands still; an aggregate with the same history does."""
+goes stale, however long it stands still, and its one report after hours is no catch-up jump;
+an aggregate with the same history does."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -30,3 +31,24 @@ def test_station_series_raises_no_stall_or_stale_source():
 def test_aggregate_with_the_same_history_does():
     rules = run("3204052003", 4, 11)
     assert "stale_source" in rules
+
+
+def reports_once(region: str, level: int, stations: int) -> list[str]:
+    """Hours of nothing, then the form comes in: 0 -> 1 station reported."""
+    judge = Judge(None)
+    state = judge.restore("s", region, None)
+    rules = []
+    for minute in range(0, 8 * 60, 5):
+        at = START + timedelta(minutes=minute)
+        reported = 1 if minute >= 7 * 60 else 0
+        snap = Snapshot("s", region, at, at, stations, reported, {"1": 100 * reported}, level=level)
+        rules += [e.rule for e in judge.observe(state, Poll("s", region, at, "ok", snap))]
+    return rules
+
+
+def test_a_station_reporting_after_hours_is_no_catch_up_jump():
+    assert "jump" not in reports_once("3204052003001", 5, 1)
+
+
+def test_an_aggregate_whose_first_station_comes_after_hours_is_one():
+    assert "jump" in reports_once("3204052003", 4, 11)

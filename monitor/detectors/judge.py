@@ -47,6 +47,8 @@ LATENCY_WEIGHT = 0.02
 BLIND_ADVANCE, BLIND_PUBLICATION = 1, 2  # state.blind: polls failed since the last advance / publication
 BACKLOG_WINDOW = 3              # advances before a gap that set the pace it is judged by
 
+STATION_EXEMPT = ("stall", "stale_source", "jump")   # rules about a count's pace, not one TPS
+
 Rule = Callable[[History, datetime], list[Event]]
 
 
@@ -119,10 +121,11 @@ class Judge:
             ancestor_stalled=self._ancestor_stalled(state), mirror=self._mirror_view(state), **facts)
         events: list[Event] = []
         # A TPS document's `ts` is when that one station's form came in, not a publication
-        # time, and one station cannot "stall": the publisher-level rules judge aggregates.
+        # time, and one station cannot "stall" or "jump" (it reports once: 0 -> 1 after hours
+        # is its form arriving, not a catch-up): the rules of a count's pace judge aggregates.
         station_level = _is_station(poll, state)
         for rule in self.rules(poll.source):
-            if station_level and getattr(rule, "name", "") in ("stall", "stale_source"):
+            if station_level and getattr(rule, "name", "") in STATION_EXEMPT:
                 continue
             try:
                 events.extend(rule(history, poll.at))
