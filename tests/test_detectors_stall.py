@@ -44,10 +44,13 @@ def test_hourly_cadence_thresholds_are_one_and_two_missed_publications():
 
 
 def test_while_the_rhythm_is_unknown_a_second_missed_publication_is_needed():
-    # 13 hours of history: no night seen yet, so ten times the usual certainty is asked for.
+    # 13 hours of history: the evening and the night are not seen yet. The hours ahead are
+    # believed as slow as the slowest hour seen (+10 TPS), as if seen once: one such
+    # publication bringing nothing is not improbable enough, two are.
     judge, state, _ = drive(cadenced(13))
     assert judge.stall_thresholds(state) == (2 * 3600 + 30.0, 3 * 3600 + 30.0)
-    assert "not known yet" in judge._stall(state, judge.options("src")).reason
+    assert judge._stall(state, judge.options("src")).reason == (
+        "hourly cadence, following the hours seen so far: 2 missed publications")
 
 
 @pytest.mark.parametrize("offset, fires", [(HOURLY_WARNING - 1, False), (HOURLY_WARNING, True),
@@ -243,3 +246,43 @@ def test_an_older_poll_than_the_last_is_ignored():
     before = state.to_json()
     assert judge.observe(state, same(state, last_seen(state) - timedelta(minutes=30))) == []
     assert state.to_json() == before
+
+
+
+def small_province(hours, empty_every=0):
+    """An hourly source with few stations, from 07:00 WIB for `hours` publications: +8 TPS per
+    publication from 08:00 to 20:00 WIB, at night +1 every other hour (the other publications
+    bring nothing). With `empty_every`, every so many daytime publications come empty too
+    (a publisher whose publications are lumpier than its stations explain)."""
+    polls, reported = [], 500
+    first = T0.astimezone(WIB).replace(hour=7, minute=0, second=15)
+    for j in range(hours):
+        moment = first + timedelta(hours=j)
+        if 8 <= moment.hour < 20:
+            reported += 0 if empty_every and j % empty_every == 0 else 8
+        else:
+            reported += j % 2
+        polls.append(ok(moment + timedelta(seconds=45), reported, 20_000, published=moment))
+    return drive(polls)
+
+
+def test_a_small_province_is_paged_at_its_first_empty_noon_publication_not_at_night():
+    # Three and a half days say "+8 TPS per noon publication": one comes empty by chance
+    # e**-8 of the time, below the budget's 1 in 720 publications, although only a few noon
+    # publications were seen. The night's +0/+1 explains its empty publications: there it
+    # waits for several.
+    judge, state, _ = small_province(3 * 24 + 6)          # last publication 12:00 WIB
+    noon = judge._stall(state, judge.options("src"))
+    assert state.current.published_at.hour == 12
+    assert (noon.missed_warning, noon.reason) == (1, "hourly cadence, following its daily rhythm: 1 missed publication")
+    judge, state, _ = small_province(3 * 24 + 16)         # last publication 22:00 WIB
+    assert state.current.published_at.hour == 22
+    assert judge._stall(state, judge.options("src")).missed_warning >= 4
+
+
+def test_publications_that_come_empty_more_often_than_the_stations_explain_are_learned():
+    # The same province, but every fifth daytime publication brings nothing although +8 are
+    # due: empty noon publications are a habit here, so one is no alarm.
+    judge, state, _ = small_province(3 * 24 + 6, empty_every=5)
+    assert state.current.stations_reported > 0
+    assert judge._stall(state, judge.options("src")).missed_warning >= 2

@@ -3,12 +3,15 @@
 A count slows down every night (the real 2024 count went from ~900 TPS/h by day to ~20 at
 04:00 WIB), so "a gap this long has become improbable" depends on when the gap began. The
 rhythm keeps, per local hour, the advances seen and the time observed (exponentially forgotten,
-half-life two days), fed only from gaps that were watched throughout and were not incidents.
-Once it has seen every hour, the stall threshold walks forward from the last advance through
-the hours ahead, summing the expected advances until the budget's level is reached: the
-evening's slow-down is anticipated instead of discovered one false alarm at a time. A level
-factor (recent advances over what the rhythm expected for them) follows a count that slows
-from day to day.
+half-life four days), fed only from gaps that were watched throughout and were not incidents.
+The stall threshold walks forward from the last advance through the hours ahead until a
+silence that long has become as improbable as the budget allows: the evening's slow-down is
+anticipated instead of discovered one false alarm at a time. Each hour is a gamma belief about
+its rate (`beliefs()`), so the walk prices in how little a thinly seen hour proves; a cadenced
+source is counted in stations per publication (Poisson, pooled with the neighbouring hours),
+plus the empty publications the stations do not explain (`empty_chances()`). A level factor
+(recent advances over what the rhythm expected for them) follows a count that slows from day
+to day.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ MATURE_BIN = 900.0                # ...and at least this much in every hour of t
 PRIOR_WEIGHT = 600.0              # seconds of "the recent average" each hour starts from
 PRIOR_PUBLICATIONS = 0.2          # ...or publications, for a cadenced source
 WALK_LIMIT = 14 * 86400.0
+POOL = 0.5                        # share of each neighbouring hour's evidence an hour borrows
 
 
 class Rhythm:
@@ -103,8 +107,76 @@ class Rhythm:
         rates = [(n + PRIOR_WEIGHT * prior) / (e + PRIOR_WEIGHT) for n, e in zip(self.advances, self.exposure)]
         return [unmerged(r, poll) for r in rates]
 
+    def beliefs(self, prior: float, poll: float | None = None,
+                unseen: float | None = None) -> list[tuple[float, float]]:
+        """Per hour, what the rhythm knows as a gamma belief (shape, scale) about the rate the
+        walk sums: the update rate per second (Poisson-like), or the stations a publication
+        brings (cadenced). Over a stretch D at that hour (seconds, or publications) the chance
+        of no advance is then (1 + D * scale / shape) ** -shape: the point estimate's e**-(rate
+        * D) with the estimate's own uncertainty priced in. An hour seen a few times cannot
+        promise what one seen for days can, and since a rate overestimated by 10% at the busy
+        hours already doubles the false alarms (the chance of a silent gap is exponential in
+        the rate), the uncertainty is what keeps the budget.
+
+        Cadenced: stations per publication (Poisson, counted in stations, so a handful of
+        publications at an hour already tell that a noon publication almost never comes empty),
+        shrunk towards `prior` (stations per publication over the day); empty publications the
+        stations do not explain are `empty_chances()`.
+        Poisson-like: advances per second, unmerged (see rates()); the unmerging stretches the
+        uncertainty by p / ((1 - p) * -ln(1 - p)) for a share p of polls with an advance.
+        `unseen` (cadenced, while the day is being learned): the hours not seen yet are believed
+        to bring this many stations per publication, as if seen once."""
+        out = []
+        if self.cadence:
+            for s, e in zip(_pooled(self.stations), _pooled(self.exposure)):
+                if unseen is not None and e < 0.5:
+                    shape, exposure = s + unseen, e + 1.0
+                else:
+                    shape, exposure = s + PRIOR_PUBLICATIONS * prior, e + PRIOR_PUBLICATIONS
+                out.append((max(shape, 1e-9), shape / exposure))
+            return out
+        for n, e in zip(self.advances, self.exposure):
+            shape, exposure = n + PRIOR_WEIGHT * prior, e + PRIOR_WEIGHT
+            seen = shape / exposure
+            rate = unmerged(seen, poll)
+            if poll and seen > 0:
+                share = min(seen * poll, 0.95)
+                shape /= share / ((1.0 - share) * -math.log(1.0 - share))
+            out.append((max(shape, 1e-9), rate))
+        return out
+
+    def empty_chances(self, beliefs: list[tuple[float, float]], floor: float) -> list[float]:
+        """Cadenced: per hour, the chance that a publication comes empty whatever the stations
+        (a publisher's hiccup, a batch held back): the empty publications seen beyond what the
+        stations explain (a small province's empty nights are explained by its few stations),
+        shrunk towards the same over the whole day (with `floor` pseudo-empties: never seen is
+        not never) with the weight of one publication.
+        It is what keeps a source whose publications sometimes bring nothing from being paged
+        at its first empty one."""
+        empty = _pooled([max(e - a, 0.0) for e, a in zip(self.exposure, self.advances)])
+        exposure = _pooled(self.exposure)
+        explained = [e * math.exp(-silence(shape, mean, 1.0, 1.0)) for (shape, mean), e in zip(beliefs, exposure)]
+        # Beyond chance (two standard deviations of the empty publications the stations explain),
+        # and one empty publication at an hour is not yet a habit.
+        unexplained = [max(k - x - 2 * math.sqrt(x) - 1.0, 0.0) for k, x in zip(empty, explained)]
+        x = sum(explained)
+        day = (max(sum(empty) - x - 2 * math.sqrt(x) - 1.0, 0.0) + floor) / (sum(exposure) + floor)
+        return [(k + day) / (e + 1.0) for k, e in zip(unexplained, exposure)]
+
+    def slowest(self) -> float:
+        """Stations per publication at the slowest hour seen at least once (cadenced): what a
+        series still learning its day assumes of the hours it has not seen yet."""
+        seen = [s / e for s, e in zip(self.stations, self.exposure) if e >= 0.5]
+        return min(seen) if seen else 0.0
+
     def mean_gap(self) -> float:
         return sum(self.exposure) * (self.cadence or 1.0) / max(sum(self.advances), 1e-9)
+
+
+def _pooled(values: Sequence[float]) -> list[float]:
+    """Each hour with half of each neighbour's: an hour is rarely far from the ones beside it,
+    and three hours' evidence is firmer than one's (counted as two: a cautious pooling)."""
+    return [values[b] + POOL * (values[b - 1] + values[(b + 1) % BINS]) for b in range(BINS)]
 
 
 def unmerged(rate: float, poll: float | None) -> float:
@@ -137,29 +209,50 @@ def expected(rates: list[float], start: float, end: float, offset: float) -> flo
     return total
 
 
-def time_to(rates: list[float], start: float, level: float, offset: float) -> float:
-    """Seconds from `start` until the expected advances reach `level` (Poisson-like)."""
-    remaining, t = level, start
+def silence(shape: float, mean: float, level: float, amount: float) -> float:
+    """-ln of the chance of no advance over `amount` (seconds or publications) at an hour whose
+    belief is (shape, mean), the rate scaled by `level`."""
+    return shape * math.log1p(level * mean * amount / shape)
+
+
+def time_to_believed(beliefs: list[tuple[float, float]], start: float, target: float, offset: float,
+                     level: float = 1.0) -> float:
+    """Seconds from `start` until a silence has become as improbable as e**-target (Poisson-
+    like). An hour met again a day later is the same unknown rate: its stretches add up."""
+    spent = [0.0] * BINS
+    total, t = 0.0, start
     while t - start < WALK_LIMIT:
         b, until = hour_of(t, offset)
+        shape, mean = beliefs[b]
         step = until - t
-        gain = rates[b] * step
-        if gain >= remaining:
-            return t - start + remaining / max(rates[b], 1e-12)
-        remaining -= gain
+        before = silence(shape, mean, level, spent[b])
+        gain = silence(shape, mean, level, spent[b] + step) - before
+        if total + gain >= target and mean > 0:
+            grow = (target - total) / shape
+            if grow > 700:
+                return WALK_LIMIT
+            scale = shape / (level * mean)
+            return t - start + (scale + spent[b]) * math.expm1(grow)
+        total += gain
+        spent[b] += step
         t = until
     return WALK_LIMIT
 
 
-def publications_to(chances: list[float], start: float, cadence: float, level: float, offset: float,
-                    floor_skip: float) -> int:
-    """Publications after `start` until a run that brought nothing has become as improbable
-    as e**-level: each one adds -ln(chance that it brings no stations) at its hour."""
+def publications_believed(beliefs: list[tuple[float, float]], empty: list[float], start: float, cadence: float,
+                          target: float, offset: float, level: float = 1.0) -> int:
+    """Publications after `start` until a run that brought no stations has become as improbable
+    as e**-target: each comes empty by chance of its hour (`empty`) or for want of stations
+    (the belief, given the run so far at that hour)."""
+    spent = [0.0] * BINS
     total, j = 0.0, 0
     while j * cadence < WALK_LIMIT:
         j += 1
         b, _ = hour_of(start + j * cadence, offset)
-        total += -math.log(max(1.0 - min(chances[b], 1.0), floor_skip))
-        if total >= level:
+        shape, mean = beliefs[b]
+        none = math.exp(silence(shape, mean, level, spent[b]) - silence(shape, mean, level, spent[b] + 1))
+        total += -math.log(empty[b] + (1.0 - empty[b]) * none)
+        spent[b] += 1
+        if total >= target:
             return j
     return j

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Sequence
 
-from .diurnal import Rhythm, expected, hour_of, publications_to, time_to, unmerged
+from .diurnal import Rhythm, expected, hour_of, publications_believed, time_to_believed, unmerged
 from .options import DetectionOptions
 from .text import duration
 
@@ -102,8 +102,10 @@ def learn(gaps: Sequence[float], pub_gaps: Sequence[float], lags: Sequence[float
     if cadence is None and not pub_gaps:
         cadence = detect_cadence(gaps, jitter=1.5 * (poll_gap or 0.0))
     daily = rhythm if rhythm is not None and rhythm.mature and start is not None else None
+    learning = rhythm if rhythm is not None and not rhythm.mature and start is not None else None
     # Until the rhythm has seen a whole day, the first evening's slow-down is unknown: ask for
-    # ten times the certainty (the critical level) before warning.
+    # ten times the certainty (the critical level) before warning. (A cadenced source's stall
+    # instead walks the hours seen so far, `learning`: its beliefs carry their uncertainty.)
     strict = CRITICAL_BUDGET if rhythm is not None and not rhythm.mature else 1.0
     if cadence is not None and what == "publication":
         daily, strict = None, 1.0      # a cadenced publisher keeps its cadence day and night
@@ -111,7 +113,9 @@ def learn(gaps: Sequence[float], pub_gaps: Sequence[float], lags: Sequence[float
         # The rhythm counts in publications of its own cadence: only that cadence can use it.
         if daily is not None and abs(daily.cadence - cadence) > 0.1 * cadence:
             daily = None
-        return _cadenced(gaps, cadence, lags, lag0, poll_gap, o, what, daily, start, offset, strict)
+        if learning is not None and (what != "advance" or abs(learning.cadence - cadence) > 0.1 * cadence):
+            learning = None
+        return _cadenced(gaps, cadence, lags, lag0, poll_gap, o, what, daily or learning, start, offset, strict)
     return _poissonian(gaps, o, what, daily if daily is not None and not daily.cadence else None,
                        start, offset, lag0, strict, poll_gap)
 
@@ -130,13 +134,24 @@ def _cadenced(gaps: Sequence[float], cadence: float, lags: Sequence[float], lag0
     missed_c = max(missed_w + 1, math.ceil(math.log(budget / CRITICAL_BUDGET) / math.log(skip) - 1e-9))
     rhythmic = ""
     if daily is not None:
-        rates = _levelled(daily, 1.0 - skip_long, gaps, start, offset)
-        budget = daily.mean_gap() / o.false_alarm_budget
-        floor_skip = PRIOR_SKIPS / (sum(steps) + PRIOR_SKIPS)     # "never seen a skip" is not "never"
-        missed_w = max(1, publications_to(rates, start, cadence, -math.log(budget), offset, floor_skip))
-        missed_c = max(missed_w + 1, publications_to(rates, start, cadence, -math.log(budget / CRITICAL_BUDGET),
-                                                     offset, floor_skip))
-        rhythmic = ", following its daily rhythm"
+        level = _level(daily, 1.0 - skip_long, gaps, start, offset)
+        if daily.mature:
+            per_publication = sum(daily.stations) / max(sum(daily.exposure), 1e-9)
+            beliefs = daily.beliefs(per_publication)
+            budget = daily.mean_gap() / o.false_alarm_budget
+        else:
+            # Still learning its day: the hours not seen yet are believed as slow as the slowest
+            # one seen, as if seen once. The beliefs carry their own uncertainty (an hour seen
+            # once promises little), so no extra certainty is asked for.
+            seen = [(st, e) for st, e in zip(daily.stations, daily.exposure) if e >= 0.5]
+            per_publication = sum(st for st, _ in seen) / max(sum(e for _, e in seen), 1e-9)
+            beliefs = daily.beliefs(per_publication, unseen=daily.slowest())
+            budget = mean_gap / o.false_alarm_budget
+        empty = daily.empty_chances(beliefs, PRIOR_SKIPS)
+        missed_w = max(1, publications_believed(beliefs, empty, start, cadence, -math.log(budget), offset, level))
+        missed_c = max(missed_w + 1, publications_believed(beliefs, empty, start, cadence,
+                                                           -math.log(budget / CRITICAL_BUDGET), offset, level))
+        rhythmic = ", following its daily rhythm" if daily.mature else ", following the hours seen so far"
         skip = 0.0
     lag = max_lag(lags)
     if lag is None:
@@ -166,12 +181,14 @@ def _poissonian(gaps: Sequence[float], o: DetectionOptions, what: str, daily: Rh
     warning = mean_gap * math.log1p(strict * o.false_alarm_budget / mean_gap)
     critical = mean_gap * math.log1p(strict * CRITICAL_BUDGET * o.false_alarm_budget / mean_gap)
     if daily is not None:
-        rates = _levelled(daily, 1.0 / mean_long, gaps, start, offset, poll_gap)
+        level = _level(daily, 1.0 / mean_long, gaps, start, offset)
+        beliefs = daily.beliefs(1.0 / mean_long, poll_gap)
         usual = daily.mean_gap()
         seen = lag0 if lag0 is not None and lag0 >= 0 else 0.0
-        warning = time_to(rates, start, math.log1p(o.false_alarm_budget / usual), offset) - seen
-        critical = time_to(rates, start, math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / usual), offset) - seen
-        rate_now = rates[hour_of(start, offset)[0]] * 3600
+        warning = time_to_believed(beliefs, start, math.log1p(o.false_alarm_budget / usual), offset, level) - seen
+        critical = time_to_believed(beliefs, start, math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / usual),
+                                    offset, level) - seen
+        rate_now = level * beliefs[hour_of(start, offset)[0]][1] * 3600
         reason = (f"irregular updates following their daily rhythm, about {rate_now:.1f} {what}s/h at this hour: "
                   f"no {what} for {duration(warning)} happens by chance once in {duration(o.false_alarm_budget)}")
         return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
@@ -182,17 +199,14 @@ def _poissonian(gaps: Sequence[float], o: DetectionOptions, what: str, daily: Rh
     return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
 
 
-def _levelled(daily: Rhythm, prior_rate: float, gaps: Sequence[float], start: float, offset: float,
-              poll: float | None = None) -> list[float]:
-    """The rhythm's hourly rates, scaled down when the recent advances came slower than it
-    expected (a count winding down from one day to the next); never scaled up."""
-    rates = daily.rates(prior_rate, poll)
+def _level(daily: Rhythm, prior_rate: float, gaps: Sequence[float], start: float, offset: float) -> float:
+    """The factor on the rhythm's hourly rates when the recent advances came slower than it
+    expected (a count winding down from one day to the next); never above 1."""
     seen = daily.rates(prior_rate)              # advances as polled (several updates may make one)
     recent = gaps[-SHORT_WINDOW:]
     per_second = [r / daily.cadence for r in seen] if daily.cadence else seen
     due = expected(per_second, start - sum(recent), start, offset)
-    level = min(1.0, len(recent) / due) if due > 0 else 1.0
-    return [r * level for r in rates] if level < 1.0 else rates
+    return min(1.0, len(recent) / due) if due > 0 else 1.0
 
 
 def robust_mean(gaps: Sequence[float]) -> float:
