@@ -88,6 +88,14 @@ class _Outcome:
     changed: bool = False
 
 
+def _row_print(row: RegionCount) -> int:
+    """A child's row in its parent's table, reduced to what says whether it moved: the
+    tables kept between passes (and saved, so a restart need not fetch every child) are
+    these numbers, not the rows (a national tree's kecamatan tables hold 83,731 desa rows)."""
+    return zlib.crc32(repr((row.stations, row.stations_reported, row.percent,
+                            sorted(row.votes.items()))).encode())
+
+
 def _fingerprint(snapshot: Snapshot) -> tuple:
     """What makes a document 'changed' for the poll log and the history table."""
     return (snapshot.published_at, snapshot.stations, snapshot.stations_reported,
@@ -112,7 +120,8 @@ class SourceWatcher:
         self.fetcher = Fetcher(source, self.stop)
         self.states: dict[str, SeriesState] = {}
         self._fingerprints: dict[str, tuple] = {}
-        self._children: dict[str, dict[str, RegionCount]] = {}   # parent region -> its last table
+        self._children: dict[str, dict[str, int]] = {}   # parent region -> {child: _row_print}
+        self._tables_changed: dict[str, dict[str, int]] = {}   # since the last save
         self._candidates: dict[str, frozenset[str]] = {}           # region -> candidates exported
         self._revisit: set[str] = set()    # failed last pass, or an ancestor of one: fetch again
         self._pool = ThreadPoolExecutor(max_workers=source.concurrency, thread_name_prefix=f"fetch-{source.name}")
@@ -122,8 +131,9 @@ class SourceWatcher:
         if store is not None:
             for region, blob in store.load_states(source.name).items():
                 self.states[region] = judge.restore(source.name, region, blob)
+            self._children = store.load_tables(source.name)
             if self.states:
-                log.info("state.restored", source=source.name, series=len(self.states))
+                log.info("state.restored", source=source.name, series=len(self.states), tables=len(self._children))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -164,7 +174,7 @@ class SourceWatcher:
         # Alerts first: whatever happens to the state write, what was detected is told.
         if events and self.handle_events is not None:
             self.handle_events(events)
-        if self.store is not None and (dirty or changed_snapshots):
+        if self.store is not None and (dirty or changed_snapshots or self._tables_changed):
             self._save(dirty, changed_snapshots)
         return events
 
@@ -175,7 +185,8 @@ class SourceWatcher:
             self.metrics.state_errors.labels(operation="serialize").inc()
             log.exception("state.error", operation="serialize", source=self.source.name)
             return
-        self.store.save_states(self.source.name, blobs, self.last_pass_at, changed_snapshots)
+        tables, self._tables_changed = self._tables_changed, {}
+        self.store.save_states(self.source.name, blobs, self.last_pass_at, changed_snapshots, tables)
 
     def _fetch_level(self, targets: list[_Target]):
         """Outcomes in the order of `targets`, fetched by the pool in chunks (bounded
@@ -291,8 +302,9 @@ class SourceWatcher:
             return []
         else:
             previous = self._children.get(target.region)
-            table = dict(poll.snapshot.children)
-            self._children[target.region] = table
+            table = {code: _row_print(row) for code, row in poll.snapshot.children.items()}
+            if table != previous:
+                self._children[target.region] = self._tables_changed[target.region] = table
             published = poll.snapshot.published_at
         depth = target.depth + 1
         wanted = []

@@ -36,6 +36,13 @@ CREATE TABLE IF NOT EXISTS snapshots (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS snapshots_series ON snapshots (source, region, at);
+CREATE TABLE IF NOT EXISTS child_tables (
+    source TEXT NOT NULL,
+    region TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    rows TEXT NOT NULL,
+    PRIMARY KEY (source, region)
+);
 """
 
 
@@ -66,6 +73,7 @@ class StateStore:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._memory: dict[tuple[str, str], dict] = {}   # state not yet written (db failing)
+        self._tables: dict[tuple[str, str], dict] = {}   # parents' child tables not yet written
         if not uri:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -96,13 +104,27 @@ class StateStore:
             return {}
         return {region: json.loads(state) for region, state in rows}
 
+    def load_tables(self, source: str) -> dict[str, dict[str, int]]:
+        """parent region -> {child code: fingerprint of its row}, as the last pass saw them."""
+        if self._db is None:
+            return {}
+        try:
+            with self._lock:
+                rows = self._db.execute("SELECT region, rows FROM child_tables WHERE source = ?", (source,)).fetchall()
+        except sqlite3.Error as exc:
+            self._failed("read", exc)
+            return {}
+        return {region: json.loads(table) for region, table in rows}
+
     def save_states(self, source: str, states: dict[str, dict], at: datetime,
-                    snapshots: list[Snapshot] = ()) -> bool:
-        """Write the states of one pass (and the changed snapshots) in one transaction.
-        On failure the states are kept in memory and retried with the next pass."""
+                    snapshots: list[Snapshot] = (), tables: dict[str, dict[str, int]] | None = None) -> bool:
+        """Write the states of one pass (the changed snapshots, the parents' tables that
+        changed) in one transaction. On failure states and tables are kept in memory and
+        retried with the next pass."""
         pending = {(source, region): blob for region, blob in states.items()}
         with self._lock:
             self._memory.update(pending)
+            self._tables.update({(source, region): table for region, table in (tables or {}).items()})
             if self._db is None:
                 return False
             stamp = iso_utc(at)
@@ -118,6 +140,10 @@ class StateStore:
                       json.dumps(poll_to_record(Poll(snap.source, snap.region, snap.at, "ok", snap)),
                                  separators=(",", ":")))
                      for snap in snapshots])
+                self._db.executemany(
+                    "INSERT INTO child_tables (source, region, updated_at, rows) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (source, region) DO UPDATE SET updated_at = excluded.updated_at, rows = excluded.rows",
+                    [(s, r, stamp, json.dumps(table, separators=(",", ":"))) for (s, r), table in self._tables.items()])
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 try:
@@ -127,6 +153,7 @@ class StateStore:
                 self._failed("write", exc)
                 return False
             self._memory.clear()
+            self._tables.clear()
             return True
 
     def prune(self, now: datetime) -> None:
