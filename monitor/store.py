@@ -94,27 +94,23 @@ class StateStore:
 
     def load_states(self, source: str) -> dict[str, dict]:
         """region -> state blob, for every series of a source."""
-        if self._db is None:
-            return {}
-        try:
-            with self._lock:
-                rows = self._db.execute("SELECT region, state FROM series_state WHERE source = ?", (source,)).fetchall()
-        except sqlite3.Error as exc:
-            self._failed("read", exc)
-            return {}
-        return {region: json.loads(state) for region, state in rows}
+        return self._load("SELECT region, state FROM series_state WHERE source = ?", source)
 
     def load_tables(self, source: str) -> dict[str, dict[str, int]]:
         """parent region -> {child code: fingerprint of its row}, as the last pass saw them."""
+        return self._load("SELECT region, rows FROM child_tables WHERE source = ?", source)
+
+    def _load(self, query: str, source: str) -> dict[str, Any]:
+        """region -> its JSON column, for one source; {} (counted, logged) when the db fails."""
         if self._db is None:
             return {}
         try:
             with self._lock:
-                rows = self._db.execute("SELECT region, rows FROM child_tables WHERE source = ?", (source,)).fetchall()
+                rows = self._db.execute(query, (source,)).fetchall()
         except sqlite3.Error as exc:
             self._failed("read", exc)
             return {}
-        return {region: json.loads(table) for region, table in rows}
+        return {region: json.loads(value) for region, value in rows}
 
     def save_states(self, source: str, states: dict[str, dict], at: datetime,
                     snapshots: list[Snapshot] = (), tables: dict[str, dict[str, int]] | None = None) -> bool:

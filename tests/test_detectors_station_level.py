@@ -12,13 +12,16 @@ START = datetime(2018, 6, 27, 10, 0, tzinfo=timezone.utc)
 OLD_TS = datetime(2018, 6, 27, 6, 0, tzinfo=timezone.utc)
 
 
-def run(region: str, level: int, stations: int) -> list[str]:
+def run(region: str, level: int, stations: int, hours: int = 24, reported=lambda minute: 0,
+        published=lambda at: OLD_TS) -> list[str]:
+    """The rules that fire over `hours` of polls every 5 minutes of one series."""
     judge = Judge(None)
     state = judge.restore("s", region, None)
     rules = []
-    for minute in range(0, 24 * 60, 5):
+    for minute in range(0, hours * 60, 5):
         at = START + timedelta(minutes=minute)
-        snap = Snapshot("s", region, at, OLD_TS, stations, 0, {}, level=level)
+        n = reported(minute)
+        snap = Snapshot("s", region, at, published(at), stations, n, {"1": 100 * n} if n else {}, level=level)
         rules += [e.rule for e in judge.observe(state, Poll("s", region, at, "ok", snap))]
     return rules
 
@@ -35,15 +38,8 @@ def test_aggregate_with_the_same_history_does():
 
 def reports_once(region: str, level: int, stations: int) -> list[str]:
     """Hours of nothing, then the form comes in: 0 -> 1 station reported."""
-    judge = Judge(None)
-    state = judge.restore("s", region, None)
-    rules = []
-    for minute in range(0, 8 * 60, 5):
-        at = START + timedelta(minutes=minute)
-        reported = 1 if minute >= 7 * 60 else 0
-        snap = Snapshot("s", region, at, at, stations, reported, {"1": 100 * reported}, level=level)
-        rules += [e.rule for e in judge.observe(state, Poll("s", region, at, "ok", snap))]
-    return rules
+    return run(region, level, stations, hours=8, reported=lambda minute: 1 if minute >= 7 * 60 else 0,
+               published=lambda at: at)
 
 
 def test_a_station_reporting_after_hours_is_no_catch_up_jump():
