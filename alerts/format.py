@@ -113,10 +113,14 @@ def headline(notification: Notification) -> str:
             text = f"{notification.source}: {phrase} in {len(regions)} regions: {_regions(current)}"
         if ended:
             text += f"; resolved: {_regions(ended)}"
+    began = min((m.event.since for m in members if m.event.since), default=notification.opened_at)
+    lasted = (notification.created_at - min(began, notification.opened_at)).total_seconds()
     if notification.status == "resolved":
-        began = min((m.event.since for m in members if m.event.since), default=notification.opened_at)
-        lasted = (notification.created_at - min(began, notification.opened_at)).total_seconds()
         return f"Resolved after {fmt_duration(lasted)}: {text}"
+    if members and all(m.change == "repeat" for m in members):
+        # A reminder re-tells what was said when it was news ("data is now 18m old"); say
+        # first how long it has really been.
+        return f"Still open after {fmt_duration(lasted)}: {text}"
     return text
 
 

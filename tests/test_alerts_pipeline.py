@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 
 
+from alerts.format import fmt_duration
 from alerts.pipeline import AlertPipeline
 from monitor.clock import ManualClock, ScenarioClock
 from monitor.metrics import Metrics
@@ -84,6 +85,13 @@ def test_repeat_after_repeat_interval_and_not_before(tmp_path, registry, slack):
     assert len(slack.accepted("webhook")) == 2
     reasons = [json.loads(r["notification"])["reason"] for r in pipeline.records()["outbox"]]
     assert reasons == ["first", "repeat"]
+    # The reminder says first how long it has really been, then what was said when it was news.
+    first, reminder = (m.text for m in slack.accepted("webhook"))
+    assert first.startswith("WARNING") and "Still open" not in first
+    since = stall().since
+    assert reminder.startswith("WARNING"), reminder
+    assert f"Still open after {fmt_duration((NIGHT + timedelta(hours=2) - since).total_seconds())}: " \
+           "Count in region 32 has not advanced for 1h" in reminder
 
 
 def test_escalation_does_not_wait_for_group_interval(tmp_path, registry, slack):
