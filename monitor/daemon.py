@@ -24,6 +24,7 @@ from . import __version__
 from .clock import Clock, WallClock
 from .config import Config, ConfigError, load_config
 from .detectors import Judge
+from .fetch import HostLimits
 from .metrics import Metrics, metrics_app, serve_metrics
 from .model import Event
 from .poll import SourceWatcher
@@ -64,9 +65,10 @@ class Daemon:
             from alerts.pipeline import AlertPipeline
             alerts = AlertPipeline(config, self.metrics, self.clock, self.db_path)
         self.alerts = alerts
+        limits = HostLimits(config.sources)
         self.watchers = [
             SourceWatcher(source, self.judge, self.metrics, self.clock, self.store, self._handle_events,
-                          self.recorder, self.stop_event, shard)
+                          self.recorder, self.stop_event, shard, limits.for_source(source))
             for source in config.sources
         ]
         self.scheduler = BackgroundScheduler(
@@ -174,9 +176,10 @@ class Daemon:
             if running:
                 self.alerts.start()
         self.watchers = []
+        limits = HostLimits(new_config.sources)
         for source in new_config.sources:
             watcher = SourceWatcher(source, self.judge, self.metrics, self.clock, self.store, self._handle_events,
-                                    self.recorder, self.stop_event, self.shard)
+                                    self.recorder, self.stop_event, self.shard, limits.for_source(source))
             previous = old.get(source.name)
             if previous is not None:
                 # the states in memory are at least as new as the store's (it may be failing)

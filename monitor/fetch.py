@@ -52,8 +52,9 @@ class Fetched:
 
 
 class RateLimiter:
-    """Token bucket per host: at most `rate` requests per second, bursts of one second's
-    worth. rate 0 means no limit. Shared by the threads of one source."""
+    """Token bucket: at most `rate` requests per second, bursts of one second's worth. rate 0
+    means no limit. Shared by the threads of one source, and by the sources of one host
+    (HostLimits)."""
 
     def __init__(self, rate: float):
         self.rate = rate
@@ -74,6 +75,32 @@ class RateLimiter:
                 stop.wait(wait)
             else:
                 time.sleep(wait)
+
+
+def host_of(url: str) -> str:
+    """host[:port] of a URL, lower case, without credentials: what one bucket protects."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+class HostLimits:
+    """The token buckets of one daemon, one per host: `rate_limit` is what a host sees from
+    this instance however many sources (contests, trees) it serves. Sources of one host share
+    its bucket at the lowest of their limits; a source with rate_limit 0 is not limited."""
+
+    def __init__(self, sources) -> None:
+        rates: dict[str, float] = {}
+        for source in sources:
+            if source.rate_limit > 0:
+                host = host_of(source.url)
+                rates[host] = min(rates.get(host, source.rate_limit), source.rate_limit)
+        self._buckets = {host: RateLimiter(rate) for host, rate in rates.items()}
+
+    def for_source(self, source) -> RateLimiter:
+        if source.rate_limit <= 0:
+            return RateLimiter(0)
+        return self._buckets.get(host_of(source.url)) or RateLimiter(source.rate_limit)
 
 
 def _classify(exc: Exception) -> FetchError:
@@ -111,7 +138,8 @@ class Fetcher:
     """Fetches documents of one source. Thread-safe: a tree source fetches with
     `concurrency` threads through one Session (its pool is sized to match)."""
 
-    def __init__(self, source: SourceConfig, stop: threading.Event | None = None):
+    def __init__(self, source: SourceConfig, stop: threading.Event | None = None,
+                 rate_limiter: RateLimiter | None = None):
         self.source = source
         self.stop = stop or threading.Event()
         self.session = requests.Session()
@@ -125,7 +153,7 @@ class Fetcher:
                                      "Accept-Encoding": "gzip, deflate"})
         for name, value in source.headers.items():
             self.session.headers[name] = value.reveal() if hasattr(value, "reveal") else value
-        self.rate_limiter = RateLimiter(source.rate_limit)
+        self.rate_limiter = rate_limiter or RateLimiter(source.rate_limit)
         self._validators: dict[str, tuple[str | None, str | None]] = {}
         self._validators_lock = threading.Lock()
 

@@ -29,7 +29,7 @@ import structlog
 from .clock import Clock
 from .config import SourceConfig
 from .detectors import Judge, SeriesState
-from .fetch import Fetched, Fetcher, FetchError
+from .fetch import Fetched, Fetcher, FetchError, RateLimiter
 from .metrics import Metrics
 from .model import Event, Poll, RegionCount, Snapshot
 from .recording import RecordingWriter
@@ -106,7 +106,7 @@ class SourceWatcher:
     def __init__(self, source: SourceConfig, judge: Judge, metrics: Metrics, clock: Clock,
                  store: StateStore | None = None, handle_events: Callable[[list[Event]], None] | None = None,
                  recorder: RecordingWriter | None = None, stop: threading.Event | None = None,
-                 shard: Shard | None = None):
+                 shard: Shard | None = None, rate_limiter: RateLimiter | None = None):
         self.source = source
         self.shard = shard
         self._split = min(SHARD_DEPTH, source.depth)
@@ -117,7 +117,7 @@ class SourceWatcher:
         self.handle_events = handle_events
         self.recorder = recorder
         self.stop = stop or threading.Event()
-        self.fetcher = Fetcher(source, self.stop)
+        self.fetcher = Fetcher(source, self.stop, rate_limiter)
         self.states: dict[str, SeriesState] = {}
         self._fingerprints: dict[str, tuple] = {}
         self._children: dict[str, dict[str, int]] = {}   # parent region -> {child: _row_print}

@@ -261,3 +261,36 @@ def test_rate_limiter_paces_requests_and_allows_one_second_of_burst(monkeypatch)
     for _ in range(1000):
         unlimited.acquire(fake)
     assert fake.waited == waited                         # rate_limit = 0: no limit
+
+
+def test_sources_of_one_host_share_its_bucket_at_their_lowest_limit(monkeypatch, tmp_path):
+    """rate_limit is per host: two contests on KPU's host get one bucket between them (the
+    stricter limit), so KPU sees 10 requests/s from this instance, not 10 + 20."""
+    from monitor.daemon import Daemon
+
+    def source(name, url, rate):
+        return {"name": name, "kind": "sirekap", "url": url, "rate_limit": rate}
+    config = parse_config({"daemon": {"state_dir": str(tmp_path), "instance": "t"},
+                           "metrics": {"listen": "127.0.0.1:0"},
+                           "sources": [source("ppwp", "https://sirekap.example/pemilu/hhcw/ppwp.json", 20),
+                                       source("dpd", "https://SIREKAP.example/pemilu/hhcw/dpd.json", 10),
+                                       source("mirror", "https://mirror.example/ppwp.json", 20),
+                                       source("own", "https://sirekap.example:8443/ppwp.json", 20),
+                                       source("free", "https://sirekap.example/pemilu/hhcw/pdpr.json", 0)]})
+    daemon = Daemon(config, ManualClock(START), serve_http=False)
+    try:
+        limiters = {w.source.name: w.fetcher.rate_limiter for w in daemon.watchers}
+    finally:
+        daemon.stop()
+    assert limiters["ppwp"] is limiters["dpd"] and limiters["ppwp"].rate == 10
+    assert limiters["mirror"] is not limiters["ppwp"] and limiters["mirror"].rate == 20
+    assert limiters["own"] is not limiters["ppwp"]          # another port, another service
+    assert limiters["free"].rate == 0
+
+    fake = FakeTime()
+    monkeypatch.setattr(fetch_module, "time", types.SimpleNamespace(monotonic=fake.monotonic, sleep=fake.wait))
+    shared = limiters["ppwp"]
+    shared._next_free = fake.now
+    for _ in range(21):                                      # the two sources' requests interleaved
+        shared.acquire(fake)
+    assert fake.now - 1000.0 == pytest.approx(2.0)           # 20 intervals of 1/10 s, whoever asks
