@@ -53,6 +53,20 @@ def set_clock(clock: Clock) -> None:
     _state["clock"] = clock
 
 
+class _RenderOnce(structlog.stdlib.ProcessorFormatter):
+    """Renders a record once per formatter. The stdlib asks every handler's formatter, and
+    RotatingFileHandler.shouldRollover formats the record once more just to measure it: a
+    poll line was rendered to JSON three times (a third of countwatch's own CPU per document,
+    docs/scaling.md)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        cache = record.__dict__.setdefault("_countwatch_rendered", {})
+        text = cache.get(id(self))
+        if text is None:
+            text = cache[id(self)] = super().format(record)
+        return text
+
+
 def configure_logging(fmt: str = "auto", file: Path | None = None, level: str = "info",
                       instance: str = "countwatch", clock: Clock | None = None,
                       max_bytes: int = 50_000_000, backups: int = 5, stream=None) -> None:
@@ -80,24 +94,27 @@ def configure_logging(fmt: str = "auto", file: Path | None = None, level: str = 
     console_renderer = structlog.dev.ConsoleRenderer(colors=False) if console else json_renderer
 
     def formatter(renderer) -> structlog.stdlib.ProcessorFormatter:
-        return structlog.stdlib.ProcessorFormatter(
+        return _RenderOnce(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                         structlog.processors.format_exc_info, renderer],
             foreign_pre_chain=shared,
         )
+
+    file_formatter = formatter(json_renderer)
 
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
     console_handler = logging.StreamHandler(stream)
-    console_handler.setFormatter(formatter(console_renderer))
+    # Both JSON (no terminal): one formatter, so a line is rendered once for both handlers.
+    console_handler.setFormatter(formatter(console_renderer) if console else file_formatter)
     root.addHandler(console_handler)
     if file is not None:
         Path(file).parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.handlers.RotatingFileHandler(file, maxBytes=max_bytes, backupCount=backups,
                                                             encoding="utf-8")
-        file_handler.setFormatter(formatter(json_renderer))
+        file_handler.setFormatter(file_formatter)
         root.addHandler(file_handler)
     root.setLevel(getattr(logging, level.upper()))
     # Libraries chatter at INFO (APScheduler's "Running job ..." every poll): keep them quiet.
