@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test venv servers bench evaluate soak clean
+.PHONY: demo test venv servers bench bench-log evaluate soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(STAMP) servers
 
 bench: $(STAMP)
 	$(PY) bench/scaling.py
+
+# The cost of one poll log line (docs/scaling.md).
+bench-log: $(STAMP)
+	$(PY) bench/logline.py
 
 evaluate: $(STAMP)
 	$(VENV)/bin/countwatch evaluate
