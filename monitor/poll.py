@@ -47,6 +47,9 @@ SHARD_DEPTH = 2
 # fetch threads run costs less CPU (bench/scaling.py measured 1.0 vs 1.3 ms per document
 # when the judge thread fought eight fetch threads for the interpreter lock).
 LEVEL_CHUNK = 2048
+# A restored series whose last poll is this far ahead of our clock was saved before the clock
+# was stepped back: it is rebased to now (SeriesState.rebase).
+CLOCK_AHEAD = 5.0
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,19 @@ class SourceWatcher:
         self.passes = 0
         metrics.init_source(source.name)
         if store is not None:
+            now = clock.now()
+            ahead = []
             for region, blob in store.load_states(source.name).items():
-                self.states[region] = judge.restore(source.name, region, blob)
+                state = self.states[region] = judge.restore(source.name, region, blob)
+                if state.last_at is not None and (state.last_at - now).total_seconds() > CLOCK_AHEAD:
+                    ahead.append((state.last_at - now).total_seconds())
+                    state.rebase(-ahead[-1])
+            if ahead:
+                # Saved under a clock that was later stepped back: judged as they were, every
+                # poll would be "older than the last one" until the clock caught up (blind).
+                log.warning("state.rebased", source=source.name, series=len(ahead),
+                            seconds_back=round(max(ahead), 3),
+                            consequence="the series' times moved back to now; the time since their last poll is lost")
             self._children = store.load_tables(source.name)
             if self.states:
                 log.info("state.restored", source=source.name, series=len(self.states), tables=len(self._children))

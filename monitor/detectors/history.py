@@ -8,7 +8,7 @@ publication lags and increments, failure counters, child-region trackers and the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Mapping
 
@@ -128,6 +128,26 @@ class SeriesState:
         self.open_alerts: dict[str, Event] = {}
         self.version = 0                              # bumped when gaps change: thresholds are cached on it
         self.cache: dict[str, Any] = {}
+
+    def rebase(self, seconds: float) -> None:
+        """Move every moment of *our* clock by `seconds` (the source's timestamps stay): for a
+        state saved under a clock that was later stepped back, whose polls would otherwise all
+        be "older than the last one judged" until the clock caught up. Durations inside the
+        state (gaps, lags, the daily rhythm) are unchanged."""
+        delta = timedelta(seconds=seconds)
+
+        def move(moment: datetime | None) -> datetime | None:
+            return None if moment is None else moment + delta
+        self.first_at, self.last_at = move(self.first_at), move(self.last_at)
+        self.last_advance_at, self.pub_seen_at = move(self.last_advance_at), move(self.pub_seen_at)
+        self.failing_since = move(self.failing_since)
+        if self.current is not None:
+            self.current = replace(self.current, at=self.current.at + delta)
+        for track in self.children.values():
+            track.changed_at = round(track.changed_at + seconds, 3)
+        self.open_alerts = {key: replace(event, at=event.at + delta, since=move(event.since))
+                            for key, event in self.open_alerts.items()}
+        self.cache.clear()
 
     # -- what the metrics read --
     @property

@@ -121,3 +121,48 @@ def test_after_a_backward_step_an_outage_is_still_seen():
     assert firing and firing[0] <= 127, steady
     following = _run("following", -STEP, outage_after_step=True)
     assert not [e for e in following if e[1] == "outage"], following
+
+
+def test_a_restart_after_the_clock_was_set_back_is_not_blind(tmp_path):
+    """The machine's clock ran three hours fast; it is corrected and countwatch restarted.
+    The saved series' last poll is then three hours "in the future": judged as saved, every
+    poll would be ignored as older than it until the clock caught up. They are rebased to now
+    (`state.rebased`), so normal publishing stays quiet and an outage is seen at once."""
+    from monitor.store import StateStore
+
+    machine = Machine()
+    machine.step = STEP                                       # the clock runs fast
+    events = []
+    with Feed() as feed:
+        config = parse_config({"daemon": {"state_dir": str(tmp_path)},
+                               "sources": [{"name": "kpu", "kind": "sirekap", "url": feed.url("/ppwp.json"),
+                                            "region": "32", "interval": "60s", "timeout": "1s", "retries": 0,
+                                            "rate_limit": 0}]})
+
+        def run(minutes, clock, store, down_from=None):
+            watcher = SourceWatcher(config.sources[0], Judge(config), Metrics(CollectorRegistry()), clock, store)
+            try:
+                for minute in minutes:
+                    machine.true = 30 + 60 * minute
+                    down = down_from is not None and minute >= down_from
+                    feed.set("/ppwp.json", Reply(503, b"down", CLOSE) if down else
+                             Reply(200, _document(machine.true), CLOSE))
+                    clock.set(datetime.fromtimestamp(machine.wall(), timezone.utc))
+                    events.extend((minute, e.rule, e.state) for e in watcher.poll_once())
+            finally:
+                watcher.close()
+            return watcher
+
+        store = StateStore(tmp_path / "state.db")
+        run(range(120), ManualClock(datetime.fromtimestamp(machine.wall(), timezone.utc)), store)
+        store.close()
+        machine.step = 0                                      # corrected, then restarted
+        store = StateStore(tmp_path / "state.db")
+        watcher = run(range(121, 150), ManualClock(datetime.fromtimestamp(machine.wall(), timezone.utc)),
+                      store, down_from=135)
+        store.close()
+    assert watcher.states["32"].last_at == datetime.fromtimestamp(machine.wall(), timezone.utc)
+    after = [e for e in events if e[0] > 120]
+    assert not [e for e in after if e[0] < 135], after       # publishing normally: quiet
+    firing = [minute for minute, rule, state in after if rule == "outage" and state == "firing"]
+    assert firing and firing[0] <= 137, after                 # the third failed poll
