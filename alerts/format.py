@@ -86,8 +86,10 @@ def region_label(member: Member) -> str:
     return f"{member.event.region} ({name})" if name else member.event.region
 
 
-def _regions(members: Iterable[Member]) -> str:
-    labels = list(dict.fromkeys(region_label(m) for m in members))
+def _regions(members: Iterable[Member], qualified: bool = False) -> str:
+    """The members' regions, "source/region" when they come from several sources."""
+    labels = list(dict.fromkeys(f"{m.event.source}/{region_label(m)}" if qualified else region_label(m)
+                                for m in members))
     shown = ", ".join(labels[:MAX_LISTED])
     return shown + (f" and {len(labels) - MAX_LISTED} more" if len(labels) > MAX_LISTED else "")
 
@@ -104,15 +106,20 @@ def headline(notification: Notification) -> str:
         # A firing notification names what is still wrong; members resolved in it come after.
         ended = [m for m in members if m.change == "resolved"] if notification.status == "firing" else []
         current = [m for m in members if m not in ended] or members
-        regions = {m.event.region for m in current}
+        # Several sources only in an outage of their common host (grouped by host).
+        sources = list(dict.fromkeys(m.event.source for m in members))
+        several = len(sources) > 1
+        regions = {(m.event.source, m.event.region) for m in current}
         rules = sorted({m.event.rule for m in current})
         phrase = CAUSE_PHRASES.get(notification.cause, notification.cause.replace("_", " "))
-        if len(regions) == 1:
+        if several:
+            text = f"{', '.join(sources)}: {phrase} ({len(regions)} series: {_regions(current, True)})"
+        elif len(regions) == 1:
             text = f"{notification.source} region {_regions(current)}: {phrase} ({', '.join(rules)})"
         else:
             text = f"{notification.source}: {phrase} in {len(regions)} regions: {_regions(current)}"
         if ended:
-            text += f"; resolved: {_regions(ended)}"
+            text += f"; resolved: {_regions(ended, several)}"
     began = min((m.event.since for m in members if m.event.since), default=notification.opened_at)
     lasted = (notification.created_at - min(began, notification.opened_at)).total_seconds()
     if notification.status == "resolved":

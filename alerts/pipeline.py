@@ -28,6 +28,7 @@ import structlog
 
 from monitor.clock import Clock
 from monitor.config import Config
+from monitor.fetch import host_of
 from monitor.metrics import Metrics
 from monitor.model import Event, iso_utc
 
@@ -191,7 +192,7 @@ class AlertPipeline(DeliveryStage):
     def _incident_for(self, receiver: str, route: RouteConfig, event: Event, now: datetime) -> Incident:
         key = alert_key(event)
         labels = labels_of(event)
-        group = tuple(labels[name] for name in self.alerting.group_by)
+        group = tuple(self._group_value(name, labels, event) for name in self.alerting.group_by)
         for incident in self.incidents.values():
             if incident.receiver == receiver and key in incident.members:
                 return incident
@@ -208,6 +209,18 @@ class AlertPipeline(DeliveryStage):
             group_interval=route.group_interval or self.alerting.group_interval, repeat_interval=repeat)
         self.incidents[incident.id] = incident
         return incident
+
+    def _group_value(self, name: str, labels: dict[str, str], event: Event) -> str:
+        """A group label's value. An unreachable site is one incident whatever it serves: the
+        outages of sources on one host (two contests of KPU's) group by the host, not by
+        source, so on-call is told once that the site is down."""
+        if name == "source" and labels["cause"] == "outage":
+            try:
+                host = host_of(self.config.source(event.source).url)
+            except KeyError:          # an event of a source no longer configured
+                return labels[name]
+            return f"host {host}"
+        return labels[name]
 
     # --- stage 5: flush incidents into the outbox ---------------------------------------------
     def _flush_due(self, now: datetime, ops: list, touched: set[str], force: bool = False) -> None:

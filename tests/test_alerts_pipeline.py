@@ -94,6 +94,24 @@ def test_repeat_after_repeat_interval_and_not_before(tmp_path, registry, slack):
            "Count in region 32 has not advanced for 1h" in reminder
 
 
+def test_one_site_down_is_one_notification_whatever_it_serves(tmp_path, registry, slack):
+    """Two contests on KPU's host (ppwp, dpd) lose the site at once: one message naming both;
+    a source on another host is its own incident."""
+    dpd = {"name": "kpu-dpd", "kind": "sirekap", "url": "https://SIREKAP.example/dpd.json"}
+    pipeline, clock = build(tmp_path, registry, slack, more_sources=[dpd])
+
+    def down(source, region="0"):
+        return event("outage", "firing", "critical", region, source=source, summary=f"{source} unreachable",
+                     cause="outage", failures=3)
+    pipeline.handle([down("kpu-ppwp"), down("kpu-dpd"), down("kpu-jabar", "32")])
+    pipeline.tick()
+    texts = sorted(m.text for m in slack.accepted("webhook"))
+    assert len(texts) == 2, texts
+    assert texts[0].startswith("CRITICAL: kpu-jabar unreachable"), texts
+    assert texts[1].startswith("CRITICAL: kpu-ppwp, kpu-dpd: the source cannot be reached "
+                               "(2 series: kpu-ppwp/0, kpu-dpd/0)"), texts
+
+
 def test_escalation_does_not_wait_for_group_interval(tmp_path, registry, slack):
     pipeline, clock = build(tmp_path, registry, slack, alerting={"group_interval": "10m"})
     pipeline.handle([stall()])

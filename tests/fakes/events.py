@@ -13,11 +13,13 @@ SOURCE = "kpu-jabar"
 
 
 def config(receivers: list[dict] | None = None, routes: list[dict] | None = None, alerting: dict | None = None,
-           silences: list[dict] | None = None, state_dir: str = "var/test", environ: dict | None = None):
+           silences: list[dict] | None = None, state_dir: str = "var/test", environ: dict | None = None,
+           more_sources: list[dict] = ()):
     raw: dict[str, Any] = {
         "daemon": {"state_dir": state_dir, "timezone": "Asia/Jakarta", "instance": "test"},
         "sources": [{"name": SOURCE, "kind": "sirekap", "url": "https://user:pw@pilkada.example/jabar.json?key=k"},
-                    {"name": "kpu-ppwp", "kind": "sirekap", "url": "https://sirekap.example/ppwp.json"}],
+                    {"name": "kpu-ppwp", "kind": "sirekap", "url": "https://sirekap.example/ppwp.json"},
+                    *more_sources],
         "alerting": {"group_wait": "0s", "group_interval": "1m", "retry_initial": "10s", "retry_max": "1m",
                      **(alerting or {})},
     }
