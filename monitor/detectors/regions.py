@@ -18,7 +18,9 @@ from .history import History
 from .options import DetectionOptions
 from .text import count, duration, when
 
-MIN_CHANGES = 3     # changes seen before a child's pace is known well enough to judge
+# Changes seen before a child's pace is known well enough to judge. With three, the demo's
+# kecamatan that start late (the simulator skews some) looked stalled in the first hour.
+MIN_CHANGES = 6
 
 
 class RegionStallRule:
