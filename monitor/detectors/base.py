@@ -1,5 +1,5 @@
-"""What every rule shares: the details each event on a snapshot carries, the series' label in
-summaries, and the open -> escalate -> resolve life cycle over the open alerts."""
+"""What every rule shares: its shape (Rule), the details each event on a snapshot carries, the
+series' label in summaries, and the open -> escalate -> resolve life cycle over the open alerts."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,8 +7,22 @@ from typing import Any, Mapping
 
 from ..model import Event
 from .history import History, Reading
+from .options import DetectionOptions
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+class Rule:
+    """A detector rule: `rule(history, now) -> events`, a pure function of its arguments and of
+    the options it was built with (one instance per source, the Judge's)."""
+
+    name = ""
+
+    def __init__(self, options: DetectionOptions):
+        self.options = options
+
+    def __call__(self, h: History, now: datetime) -> list[Event]:
+        raise NotImplementedError
 
 
 def label(h: History) -> str:

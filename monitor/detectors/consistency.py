@@ -17,19 +17,15 @@ from datetime import datetime
 from typing import Any
 
 from ..model import Event, RegionCount
-from .base import event, label, lifecycle
+from .base import Rule, event, label, lifecycle
 from .history import History
-from .options import DetectionOptions
 from .text import count, when
 
 MAX_LISTED = 10
 
 
-class RegressionRule:
+class RegressionRule(Rule):
     name = "regression"
-
-    def __init__(self, options: DetectionOptions):
-        self.options = options
 
     def __call__(self, h: History, now: datetime) -> list[Event]:
         if not h.changed or h.previous is None or h.current is None:
@@ -52,11 +48,8 @@ class RegressionRule:
         return events
 
 
-class CorrectionRule:
+class CorrectionRule(Rule):
     name = "correction"
-
-    def __init__(self, options: DetectionOptions):
-        self.options = options
 
     def __call__(self, h: History, now: datetime) -> list[Event]:
         if not h.changed or h.previous is None or h.current is None:
@@ -71,11 +64,8 @@ class CorrectionRule:
         return [event(h, now, "correction", "observed", "info", summary, now, details)]
 
 
-class OverCapacityRule:
+class OverCapacityRule(Rule):
     name = "over_capacity"
-
-    def __init__(self, options: DetectionOptions):
-        self.options = options
 
     def __call__(self, h: History, now: datetime) -> list[Event]:
         snapshot = h.snapshot
@@ -120,11 +110,8 @@ class OverCapacityRule:
         return None
 
 
-class InconsistentRule:
+class InconsistentRule(Rule):
     name = "inconsistent"
-
-    def __init__(self, options: DetectionOptions):
-        self.options = options
 
     def __call__(self, h: History, now: datetime) -> list[Event]:
         snapshot = h.snapshot

@@ -11,9 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from ..model import Event
-from .base import label, lifecycle
+from .base import Rule, label, lifecycle
 from .history import History
-from .options import DetectionOptions
 from .text import count, duration, when
 
 
@@ -25,11 +24,8 @@ def reached_at(advances: tuple[tuple[float, float], ...], progress: float) -> fl
     return None
 
 
-class DivergenceRule:
+class DivergenceRule(Rule):
     name = "divergence"
-
-    def __init__(self, options: DetectionOptions):
-        self.options = options
 
     def __call__(self, h: History, now: datetime) -> list[Event]:
         mirror, ours = h.mirror, h.current

@@ -13,9 +13,8 @@ from datetime import datetime, timedelta
 from statistics import median
 
 from ..model import Event
-from .base import event, label
+from .base import Rule, event, label
 from .history import History
-from .options import DetectionOptions
 from .text import count, duration
 
 MIN_STEPS = 6
@@ -23,11 +22,8 @@ MIN_STEPS = 6
 CATCH_UP_SHARE = 0.001
 
 
-class JumpRule:
+class JumpRule(Rule):
     name = "jump"
-
-    def __init__(self, options: DetectionOptions):
-        self.options = options
 
     def __call__(self, h: History, now: datetime) -> list[Event]:
         events: list[Event] = []

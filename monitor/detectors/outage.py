@@ -13,7 +13,7 @@ from datetime import datetime
 from statistics import median
 
 from ..model import Event
-from .base import label, lifecycle
+from .base import Rule, label, lifecycle
 from .history import History, SeriesState
 from .options import DetectionOptions
 from .text import duration, when
@@ -29,11 +29,8 @@ def failures_in_window(state: SeriesState) -> int:
     return bin(state.window_bits).count("1")
 
 
-class OutageRule:
+class OutageRule(Rule):
     name = "outage"
-
-    def __init__(self, options: DetectionOptions):
-        self.options = options
 
     def __call__(self, h: History, now: datetime) -> list[Event]:
         o, state = self.options, h.state
@@ -79,12 +76,9 @@ class OutageRule:
         return "critical" if (now - since).total_seconds() >= self.options.outage_critical else "warning"
 
 
-class LatencyRule:
+class LatencyRule(Rule):
     name = "latency"
     MIN_SAMPLES = 5
-
-    def __init__(self, options: DetectionOptions):
-        self.options = options
 
     def __call__(self, h: History, now: datetime) -> list[Event]:
         state, o = h.state, self.options

@@ -13,9 +13,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from ..model import Event
-from .base import label, lifecycle
+from .base import Rule, label, lifecycle
 from .history import History
-from .options import DetectionOptions
 from .text import count, duration, when
 
 # Changes seen before a child's pace is known well enough to judge. With three, the demo's
@@ -23,11 +22,8 @@ from .text import count, duration, when
 MIN_CHANGES = 6
 
 
-class RegionStallRule:
+class RegionStallRule(Rule):
     name = "region_stall"
-
-    def __init__(self, options: DetectionOptions):
-        self.options = options
 
     def __call__(self, h: History, now: datetime) -> list[Event]:
         state = h.state

@@ -12,9 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..model import Event, iso_utc
-from .base import label, lifecycle
+from .base import Rule, label, lifecycle
 from .history import History
-from .options import DetectionOptions
 from .text import count, duration, local_iso, percent, when
 
 
@@ -28,11 +27,8 @@ def stall_cause(h: History, since: datetime) -> str:
     return "publisher_stopped" if seen is None or seen <= since else "pipeline_stuck"
 
 
-class StallRule:
+class StallRule(Rule):
     name = "stall"
-
-    def __init__(self, options: DetectionOptions):
-        self.options = options
 
     def __call__(self, h: History, now: datetime) -> list[Event]:
         current = h.current
@@ -94,11 +90,8 @@ class StallRule:
         }
 
 
-class StaleSourceRule:
+class StaleSourceRule(Rule):
     name = "stale_source"
-
-    def __init__(self, options: DetectionOptions):
-        self.options = options
 
     def __call__(self, h: History, now: datetime) -> list[Event]:
         current = h.current
