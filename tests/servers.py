@@ -46,6 +46,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def terminate(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM (a clean stop), then SIGKILL if it does not exit within `timeout`."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+
+
 def have_binary(name: str) -> bool:
     return shutil.which(name) is not None
 
@@ -121,14 +132,8 @@ class Server:
         return http_json("POST", f"{self.url}{path}", body)
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit in time; then remove the temp dir."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_TIMEOUT)
+        """Terminate it (terminate()); then remove the temp dir."""
+        terminate(self.process)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _ready(self) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers import (free_port, have_binary, http_json, promql_metric_names, start_alertmanager,
-                           start_prometheus, wait_until)
+                           start_prometheus, terminate, wait_until)
 from tests.test_prometheus_rules import FakeSlack, alertmanager_config_for_test
 from tests.test_grafana_dashboards import (DASHBOARDS, dashboard_queries, fill_query, known_metric_names,
                                            resolve_variables)
@@ -76,13 +75,7 @@ class Process:
         return True
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process)
 
 
 def _get_text(url: str) -> str:

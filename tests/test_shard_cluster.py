@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from bench.tree import Tree, TreeServer
 from monitor.config import load_config
 from monitor.poll import Shard
 from tests.fakes.slack import FakeSlack
-from tests.servers import free_port, have_binary, start_alertmanager, start_prometheus, wait_until
+from tests.servers import free_port, have_binary, start_alertmanager, start_prometheus, terminate, wait_until
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (the [test] extra) reads the YAML configs")
 
@@ -139,13 +138,7 @@ group_wait = "1s"
                                                     .splitlines()[-15:])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process, timeout=15)
         self.output.close()
 
 
