@@ -175,7 +175,6 @@ def stall_table(merged: dict[str, dict[str, Tally]], rule: str = "stall") -> tup
         if oracle is None:
             continue
         long_enough = [d is not None and length >= 2 * d for d, length in zip(oracle.delays, oracle.lengths)]
-        ours = tallies[f"{rule}:countwatch"]
         for name in (n for n in STALL_DETECTORS if f"{rule}:{n}" in tallies):
             tally = tallies[f"{rule}:{name}"]
             both = [k for k, (a, b) in enumerate(zip(tally.delays, oracle.delays)) if a is not None and b is not None]

@@ -9,7 +9,7 @@ import pytest
 
 from monitor.config import parse_config
 from monitor.configtools import ConfigError, Problems
-from monitor.detectors import DetectionOptions, Judge, SeriesState, parse_detection_options
+from monitor.detectors import DetectionOptions, Judge, parse_detection_options
 from monitor.detectors.thresholds import detect_cadence, learn
 from monitor.evaluation.builders import T0, at, cadenced, drive, failed, not_modified, ok
 

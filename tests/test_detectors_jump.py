@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from monitor.evaluation.builders import WIB, at, cadenced, drive, ok
+from monitor.evaluation.builders import at, cadenced, drive, ok
 
 
 def steady(n=13, step=100, stations=1_000_000):

@@ -1,7 +1,6 @@
 """outage (consecutive failures, failure share, hysteresis, classes) and latency."""
 from __future__ import annotations
 
-from datetime import timedelta
 
 import pytest
 

@@ -1,7 +1,6 @@
 """region_stall (a child standing still while its siblings advance) and divergence (mirrors)."""
 from __future__ import annotations
 
-from datetime import timedelta
 
 import pytest
 

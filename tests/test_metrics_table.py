@@ -2,7 +2,6 @@
 exist at start-up (before any poll)."""
 from __future__ import annotations
 
-import re
 import urllib.request
 
 from prometheus_client import generate_latest
