@@ -136,9 +136,10 @@ class SourceWatcher:
             ahead = []
             for region, blob in store.load_states(source.name).items():
                 state = self.states[region] = judge.restore(source.name, region, blob)
-                if state.last_at is not None and (state.last_at - now).total_seconds() > CLOCK_AHEAD:
-                    ahead.append((state.last_at - now).total_seconds())
-                    state.rebase(-ahead[-1])
+                lead = (state.last_at - now).total_seconds() if state.last_at is not None else 0.0
+                if lead > CLOCK_AHEAD:
+                    ahead.append(lead)
+                    state.rebase(-lead)
             if ahead:
                 # Saved under a clock that was later stepped back: judged as they were, every
                 # poll would be "older than the last one" until the clock caught up (blind).
@@ -359,7 +360,7 @@ class SourceWatcher:
             poll = Poll(self.source.name, region, now, "not_modified")
         events = self.judge.observe(state, poll)
         owner = self._owner(target)
-        if owner and target.depth <= self.source.export_depth:
+        if owner:
             # Gauges of a region we did not fetch still move: its publication time, and the
             # stall threshold its new publication gap may have changed.
             self._export_series(poll, state, target)
@@ -392,13 +393,14 @@ class SourceWatcher:
 
     def _export(self, poll: Poll, state: SeriesState, target: _Target) -> None:
         self._export_poll(poll, target)
-        if target.depth <= self.source.export_depth:
-            # deeper regions: judged, logged and alerted, but no series (cardinality)
-            self._export_series(poll, state, target)
+        self._export_series(poll, state, target)
 
     def _export_series(self, poll: Poll, state: SeriesState, target: _Target) -> None:
         """The region's own gauges: what its document (or its parent's row) said, and the
-        stall clock and threshold the Prometheus rules compare."""
+        stall clock and threshold the Prometheus rules compare. Down to export_depth only:
+        deeper regions are judged, logged and alerted, but have no series (cardinality)."""
+        if target.depth > self.source.export_depth:
+            return
         m, name = self.metrics, self.source.name
         region = target.region
         snap = poll.snapshot

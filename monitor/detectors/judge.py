@@ -241,9 +241,10 @@ class Judge:
             return
         advance = progress - state.high_water
         state.high_water = progress
-        usual_step = median(state.steps[-STEP_KEEP:]) if len(state.steps) >= 6 else None
-        state.paced = round((state.paced if state.paced is not None else progress - advance)
-                            + (advance if usual_step is None else min(advance, WINSOR * usual_step)), 3)
+        # Winsorized: one outsized batch (another region's backlog) must neither teach the
+        # rhythm a pace nor make region_stall's children overdue.
+        counted = min(advance, WINSOR * median(state.steps[-STEP_KEEP:])) if len(state.steps) >= 6 else advance
+        state.paced = round(state.paced + counted, 3)   # set with high_water, so never None here
         facts["advance"] = advance
         facts["advance_gap"] = (at - (state.last_advance_at or state.first_at)).total_seconds()
         if current.published_at and state.last_advance_published_at and current.published_at > state.last_advance_published_at:
@@ -262,10 +263,7 @@ class Judge:
             # A gap we partly could not see (failed polls) is no evidence of skipped publications.
             if not facts["incident"] and not state.blind & BLIND_ADVANCE:
                 _push(state.advance_gaps, min(gap, stall_before.critical), o.stall_window)
-                # Winsorized like the gaps: one outsized batch must not teach the rhythm a pace.
-                usual = median(state.steps[-STEP_KEEP:]) if len(state.steps) >= 6 else advance
-                state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence,
-                                    min(advance, WINSOR * usual))
+                state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence, counted)
         state.blind &= ~BLIND_ADVANCE
         _push(state.steps, advance, STEP_KEEP)
         state.last_advance_at = at
