@@ -98,9 +98,10 @@ class HostLimits:
         self._buckets = {host: RateLimiter(rate) for host, rate in rates.items()}
 
     def for_source(self, source) -> RateLimiter:
+        """The bucket of one of the sources this was built from."""
         if source.rate_limit <= 0:
             return RateLimiter(0)
-        return self._buckets.get(host_of(source.url)) or RateLimiter(source.rate_limit)
+        return self._buckets[host_of(source.url)]
 
 
 def _classify(exc: Exception) -> FetchError:

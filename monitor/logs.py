@@ -91,7 +91,6 @@ def configure_logging(fmt: str = "auto", file: Path | None = None, level: str = 
     )
     json_renderer = structlog.processors.JSONRenderer(sort_keys=False, ensure_ascii=False)
     console = fmt == "console" or (fmt == "auto" and getattr(stream, "isatty", lambda: False)())
-    console_renderer = structlog.dev.ConsoleRenderer(colors=False) if console else json_renderer
 
     def formatter(renderer) -> structlog.stdlib.ProcessorFormatter:
         return _RenderOnce(
@@ -100,7 +99,7 @@ def configure_logging(fmt: str = "auto", file: Path | None = None, level: str = 
             foreign_pre_chain=shared,
         )
 
-    file_formatter = formatter(json_renderer)
+    json_formatter = formatter(json_renderer)
 
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -108,13 +107,14 @@ def configure_logging(fmt: str = "auto", file: Path | None = None, level: str = 
         handler.close()
     console_handler = logging.StreamHandler(stream)
     # Both JSON (no terminal): one formatter, so a line is rendered once for both handlers.
-    console_handler.setFormatter(formatter(console_renderer) if console else file_formatter)
+    console_handler.setFormatter(formatter(structlog.dev.ConsoleRenderer(colors=False)) if console
+                                 else json_formatter)
     root.addHandler(console_handler)
     if file is not None:
         Path(file).parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.handlers.RotatingFileHandler(file, maxBytes=max_bytes, backupCount=backups,
                                                             encoding="utf-8")
-        file_handler.setFormatter(file_formatter)
+        file_handler.setFormatter(json_formatter)
         root.addHandler(file_handler)
     root.setLevel(getattr(logging, level.upper()))
     # Libraries chatter at INFO (APScheduler's "Running job ..." every poll): keep them quiet.
