@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     # verbs owned by other modules register themselves
-    from . import evaluate, replay
+    from . import replay
+    from .evaluation import command as evaluate
     replay.add_parser(sub)
     evaluate.add_parser(sub)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from monitor.evaluate import evaluate_series, run
+from monitor.evaluation.command import evaluate_series, run
 from monitor.evaluation.reference import fixed_alarms, oracle_alarms
 from monitor.evaluation.scenarios import PROFILES, generate
 from monitor.evaluation.scoring import Tally, Window, stall_windows

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from .detectors import DetectionOptions
-from .evaluation.reference import FIXED, fixed_alarms, oracle_alarms
-from .evaluation.scenarios import PROFILES, Series, generate
-from .evaluation.scoring import Tally, Window, med, normal_days, plain_windows, quantile, stale_windows, stall_windows
-from .model import iso_utc
-from .recording import poll_to_record
-from .replay import replay
+from ..detectors import DetectionOptions
+from .reference import FIXED, fixed_alarms, oracle_alarms
+from .scenarios import PROFILES, Series, generate
+from .scoring import Tally, Window, med, normal_days, plain_windows, quantile, stale_windows, stall_windows
+from ..model import iso_utc
+from ..recording import poll_to_record
+from ..replay import replay
 
 OPTIONS = DetectionOptions()
 BUDGET = OPTIONS.false_alarm_budget
@@ -242,7 +242,7 @@ def rules_table(merged: dict[str, dict[str, Tally]]) -> list[str]:
 def family_lines(region_series: int, days: float) -> list[str]:
     """over_capacity / inconsistent on TPS documents, region_stall on a national table."""
     from collections import Counter
-    from .evaluation.families import region_family, tps_family
+    from .families import region_family, tps_family
 
     counts: Counter = Counter()
     for case in tps_family():
