@@ -17,6 +17,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
 
+from monitor import database
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alert_open (
     key TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at TEXT NOT NULL);
@@ -43,18 +45,10 @@ Op = tuple[str, tuple]
 
 
 def connect(path: Path | str, uri: bool = False) -> sqlite3.Connection:
-    """WAL so the CLI and the daemon's other tables do not block us; a busy timeout instead
-    of an instant 'database is locked'; autocommit mode with explicit transactions."""
+    """The shared connection settings (monitor.database), named columns, and the alerting tables."""
     if not uri:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(str(path), timeout=5.0, check_same_thread=False, uri=uri, isolation_level=None)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA busy_timeout = 5000")
-    try:
-        db.execute("PRAGMA journal_mode = WAL")
-    except sqlite3.OperationalError:
-        pass   # read-only: writes will fail and be counted
-    db.execute("PRAGMA synchronous = NORMAL")
+    db = database.connect(path, uri=uri, rows=sqlite3.Row)
     db.executescript(SCHEMA)
     return db
 

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import structlog
 
+from .database import connect
 from .model import Poll, Snapshot, iso_utc
 from .recording import poll_to_record, record_to_poll
 
@@ -44,21 +45,6 @@ CREATE TABLE IF NOT EXISTS child_tables (
     PRIMARY KEY (source, region)
 );
 """
-
-
-def connect(path: Path | str, uri: bool = False) -> sqlite3.Connection:
-    """A connection with the settings every countwatch table wants: WAL (readers never block
-    the writer), a busy timeout instead of instant 'database is locked', NORMAL sync (WAL
-    keeps it crash-safe; at worst the last transaction is lost on power failure)."""
-    connection = sqlite3.connect(str(path), timeout=5.0, check_same_thread=False, uri=uri,
-                                 isolation_level=None)
-    connection.execute("PRAGMA busy_timeout = 5000")
-    try:
-        connection.execute("PRAGMA journal_mode = WAL")
-    except sqlite3.OperationalError:
-        pass  # a read-only database keeps its journal mode; writes will fail and be counted
-    connection.execute("PRAGMA synchronous = NORMAL")
-    return connection
 
 
 class StateStore:
