@@ -97,10 +97,6 @@ def put_thread(incident: str, receiver: str, channel: str, ts: str) -> Op:
             (incident, receiver, channel, ts))
 
 
-def delete_thread(incident: str) -> Op:
-    return ("DELETE FROM alert_threads WHERE incident = ?", (incident,))
-
-
 def put_outbox(row: dict) -> Op:
     columns = ("seq", "id", "receiver", "incident", "reason", "status", "created_at", "due_at", "attempts",
                "last_error", "sent_at", "possible_duplicate", "notification")

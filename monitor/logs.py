@@ -49,10 +49,6 @@ def _masked(value: Any) -> Any:
     return value
 
 
-def set_clock(clock: Clock) -> None:
-    _state["clock"] = clock
-
-
 class _RenderOnce(structlog.stdlib.ProcessorFormatter):
     """Renders a record once per formatter. The stdlib asks every handler's formatter, and
     RotatingFileHandler.shouldRollover formats the record once more just to measure it: a
