@@ -78,7 +78,10 @@ def cmd_silence_add(args) -> int:
         return 2
     try:
         matcher = parse_match_args(args.match)
-        seconds = parse_duration(args.duration)
+        try:
+            seconds = parse_duration(args.duration)
+        except ValueError as exc:
+            raise ValueError(f"--for: {exc}") from None
         if seconds <= 0:
             raise ValueError("--for must be greater than zero")
     except ValueError as exc:

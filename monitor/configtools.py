@@ -11,6 +11,10 @@ T = TypeVar("T")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# The longest duration any key accepts. Every duration ends up added to a datetime or given to
+# the scheduler, and "3000000d" passed check-config only to overflow at run time (issue #14);
+# nothing countwatch schedules, silences or retains needs more than a year.
+MAX_DURATION_SECONDS = 365 * 86400.0
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2,
                "gib": 1024**3}
@@ -94,13 +98,16 @@ class Problems:
 
 def parse_duration(value: Any) -> float:
     """"500ms", "60s", "5m", "2h", "30d" -> seconds. Bare numbers are refused: a duration
-    without a unit is the classic config mistake."""
+    without a unit is the classic config mistake. At most MAX_DURATION_SECONDS (365d)."""
     if not isinstance(value, str):
         raise ValueError(f"must be a duration string like \"60s\" or \"5m\", got {value!r}")
     match = _DURATION.match(value)
     if not match:
         raise ValueError(f"must be a duration like \"500ms\", \"60s\", \"5m\", \"2h\", \"1d\"; got {value!r}")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not seconds <= MAX_DURATION_SECONDS:
+        raise ValueError(f"must be at most 365d, got {value!r}")
+    return seconds
 
 
 def parse_size(value: Any) -> int:
