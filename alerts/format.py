@@ -4,11 +4,12 @@ so the console, Slack and webhooks say the same thing."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable
-from zoneinfo import ZoneInfo
 
 from monitor.model import parse_iso
+from monitor.wording import fmt_time
+from monitor.wording import message_duration as fmt_duration
 
 from .notification import Member, Notification
 
@@ -39,34 +40,6 @@ def escape_slack(text: Any) -> str:
     text = _LINE_BREAKS.sub(" ", str(text))
     text = _MARKER.sub(lambda match: _MARKERS[match.group()], text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(round(max(seconds, 0)))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes:02d}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m {secs:02d}s" if secs else f"{minutes}m"
-    return f"{secs}s"
-
-
-def fmt_time(moment: datetime | None, zone: str) -> str:
-    """`2018-06-27 22:15 WIB (15:15 UTC)`; the UTC date is added when it differs."""
-    if moment is None:
-        return "-"
-    local = moment.astimezone(ZoneInfo(zone))
-    utc = moment.astimezone(timezone.utc)
-    utc_part = f"{utc:%H:%M} UTC" if utc.date() == local.date() else f"{utc:%Y-%m-%d %H:%M} UTC"
-    if zone == "UTC":
-        return f"{utc:%Y-%m-%d %H:%M} UTC"
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({utc_part})"
 
 
 def _moment(value: Any) -> datetime | None:

@@ -12,15 +12,14 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from .clock import ScenarioClock
 from .config import parse_config
 from .daemon import Daemon
 from .logs import configure_logging
 from .model import Event
+from .wording import WIB
 
-WIB = ZoneInfo("Asia/Jakarta")
 
 
 def demo_config(scenario, simulator, out_dir: Path, metrics_listen: str,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import Mapping
-from zoneinfo import ZoneInfo
 
 from ..model import Poll, RegionCount, Snapshot
+from ..wording import WIB
 
-WIB = ZoneInfo("Asia/Jakarta")
 T0 = datetime(2024, 2, 20, 0, 0, 0, tzinfo=timezone.utc)     # 07:00 WIB, a count's busy morning
 
 

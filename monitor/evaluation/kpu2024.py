@@ -13,14 +13,13 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Iterator
-from zoneinfo import ZoneInfo
 
 from ..model import Poll, Snapshot
 from ..recording import poll_to_record
+from ..wording import WIB
 
 SOURCE = "kpu-ppwp"
 REGION = "0"
-WIB = ZoneInfo("Asia/Jakarta")
 CANDIDATES = {"100025": "votes_100025_anies_muhaimin", "100026": "votes_100026_prabowo_gibran",
               "100027": "votes_100027_ganjar_mahfud"}
 CSV_NAME = "ppwp_national_hourly.csv"

@@ -8,15 +8,15 @@ kab/kota plus a correction per patch, so a scenario can be asked hundreds of tim
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Mapping
 
+from ..wording import WIB
 from .curve import EntryCurve
 from .electorate import Electorate, Region
 from .geography import CANDIDATE_IDS
 
 # WIB has had no daylight saving since 1964: a fixed offset needs no tz database.
-WIB = timezone(timedelta(hours=7), "WIB")
 
 
 def kpu_ts(unix: float) -> str:

@@ -3,10 +3,15 @@ duration a reviewer reads at a glance, and the redaction that keeps secrets out 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime
 from typing import Any
 
 from ..model import iso_utc
+from ..wording import both
+from ..wording import review_duration as duration
+from ..wording import tz_zone_name as zone_name
+
+__all__ = ["both", "duration", "local_iso", "redact", "redact_value", "utc_iso", "zone_name"]
 
 # Logs mask Secret values already, but a notifier's error text or a URL in a `detail` can
 # still carry a webhook path or a token; a report is pasted into wider channels than logs.
@@ -38,47 +43,9 @@ def redact_value(value: Any) -> Any:
     return value
 
 
-def zone_name(moment: datetime, zone: tzinfo) -> str:
-    return moment.astimezone(zone).tzname() or str(zone)
-
-
-def both(moment: datetime | None, zone: tzinfo, seconds: bool = True) -> str:
-    """`27 Jun 2018 23:15:00 WIB (16:15:00 UTC)`; the UTC side carries its date only when it
-    differs from the local one, which keeps table cells short without hiding a day change."""
-    if moment is None:
-        return "—"
-    clock = "%H:%M:%S" if seconds else "%H:%M"
-    local = moment.astimezone(zone)
-    universal = moment.astimezone(timezone.utc)
-    utc_text = universal.strftime(clock if universal.date() == local.date() else "%d %b " + clock)
-    return f"{local.strftime('%d %b %Y ' + clock)} {zone_name(moment, zone)} ({utc_text} UTC)"
-
-
-def local_iso(moment: datetime | None, zone: tzinfo) -> str | None:
+def local_iso(moment: datetime | None, zone) -> str | None:
     return None if moment is None else moment.astimezone(zone).isoformat(timespec="seconds")
 
 
 def utc_iso(moment: datetime | None) -> str | None:
     return iso_utc(moment)
-
-
-def duration(delta: timedelta | float | None) -> str:
-    """`45s`, `12m 05s`, `3h 20m`, `1d 04h`; negative values (clocks that disagree) keep
-    their sign rather than being hidden."""
-    if delta is None:
-        return "—"
-    seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
-    sign = "-" if seconds < 0 else ""
-    seconds = round(abs(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        text = f"{days}d {hours:02d}h"
-    elif hours:
-        text = f"{hours}h {minutes:02d}m"
-    elif minutes:
-        text = f"{minutes}m {secs:02d}s"
-    else:
-        text = f"{secs}s"
-    return sign + text
