@@ -65,16 +65,8 @@ class Daemon:
             from alerts.pipeline import AlertPipeline
             alerts = AlertPipeline(config, self.metrics, self.clock, self.db_path)
         self.alerts = alerts
-        limits = HostLimits(config.sources)
-        self.watchers = [
-            SourceWatcher(source, self.judge, self.metrics, self.clock, self.store, self._handle_events,
-                          self.recorder, self.stop_event, shard, limits.for_source(source))
-            for source in config.sources
-        ]
-        self.scheduler = BackgroundScheduler(
-            executors={"default": SchedulerPool(max_workers=len(self.watchers) + 1)},
-            timezone=timezone.utc,
-        )
+        self.watchers = self._build_watchers(config)
+        self.scheduler = self._new_scheduler()
         self.metrics.build_info.labels(version=__version__, instance=config.instance).set(1)
 
     def _handle_events(self, events: list[Event]) -> None:
@@ -175,17 +167,13 @@ class Daemon:
             self.alerts = AlertPipeline(new_config, self.metrics, self.clock, self.db_path)
             if running:
                 self.alerts.start()
-        self.watchers = []
-        limits = HostLimits(new_config.sources)
-        for source in new_config.sources:
-            watcher = SourceWatcher(source, self.judge, self.metrics, self.clock, self.store, self._handle_events,
-                                    self.recorder, self.stop_event, self.shard, limits.for_source(source))
-            previous = old.get(source.name)
+        self.watchers = self._build_watchers(new_config)
+        for watcher in self.watchers:
+            previous = old.get(watcher.source.name)
             if previous is not None:
                 # the states in memory are at least as new as the store's (it may be failing)
-                watcher.states.update({region: self.judge.restore(source.name, region, state.to_json())
+                watcher.states.update({region: self.judge.restore(watcher.source.name, region, state.to_json())
                                        for region, state in previous.states.items()})
-            self.watchers.append(watcher)
         for name in set(old) - {s.name for s in new_config.sources}:
             self._forget_source(name)
         self.scheduler = self._new_scheduler()
@@ -196,8 +184,18 @@ class Daemon:
                  removed=sorted(set(old) - {s.name for s in new_config.sources}),
                  alerting_changed=alerting_changed)
 
+    def _build_watchers(self, config: Config) -> list[SourceWatcher]:
+        """The one place watchers are made (start-up and reload): one per source, sources of
+        one host sharing its rate limit."""
+        limits = HostLimits(config.sources)
+        return [SourceWatcher(source, self.judge, self.metrics, self.clock, self.store, self._handle_events,
+                              self.recorder, self.stop_event, self.shard, limits.for_source(source))
+                for source in config.sources]
+
     def _new_scheduler(self) -> BackgroundScheduler:
-        # a shut-down scheduler's pool cannot be started again
+        """The one place the scheduler is made (start-up, reload, a failed reload's restart):
+        a worker per watcher, so a slow source never delays another. A shut-down scheduler's
+        pool cannot be started again, hence a new one each time."""
         return BackgroundScheduler(executors={"default": SchedulerPool(max_workers=len(self.watchers) + 1)},
                                    timezone=timezone.utc)
 
