@@ -13,7 +13,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from monitor.clock import WallClock
-from monitor.config import Config, load_config
+from monitor.cli import load_config
+from monitor.config import Config
 from monitor.configtools import ConfigError, parse_duration
 from monitor.model import iso_utc
 

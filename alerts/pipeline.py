@@ -28,7 +28,6 @@ import structlog
 
 from monitor.clock import Clock
 from monitor.config import Config
-from monitor.fetch import host_of
 from monitor.metrics import Metrics
 from monitor.model import Event, iso_utc
 
@@ -216,7 +215,7 @@ class AlertPipeline(DeliveryStage):
         source, so on-call is told once that the site is down."""
         if name == "source" and labels["cause"] == "outage":
             try:
-                host = host_of(self.config.source(event.source).url)
+                host = self.config.source(event.source).host
             except KeyError:          # an event of a source no longer configured
                 return labels[name]
             return f"host {host}"

@@ -93,7 +93,7 @@ def _daemon(base: str, workdir: Path, url_path: str, region: str, depth: int, co
     from prometheus_client import CollectorRegistry
 
     from monitor.clock import SteadyClock
-    from monitor.config import parse_config
+    from monitor.cli import parse_config
     from monitor.daemon import Daemon
     from monitor.logs import configure_logging
     from monitor.metrics import Metrics
@@ -181,7 +181,7 @@ def child_stages(base: str, paths_file: str) -> dict:
     import structlog
 
     from monitor.clock import SteadyClock
-    from monitor.config import parse_config
+    from monitor.cli import parse_config
     from monitor.detectors import Judge
     from monitor.fetch import Fetcher
     from monitor.logs import configure_logging

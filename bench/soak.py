@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))       # tests/feed.py and tests/fakes are the loopback world
 
 from monitor.clock import ScenarioClock  # noqa: E402
-from monitor.config import parse_config  # noqa: E402
+from monitor.cli import parse_config  # noqa: E402
 from monitor.daemon import Daemon  # noqa: E402
 from monitor.logs import configure_logging  # noqa: E402
 from monitor.metrics import Metrics  # noqa: E402

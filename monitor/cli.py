@@ -6,10 +6,29 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 from . import __version__
 from .configtools import ConfigError
+
+
+# The whole config file: monitor's sections and alerting's, each parsed by its own package
+# through one Problems collector. Assembled here so that monitor.config never imports alerts.
+def parse_config(raw: Mapping[str, Any], path: str | None = None, environ: Mapping[str, str] | None = None):
+    from alerts.config import parse_alerting
+
+    from . import config
+
+    return config.parse_config(raw, path, environ, alerting=parse_alerting)
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None):
+    from alerts.config import parse_alerting
+
+    from . import config
+
+    return config.load_config(path, environ, alerting=parse_alerting)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,7 +48,6 @@ def _shard(text: str):
 
 def _cmd_run(args) -> int:
     from .clock import SteadyClock
-    from .config import load_config
     from .daemon import Daemon
     from .logs import configure_logging
 
@@ -44,12 +62,10 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_check_config(args) -> int:
-    from .config import load_config
-
     config = load_config(args.file or args.config)
     print(f"{config.path}: ok — {len(config.sources)} source(s): "
           + ", ".join(f"{s.name} ({s.kind}, every {s.interval:g}s, depth {s.depth})" for s in config.sources))
-    receivers = getattr(config.alerting, "receivers", ())
+    receivers = config.alerting.receivers
     print(f"receivers: {', '.join(r.name for r in receivers) or 'console only'}")
     return 0
 

@@ -2,8 +2,10 @@
 
 Every problem is collected and reported in one ConfigError naming its key; the CLI turns it
 into exit code 2. Sections owned by other stages are parsed by their own modules
-(`[detection]` by monitor.detectors.options, receivers/routes/silences by alerts.config) but
-through the same Problems collector, so the user still gets one message.
+(`[detection]` by monitor.detectors.options, receivers/routes/silences/alerting by
+alerts.config) but through the same Problems collector, so the user still gets one message.
+This module does not import alerts (the flow goes one way): the CLI hands the alerting parser
+in (`monitor.cli.load_config` reads a whole file).
 """
 from __future__ import annotations
 
@@ -11,11 +13,10 @@ import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from alerts.config import AlertingConfig, parse_alerting
 from .configtools import ConfigError, Problems, Secret, expand_env, mentions_env, parse_duration, parse_size
 from .detectors.options import DetectionOptions, parse_detection_options
 
@@ -24,6 +25,10 @@ LOG_FORMATS = ("json", "console", "auto")
 JSON_MAPPING_KEYS = ("reported", "total", "votes", "published_at", "children", "percent",
                      "registered_voters", "valid_votes", "invalid_votes", "name",
                      "child_reported", "child_total", "child_percent", "child_votes", "child_name")
+ALERTING_KEYS = ("receivers", "routes", "silences", "alerting")   # parsed by the alerting parser
+
+# (whole document, problems, environ, source names) -> the alerting config (alerts.config.parse_alerting)
+AlertingParser = Callable[[Mapping[str, Any], Problems, Mapping[str, str] | None, tuple[str, ...]], Any]
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,14 @@ class SourceConfig:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def host(self) -> str:
+        """host[:port] of the source's URL, lower case, without credentials: what one
+        rate-limit bucket protects, and what one outage incident is about."""
+        parts = urlsplit(self.url)
+        host = (parts.hostname or "").lower()
+        return f"{host}:{parts.port}" if parts.port else host
+
 
 @dataclass(frozen=True)
 class Config:
@@ -65,7 +78,7 @@ class Config:
     log_backups: int
     sources: tuple[SourceConfig, ...]
     detection: DetectionOptions
-    alerting: AlertingConfig
+    alerting: Any                  # alerts.config.AlertingConfig; None when parsed without its parser
     metrics_basic_auth: tuple[str, Secret] | None = None
     path: str | None = None
     metrics_tls: tuple[str, str] | None = None     # (certificate chain file, private key file)
@@ -219,11 +232,12 @@ def _metrics_tls(metrics: Mapping[str, Any], problems: Problems) -> tuple[str, s
 
 
 def parse_config(raw: Mapping[str, Any], path: str | None = None,
-                 environ: Mapping[str, str] | None = None) -> Config:
-    """Validate a parsed TOML document; raises ConfigError listing every problem."""
+                 environ: Mapping[str, str] | None = None, alerting: AlertingParser | None = None) -> Config:
+    """Validate a parsed TOML document; raises ConfigError listing every problem. `alerting`
+    parses the alerting tables (the CLI passes alerts.config.parse_alerting); without it they
+    are left unread and `Config.alerting` is None."""
     problems = Problems()
-    problems.unknown_keys(raw, "", {"daemon", "metrics", "log", "sources", "detection",
-                                    "receivers", "routes", "silences", "alerting"})
+    problems.unknown_keys(raw, "", {"daemon", "metrics", "log", "sources", "detection", *ALERTING_KEYS})
     daemon = problems.get(raw, "daemon", "", dict, {})
     problems.unknown_keys(daemon, "daemon", {"state_dir", "timezone", "instance"})
     timezone = problems.convert(daemon, "timezone", "daemon", _zone, "Asia/Jakarta")
@@ -261,7 +275,7 @@ def parse_config(raw: Mapping[str, Any], path: str | None = None,
             problems.add(f"sources ({source.name}).mirror_of", f"no source named {source.mirror_of!r}")
 
     detection = parse_detection_options(problems.get(raw, "detection", "", dict, {}), "detection", problems)
-    alerting = parse_alerting(raw, problems, environ, source_names=tuple(seen))
+    alerting_config = alerting(raw, problems, environ, tuple(seen)) if alerting is not None else None
     config = Config(
         state_dir=Path(problems.get(daemon, "state_dir", "daemon", str, "var/countwatch")),
         timezone=timezone,
@@ -270,14 +284,15 @@ def parse_config(raw: Mapping[str, Any], path: str | None = None,
         log_format=log_format, log_file=Path(log_file) if log_file else None, log_level=log_level,
         log_max_bytes=problems.convert(log, "max_bytes", "log", parse_size, 50 * 1000**2),
         log_backups=problems.get(log, "backups", "log", int, 5),
-        sources=tuple(sources), detection=detection, alerting=alerting,
+        sources=tuple(sources), detection=detection, alerting=alerting_config,
         metrics_basic_auth=basic_auth, path=path, metrics_tls=metrics_tls,
     )
     problems.raise_if_any(path)
     return config
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None,
+                alerting: AlertingParser | None = None) -> Config:
     path = str(path)
     try:
         with open(path, "rb") as handle:
@@ -286,7 +301,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         raise ConfigError(["file not found"], path) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"invalid TOML: {exc}"], path) from None
-    return parse_config(raw, path, environ)
+    return parse_config(raw, path, environ, alerting)
 
 
 __all__ = ["Config", "ConfigError", "SourceConfig", "load_config", "parse_config"]

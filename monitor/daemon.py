@@ -22,7 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import __version__
 from .clock import Clock, WallClock
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError
 from .detectors import Judge
 from .fetch import HostLimits
 from .metrics import Metrics, metrics_app, serve_metrics
@@ -127,6 +127,8 @@ class Daemon:
     def reload_from_file(self) -> bool:
         """Re-read and validate the config file; an invalid one changes nothing and is logged
         with every problem (the running config stays)."""
+        from .cli import load_config     # the whole file, alerting included, as `run` read it
+
         try:
             new_config = load_config(self.config.path, os.environ)
         except ConfigError as error:

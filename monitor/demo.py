@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .clock import ScenarioClock
-from .config import parse_config
+from .cli import parse_config
 from .daemon import Daemon
 from .logs import configure_logging
 from .model import Event

@@ -77,13 +77,6 @@ class RateLimiter:
                 time.sleep(wait)
 
 
-def host_of(url: str) -> str:
-    """host[:port] of a URL, lower case, without credentials: what one bucket protects."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    return f"{host}:{parts.port}" if parts.port else host
-
-
 class HostLimits:
     """The token buckets of one daemon, one per host: `rate_limit` is what a host sees from
     this instance however many sources (contests, trees) it serves. Sources of one host share
@@ -93,7 +86,7 @@ class HostLimits:
         rates: dict[str, float] = {}
         for source in sources:
             if source.rate_limit > 0:
-                host = host_of(source.url)
+                host = source.host
                 rates[host] = min(rates.get(host, source.rate_limit), source.rate_limit)
         self._buckets = {host: RateLimiter(rate) for host, rate in rates.items()}
 
@@ -101,7 +94,7 @@ class HostLimits:
         """The bucket of one of the sources this was built from."""
         if source.rate_limit <= 0:
             return RateLimiter(0)
-        return self._buckets[host_of(source.url)]
+        return self._buckets[source.host]
 
 
 def _classify(exc: Exception) -> FetchError:

@@ -44,7 +44,7 @@ def run(args) -> int:
 
     config = None
     if getattr(args, "config", None):
-        from .config import load_config
+        from .cli import load_config
         try:
             config = load_config(args.config)
         except ConfigError as exc:

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from alerts import cli
 from alerts.pipeline import AlertPipeline
 from monitor.clock import ManualClock
-from monitor.config import load_config
+from monitor.cli import load_config
 from monitor.metrics import Metrics
 from tests.fakes import FakeSlack
 from tests.fakes.events import stall

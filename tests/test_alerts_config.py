@@ -10,7 +10,7 @@ import pytest
 
 from alerts.config import default_receivers
 from alerts.matching import Matcher, parse_match_args
-from monitor.config import parse_config
+from monitor.cli import parse_config
 from monitor.configtools import ConfigError, Secret
 
 ROOT = Path(__file__).resolve().parent.parent

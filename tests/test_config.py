@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from monitor.config import ConfigError, load_config, parse_config
+from monitor.cli import load_config, parse_config
+from monitor.config import ConfigError
 from monitor.configtools import Secret, parse_duration, parse_size
 
 GOOD = """

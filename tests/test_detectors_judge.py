@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from monitor.config import parse_config
+from monitor.cli import parse_config
 from monitor.configtools import ConfigError, Problems
 from monitor.detectors import DetectionOptions, Judge, parse_detection_options
 from monitor.detectors.thresholds import detect_cadence, learn

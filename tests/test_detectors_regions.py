@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.config import parse_config
+from monitor.cli import parse_config
 from monitor.detectors import Judge
 from monitor.evaluation.builders import at, drive, ok
 from monitor.model import RegionCount

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from monitor.config import parse_config
+from monitor.cli import parse_config
 from monitor.detectors import DetectionOptions, Judge
 from monitor.detectors.thresholds import learn
 from monitor.evaluation.builders import T0, WIB, at, cadenced, drive, failed, not_modified, ok

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from monitor.config import parse_config
+from monitor.cli import parse_config
 from tests.test_grafana_dashboards import DATASOURCE_UID, DASHBOARDS_DIR, load_dashboards
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (the [test] extra) reads the YAML configs")

@@ -23,7 +23,7 @@ import pytest
 
 import tests.fakes.slack as fake_slack_module
 from bench.tree import Tree, TreeServer
-from monitor.config import load_config
+from monitor.cli import load_config
 from monitor.poll import Shard
 from tests.fakes.slack import FakeSlack
 from tests.servers import free_port, have_binary, start_alertmanager, start_prometheus, terminate, wait_until

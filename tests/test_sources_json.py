@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from monitor.config import SourceConfig, parse_config
+from monitor.cli import parse_config
+from monitor.config import SourceConfig
 from monitor.sources import DocumentError, parse_document
 
 AT = datetime(2024, 2, 22, 16, 6, 14, tzinfo=timezone.utc)

@@ -25,7 +25,7 @@ import pytest
 
 pytest.importorskip("monitor.daemon", reason="the daemon's detectors have not landed yet")
 from monitor.clock import ScenarioClock  # noqa: E402
-from monitor.config import parse_config  # noqa: E402
+from monitor.cli import parse_config  # noqa: E402
 from monitor.configtools import parse_duration  # noqa: E402
 from monitor.daemon import Daemon  # noqa: E402
 from monitor.demo import demo_config  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from monitor.config import parse_config
+from monitor.cli import parse_config
 from monitor.model import Event
 
 NIGHT = datetime(2018, 6, 27, 15, 0, tzinfo=timezone.utc)   # 22:00 WIB, the Pilgub Jabar night

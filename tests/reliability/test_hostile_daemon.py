@@ -8,7 +8,7 @@ import io
 from collections import Counter
 
 from monitor.clock import WallClock
-from monitor.config import parse_config
+from monitor.cli import parse_config
 from monitor.daemon import Daemon
 from monitor.logs import configure_logging
 from monitor.metrics import Metrics

@@ -12,7 +12,8 @@ import urllib.request
 import pytest
 
 from monitor.clock import WallClock
-from monitor.config import ConfigError, parse_config
+from monitor.cli import parse_config
+from monitor.config import ConfigError
 from monitor.daemon import Daemon
 from monitor.metrics import Metrics
 from tests.feed import Feed, Reply, wait_until

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.clock import ManualClock
-from monitor.config import parse_config
+from monitor.cli import parse_config
 from monitor.detectors import Judge
 from monitor.logs import configure_logging
 from monitor.metrics import Metrics

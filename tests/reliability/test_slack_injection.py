@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from alerts.format import escape_slack
 from alerts.pipeline import AlertPipeline
 from monitor.clock import ManualClock
-from monitor.config import parse_config
+from monitor.cli import parse_config
 from monitor.detectors import Judge
 from monitor.logs import configure_logging
 from monitor.metrics import Metrics

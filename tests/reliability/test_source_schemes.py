@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from monitor.config import ConfigError, parse_config
+from monitor.cli import parse_config
+from monitor.config import ConfigError
 from monitor.fetch import Fetcher, FetchError
 from tests.feed import Feed, Reply
 from tests.reliability.procs import ROOT

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.clock import ManualClock
-from monitor.config import parse_config
+from monitor.cli import parse_config
 from monitor.detectors import Judge
 from monitor.logs import configure_logging
 from monitor.metrics import Metrics
