@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from bench.tree import Tree, TreeServer
 from monitor.clock import ManualClock
-from monitor.config import parse_config
+from monitor.cli import parse_config
 from monitor.daemon import Daemon
 from monitor.metrics import Metrics
 

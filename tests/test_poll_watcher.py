@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from bench.tree import Tree, TreeServer, document_path
 from monitor.clock import ManualClock
-from monitor.config import parse_config
+from monitor.cli import parse_config
 from monitor.detectors import Judge
 from monitor.exporter import Exporter
 from monitor.logs import configure_logging
