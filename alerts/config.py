@@ -14,8 +14,9 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from monitor.configtools import Problems, Secret, expand_env, mentions_env, parse_duration
+from monitor.configtools import Problems, expand_env, mentions_env, parse_duration
 from monitor.model import SEVERITIES
+from monitor.secret import Secret
 
 from .matching import Matcher, parse_matcher
 from .silences import WEEKDAYS, Silence, as_aware, parse_daily

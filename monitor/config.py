@@ -17,8 +17,9 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .configtools import ConfigError, Problems, Secret, expand_env, mentions_env, parse_duration, parse_size
+from .configtools import ConfigError, Problems, expand_env, mentions_env, parse_duration, parse_size
 from .detectors.options import DetectionOptions, parse_detection_options
+from .secret import Secret
 
 SOURCE_KINDS = ("sirekap", "situng2019", "json")
 LOG_FORMATS = ("json", "console", "auto")

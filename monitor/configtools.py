@@ -1,5 +1,5 @@
 """Small readers shared by every config section (monitor's and alerts'): durations, sizes,
-environment-variable expansion, secrets, and the Problems collector that lets validation
+environment-variable expansion, and the Problems collector that lets validation
 report every mistake in one message instead of stopping at the first."""
 from __future__ import annotations
 
@@ -28,23 +28,6 @@ class ConfigError(ValueError):
         self.problems = problems
         where = f"{path}: " if path else ""
         super().__init__(f"{where}{len(problems)} problem(s) in config:\n  - " + "\n  - ".join(problems))
-
-
-class Secret(str):
-    """A string that never shows itself: repr/str in logs, tracebacks and reports print a
-    mask. Use `.reveal()` at the one place that needs the value (the HTTP call)."""
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __format__(self, spec: str) -> str:
-        return "***"
-
-    def reveal(self) -> str:
-        return str.__str__(self)
 
 
 class Problems:

@@ -15,8 +15,8 @@ from typing import Any
 import structlog
 
 from .clock import Clock, WallClock
-from .configtools import Secret
 from .model import iso_utc
+from .secret import Secret
 
 _state: dict[str, Any] = {"clock": WallClock(), "instance": "countwatch"}
 

@@ -11,7 +11,8 @@ import pytest
 from alerts.config import default_receivers
 from alerts.matching import Matcher, parse_match_args
 from monitor.cli import parse_config
-from monitor.configtools import ConfigError, Secret
+from monitor.configtools import ConfigError
+from monitor.secret import Secret
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [{"name": "kpu-ppwp", "kind": "sirekap", "url": "https://sirekap.example/ppwp.json"}]

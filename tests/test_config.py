@@ -9,7 +9,8 @@ import pytest
 
 from monitor.cli import load_config, parse_config
 from monitor.config import ConfigError
-from monitor.configtools import Secret, parse_duration, parse_size
+from monitor.configtools import parse_duration, parse_size
+from monitor.secret import Secret
 
 GOOD = """
 [daemon]

@@ -159,7 +159,7 @@ def test_a_secret_nested_in_a_log_field_is_masked_too():
     (headers, a receiver's settings) must be masked before it, like a top-level one."""
     import structlog
 
-    from monitor.configtools import Secret
+    from monitor.secret import Secret
 
     buffer = io.StringIO()
     configure_logging("json", stream=buffer, level="info")
