@@ -17,9 +17,9 @@ from monitor.cli import load_config
 from monitor.config import Config
 from monitor.configtools import ConfigError, parse_duration
 from monitor.model import iso_utc
+from monitor.wording import when
 
 from . import state
-from .format import fmt_time
 from .matching import parse_match_args
 from .notification import Notification, NotifyError
 from .notifiers import build_notifier
@@ -99,7 +99,7 @@ def cmd_silence_add(args) -> int:
         print(f"countwatch silence add: state database failed: {exc}", file=sys.stderr)
         return 1
     print(f"silence {silence.id} added: {matcher.describe()} until "
-          f"{fmt_time(silence.ends_at, config.timezone)} ({args.comment})")
+          f"{when(silence.ends_at, config.timezone, missing='-')} ({args.comment})")
     return 0
 
 
@@ -120,10 +120,10 @@ def cmd_silence_list(args) -> int:
             continue
         shown += 1
         status = "active" if silence.active(now) else ("ended" if silence.finished(now) else "waiting")
-        until = (f"until {fmt_time(silence.ends_at, config.timezone)}" if silence.daily is None and silence.ends_at
+        until = (f"until {when(silence.ends_at, config.timezone, missing='-')}" if silence.daily is None and silence.ends_at
                  else silence.window())
         if silence.expired_at is not None:
-            until = f"expired {fmt_time(silence.expired_at, config.timezone)}"
+            until = f"expired {when(silence.expired_at, config.timezone, missing='-')}"
         who = f" by {silence.created_by}" if silence.created_by else ""
         print(f"{silence.id:<10} {status:<7} {silence.origin:<7} {silence.matcher.describe()}  {until}{who}"
               f"  # {silence.comment}")
@@ -175,7 +175,7 @@ def cmd_test_alert(args) -> int:
         print(f"countwatch test-alert: {receiver.name}: {exc.message}", file=sys.stderr)
         return 1
     print(f"test notification {notification.id} sent to {receiver.name} ({receiver.kind}) at "
-          f"{fmt_time(now, config.timezone)}")
+          f"{when(now, config.timezone, missing='-')}")
     return 0
 
 

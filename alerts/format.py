@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from monitor.model import parse_iso
-from monitor.wording import fmt_time
-from monitor.wording import message_duration as fmt_duration
+from monitor.wording import duration, when
 
 from .notification import Member, Notification
 
@@ -96,11 +95,11 @@ def headline(notification: Notification) -> str:
     began = min((m.event.since for m in members if m.event.since), default=notification.opened_at)
     lasted = (notification.created_at - min(began, notification.opened_at)).total_seconds()
     if notification.status == "resolved":
-        return f"Resolved after {fmt_duration(lasted)}: {text}"
+        return f"Resolved after {duration(lasted)}: {text}"
     if members and all(m.change == "repeat" for m in members):
         # A reminder re-tells what was said when it was news ("data is now 18m old"); say
         # first how long it has really been.
-        return f"Still open after {fmt_duration(lasted)}: {text}"
+        return f"Still open after {duration(lasted)}: {text}"
     return text
 
 
@@ -118,21 +117,21 @@ def facts(member: Member, zone: str, now: datetime) -> list[tuple[str, str]]:
         out.append(("Progress", text))
     last_advance = _moment(d.get("last_advance_at")) or (event.since if event.rule in ("stall", "region_stall") else None)
     if last_advance is not None:
-        out.append(("Last advance", fmt_time(last_advance, zone)))
+        out.append(("Last advance", when(last_advance, zone, missing='-')))
     published = _moment(d.get("last_published_at"))
     if published is not None:
-        out.append(("Source timestamp", fmt_time(published, zone)))
+        out.append(("Source timestamp", when(published, zone, missing='-')))
     if member.change == "resolved" and event.since is not None:
-        out.append(("Lasted", fmt_duration((event.at - event.since).total_seconds())))
+        out.append(("Lasted", duration((event.at - event.since).total_seconds())))
     elif isinstance(d.get("stalled_seconds"), (int, float)):
         stalled = d["stalled_seconds"] + max(0.0, (now - event.at).total_seconds())
-        out.append(("Stalled for", fmt_duration(stalled)))
+        out.append(("Stalled for", duration(stalled)))
     elif event.since is not None and event.state != "observed":
-        out.append(("For", fmt_duration((now - event.since).total_seconds())))
+        out.append(("For", duration((now - event.since).total_seconds())))
     if isinstance(d.get("threshold_seconds"), (int, float)):
-        text = f"warning after {fmt_duration(d['threshold_seconds'])}"
+        text = f"warning after {duration(d['threshold_seconds'])}"
         if isinstance(d.get("critical_seconds"), (int, float)):
-            text += f", critical after {fmt_duration(d['critical_seconds'])}"
+            text += f", critical after {duration(d['critical_seconds'])}"
         if d.get("threshold_reason"):
             text += f" ({d['threshold_reason']})"
         out.append(("Threshold", text))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from .cli import parse_config
 from .daemon import Daemon
 from .logs import configure_logging
 from .model import Event
-from .wording import WIB
+from .wording import WIB, when
 
 
 
@@ -50,9 +50,7 @@ def demo_config(scenario, simulator, out_dir: Path, metrics_listen: str,
 
 
 def _both(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    return f"{moment.astimezone(WIB):%d %b %H:%M} WIB ({moment.astimezone(timezone.utc):%H:%M}Z)"
+    return when(moment, WIB, missing="-")
 
 
 GROUP_AT = 4          # this many like events in one minute are one summary line

@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 
-from alerts.format import fmt_duration
+from monitor.wording import duration
 from alerts.pipeline import AlertPipeline
 from monitor.clock import ManualClock, ScenarioClock
 from monitor.metrics import Metrics
@@ -90,7 +90,7 @@ def test_repeat_after_repeat_interval_and_not_before(tmp_path, registry, slack):
     assert first.startswith("WARNING") and "Still open" not in first
     since = stall().since
     assert reminder.startswith("WARNING"), reminder
-    assert f"Still open after {fmt_duration((NIGHT + timedelta(hours=2) - since).total_seconds())}: " \
+    assert f"Still open after {duration((NIGHT + timedelta(hours=2) - since).total_seconds())}: " \
            "Count in region 32 has not advanced for 1h" in reminder
 
 
@@ -139,7 +139,7 @@ def test_routes_send_critical_to_oncall_and_everything_to_the_console(tmp_path, 
     assert slack.requests == []
     out = capsys.readouterr().out
     assert out.count("\n") == 1
-    assert "[2018-06-27 22:00 WIB (15:00 UTC)] WARNING  first" in out
+    assert "[27 Jun 22:00 WIB (15:00 UTC)] WARNING  first" in out
     assert "progress 66.86% (50,123 of 74,962 stations reported)" in out
     pipeline.handle([stall(state="escalated", severity="critical")])
     pipeline.tick()

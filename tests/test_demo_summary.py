@@ -19,8 +19,8 @@ def test_a_burst_of_like_events_is_one_line_naming_the_regions():
     lines = summarize([event(0, "32", "stall", "resolved", "critical"), *burst], []).splitlines()
     said = lines[lines.index("What countwatch said:") + 1:]
     assert said == [
-        "  28 Jun 08:32 WIB (01:32Z)  resolved  critical stall         kpu-jabar/32: about 32",
-        "  28 Jun 08:32 WIB (01:32Z)  observed  info     jump          kpu-jabar: 9 regions "
+        "  28 Jun 08:32 WIB (01:32 UTC)  resolved  critical stall         kpu-jabar/32: about 32",
+        "  28 Jun 08:32 WIB (01:32 UTC)  observed  info     jump          kpu-jabar: 9 regions "
         "(3201, 3202, 3203, 3204, 3205, 3206 and 3 more); first: about 3201",
     ]
 

@@ -6,7 +6,9 @@ import sys
 from typing import TextIO
 
 from ..config import ReceiverConfig
-from ..format import facts, fmt_time, headline
+from monitor.wording import when
+
+from ..format import facts, headline
 from ..notification import Notification, Receipt
 
 _WORD = {"resolved": "RESOLVED", "test": "TEST"}
@@ -29,7 +31,7 @@ class ConsoleNotifier:
                                                                          notification.created_at) if label in wanted]
             evidence = (" | " + "; ".join(shown)) if shown else ""
         duplicate = " (possible duplicate)" if notification.possible_duplicate else ""
-        line = (f"[{fmt_time(notification.created_at, notification.timezone)}] {word:<8} {notification.reason:<9} "
+        line = (f"[{when(notification.created_at, notification.timezone, missing='-')}] {word:<8} {notification.reason:<9} "
                 f"{headline(notification)}{evidence} | incident {notification.incident}{duplicate}")
         stream = self._stream or sys.stdout
         print(" ".join(line.splitlines()), file=stream, flush=True)

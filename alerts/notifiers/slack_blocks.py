@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from ..format import escape_slack, facts, fmt_time, headline, member_line
+from monitor.wording import when
+
+from ..format import escape_slack, facts, headline, member_line
 from ..notification import Notification
 
 MAX_MEMBER_SECTIONS = 10
@@ -67,7 +69,7 @@ def blocks(notification: Notification) -> list[dict[str, Any]]:
         out.append(_section("  ·  ".join(_link(url, label.replace("_", " ").capitalize())
                                           for label, url in notification.links.items())))
     context = (f"countwatch {escape_slack(notification.instance)} · {notification.reason} · "
-               f"incident {notification.incident} · opened {fmt_time(notification.opened_at, notification.timezone)} · "
+               f"incident {notification.incident} · opened {when(notification.opened_at, notification.timezone, missing='-')} · "
                f"id {notification.id}")
     if notification.possible_duplicate:
         context += " · possible duplicate (countwatch restarted while sending)"

@@ -19,6 +19,7 @@ from typing import Callable, TextIO
 from ..clock import ScenarioClock
 from ..logs import configure_logging
 from .live import LiveScenario
+from ..wording import when
 from .model import WIB, RegionState
 from .scenario import Incident, Outage, Publication, Scenario
 from .scenarios import jabar_2018, steady
@@ -45,7 +46,7 @@ def get_scenario(name: str) -> Scenario:
 
 
 def _both(moment: datetime) -> str:
-    return f"{moment.astimezone(WIB):%Y-%m-%d %H:%M:%S} WIB ({moment.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ})"
+    return when(moment, WIB, year=True, seconds=True)
 
 
 def run_simulator(scenario_name: str, speed: float | None, host: str, port: int,

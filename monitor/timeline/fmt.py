@@ -3,13 +3,11 @@ duration a reviewer reads at a glance, and the redaction that keeps secrets out 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from ..model import iso_utc
-from ..wording import both
-from ..wording import review_duration as duration
-from ..wording import tz_zone_name as zone_name
+from ..wording import duration, local_iso, when, zone_name
 
 __all__ = ["both", "duration", "local_iso", "redact", "redact_value", "utc_iso", "zone_name"]
 
@@ -43,8 +41,9 @@ def redact_value(value: Any) -> Any:
     return value
 
 
-def local_iso(moment: datetime | None, zone) -> str | None:
-    return None if moment is None else moment.astimezone(zone).isoformat(timespec="seconds")
+def both(moment: datetime | None, zone: tzinfo, seconds: bool = True) -> str:
+    """A report's moment: `27 Jun 2018 23:15:00 WIB (16:15:00 UTC)`."""
+    return when(moment, zone, year=True, seconds=seconds)
 
 
 def utc_iso(moment: datetime | None) -> str | None:
