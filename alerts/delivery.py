@@ -3,7 +3,7 @@ notifier, and the answer decides the row's fate: sent; retried later (exponentia
 the receiver's Retry-After in wall time); failed alone (a notification the receiver refuses);
 or the receiver disabled (its credentials or destination are gone), loudly.
 
-A mixin of AlertPipeline: it works on the pipeline's outbox, lock, mirror and metrics. At most
+A mixin of AlertPipeline: it works on the pipeline's outbox, lock, write-through and metrics. At most
 one request per receiver is in flight (the send lock), which is what bounds a crash to at most
 one duplicate per receiver (docs/alerting.md).
 """
@@ -45,7 +45,7 @@ class DeliveryStage:
                 if row.due_at is not None and row.due_at > now:
                     return "wait", row.due_at
                 row.status, row.attempts = "inflight", row.attempts + 1
-                self.mirror.commit([row.op()], "alerts.write")
+                self.writethrough.commit([row.op()], "alerts.write")
                 notification = row.notification.with_thread(self.threads.get(row.notification.incident),
                                                              row.possible_duplicate)
             try:
@@ -89,7 +89,7 @@ class DeliveryStage:
                      n.incident, n.id, error, level="info" if status == "sent" else "error",
                      attempts=row.attempts, possible_duplicate=row.possible_duplicate or None)
         self.metrics.notifications.labels(receiver=n.receiver, result=status).inc()
-        self.mirror.commit(ops, "alerts.write")
+        self.writethrough.commit(ops, "alerts.write")
 
     def _retry(self, row: OutboxRow, error: NotifyError, now: datetime) -> None:
         delay = backoff(row.attempts, self.alerting.retry_initial, self.alerting.retry_max, self.clock.speed,
@@ -100,7 +100,7 @@ class DeliveryStage:
         log.warning("notification.retry", receiver=n.receiver, alert_key=n.alert_key, reason=n.reason,
                     notification=n.id, incident=n.incident, error=error.message, attempts=row.attempts,
                     retry_at=iso_utc(row.due_at), retry_after=error.retry_after)
-        self.mirror.commit([row.op()], "alerts.write")
+        self.writethrough.commit([row.op()], "alerts.write")
 
     def _disable(self, row: OutboxRow, error: NotifyError, now: datetime) -> None:
         """A broken receiver (bad token, channel or webhook gone) is switched off, loudly; its
@@ -115,5 +115,5 @@ class DeliveryStage:
                               "its notifications stay in the outbox")
         log.error("notification.failed", receiver=n.receiver, alert_key=n.alert_key, reason=n.reason,
                   notification=n.id, incident=n.incident, error=error.message, permanent=True)
-        self.mirror.commit([row.op()], "alerts.write")
+        self.writethrough.commit([row.op()], "alerts.write")
 

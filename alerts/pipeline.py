@@ -12,7 +12,7 @@
 Every decision is a log line (`notification.queued|grouped|silenced|skipped|sent|retry|failed`
 with receiver, alert_key and reason) and a row of alert_decisions. All times come from the
 injected clock; worker sleeps are divided by clock.speed. When the database fails the
-pipeline logs, counts countwatch_state_errors_total and carries on in memory (state.Mirror).
+pipeline logs, counts countwatch_state_errors_total and carries on in memory (alerts/writethrough.py).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from .grouping import Incident, MemberState, members_for_notification
 from .lifecycle import ESCALATED, LOWERED, NEW, OBSERVED, RESOLVED, UNCHANGED, UNKNOWN_RESOLVED, AlertBook, OpenAlert
 from .links import render_links
 from .matching import STOPPED_RULES, cause_of, labels_of, severity_rank
-from .mirror import Mirror
+from .writethrough import WriteThrough
 from .notification import Notification, alert_key, overall_reason
 from .notifiers import build_notifier
 from .outbox import Outbox, OutboxRow
@@ -77,8 +77,8 @@ class AlertPipeline(DeliveryStage):
         self._last_prune: datetime | None = None
         for name in self.receivers:
             metrics.init_receiver(name, RESULTS)
-        self.mirror = Mirror(db_path, uri, metrics, self._snapshot_ops)
-        self._restore(self.mirror.load())
+        self.writethrough = WriteThrough(db_path, uri, metrics, self._snapshot_ops)
+        self._restore(self.writethrough.load())
         self._refresh_silences(force=True)
         self._update_outbox_metrics(clock.now())
 
@@ -127,7 +127,7 @@ class AlertPipeline(DeliveryStage):
                 for event in events:
                     self._apply(event, now, ops, touched)
                 self._flush_due(now, ops, touched)
-                self.mirror.commit(ops, "alerts.write")
+                self.writethrough.commit(ops, "alerts.write")
                 self._update_outbox_metrics(now)
         except Exception:
             log.error("alerts.error", stage="handle", exc_info=True)
@@ -326,13 +326,13 @@ class AlertPipeline(DeliveryStage):
         with self._lock:
             now = self.clock.now()
             self._refresh_silences(refresh)
-            self.mirror.resync_if_due()
+            self.writethrough.resync_if_due()
             ops: list[state.Op] = []
             self._flush_due(now, ops, set(), force=force)
             if self._last_prune is None or now - self._last_prune > timedelta(hours=6):
                 self._last_prune = now
                 ops += state.prune(iso_utc(now - RETENTION))
-            self.mirror.commit(ops, "alerts.write")
+            self.writethrough.commit(ops, "alerts.write")
             self._update_outbox_metrics(now)
             times = [t for i in self.incidents.values() if (t := i.next_wakeup()) is not None]
             return min(times) if times else None
@@ -341,7 +341,7 @@ class AlertPipeline(DeliveryStage):
         if not force and time.monotonic() - self._silences_read_at < SILENCE_REFRESH_WALL_SECONDS:
             return
         self._silences_read_at = time.monotonic()
-        runtime = self.mirror.silences()
+        runtime = self.writethrough.silences()
         if runtime is not None:
             self._silences = self.alerting.silences + tuple(runtime)
 
@@ -413,11 +413,11 @@ class AlertPipeline(DeliveryStage):
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
-        self.mirror.close()
+        self.writethrough.close()
 
     def records(self) -> dict[str, list[dict]]:
         """The outbox and decisions as stored (tests, `countwatch timeline`)."""
-        return self.mirror.records()
+        return self.writethrough.records()
 
     # --- workers ----------------------------------------------------------------------------
     def _wake_all(self) -> None:

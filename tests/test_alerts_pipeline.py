@@ -192,17 +192,17 @@ def test_read_only_database_alerting_goes_on_in_memory(tmp_path, registry, slack
 
 def test_full_database_then_recovery_catches_the_record_up(tmp_path, registry, slack):
     pipeline, clock = build(tmp_path, registry, slack)
-    db = pipeline.mirror.db
+    db = pipeline.writethrough.db
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     db.execute(f"PRAGMA max_page_count = {pages}")
     pipeline.handle([stall(region=str(r), summary="x" * 3000) for r in range(40)])
     pipeline.tick()
     assert len(slack.accepted("webhook")) == 1
     assert value(registry, "countwatch_state_errors_total", operation="alerts.write") >= 1
-    assert pipeline.mirror.dirty
+    assert pipeline.writethrough.dirty
     db.execute("PRAGMA max_page_count = 1073741823")
-    pipeline.mirror.resync_if_due(force=True)
-    assert not pipeline.mirror.dirty
+    pipeline.writethrough.resync_if_due(force=True)
+    assert not pipeline.writethrough.dirty
     rows = pipeline.records()["outbox"]
     assert [(r["status"], r["reason"]) for r in rows] == [("sent", "first")]
     assert len(sqlite3.connect(tmp_path / "countwatch.db").execute("SELECT * FROM alert_incidents").fetchall()) == 1

@@ -1,11 +1,11 @@
-"""The pipeline's memory, mirrored to SQLite; a failing database never stops alerting.
+"""The pipeline's memory, written through to SQLite; a failing database never stops alerting.
 
 The in-memory state is what the pipeline acts on; every change is also written, in one
 transaction per step. When a write fails (locked past the busy timeout, read-only, disk or
 page limit full) the error is logged and counted (countwatch_state_errors_total{operation}),
-the pipeline goes on in memory, and every few seconds the mirror tries to catch the database
-up: the statements it could not write (the record: decisions and finished sends), then a full
-snapshot of the current state.
+the pipeline goes on in memory, and every few seconds the write-through tries to catch the
+database up: the statements it could not write (the record: decisions and finished sends),
+then a full snapshot of the current state.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ RESYNC_WALL_SECONDS = 5.0
 BACKLOG_LIMIT = 20_000
 
 
-class Mirror:
+class WriteThrough:
     def __init__(self, path: Path | str, uri: bool, metrics: Metrics, snapshot: Callable[[], list[state.Op]]):
         self.path, self.uri, self.metrics, self._snapshot = path, uri, metrics, snapshot
         self._lock = threading.RLock()
