@@ -9,6 +9,7 @@ one duplicate per receiver (docs/alerting.md).
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import structlog
@@ -17,6 +18,7 @@ from monitor.model import iso_utc
 
 from . import state
 from .notification import NotifyError
+from .notifiers.slack_errors import RETRY_AFTER_MAX_SECONDS
 from .outbox import OutboxRow, backoff
 
 log = structlog.get_logger("countwatch.alerts")
@@ -56,15 +58,18 @@ class DeliveryStage:
                 receipt, error = None, NotifyError(f"unexpected {type(exc).__name__} in notifier")
             with self._lock:
                 now = self.clock.now()
-                if error is None:
-                    self._sent(row, receipt, now)
-                elif error.disable_receiver:
-                    self._disable(row, error, now)
-                elif error.permanent:
-                    self._finish(row, now, "failed", error=error.message)
-                else:
-                    self._retry(row, error, now)
-                self._update_outbox_metrics(now)
+                try:
+                    if error is None:
+                        self._sent(row, receipt, now)
+                    elif error.disable_receiver:
+                        self._disable(row, error, now)
+                    elif error.permanent:
+                        self._finish(row, now, "failed", error=error.message)
+                    else:
+                        self._retry(row, error, now)
+                    self._update_outbox_metrics(now)
+                except Exception as exc:  # noqa: BLE001 - see _hold
+                    self._hold(row, exc, now, sent=error is None)
             return "acted", None
         finally:
             send_lock.release()
@@ -91,15 +96,38 @@ class DeliveryStage:
         self.metrics.notifications.labels(receiver=n.receiver, result=status).inc()
         self.writethrough.commit(ops, "alerts.write")
 
+    def _hold(self, row: OutboxRow, exc: Exception, now: datetime, sent: bool) -> None:
+        """What was to happen after a send failed itself (a bug, a Retry-After beyond the
+        calendar): the row must not stay due now, or the loop sends it again at once, over and
+        over (issue 14: 69 POSTs in 33 s). A row that was sent leaves the queue; any other
+        waits retry_max."""
+        log.error("alerts.error", stage="delivery", receiver=row.receiver, notification=row.notification.id,
+                  error=type(exc).__name__, sent=sent, action="dropped from the queue" if sent
+                  else f"retried in {self.alerting.retry_max:g}s")
+        if sent:
+            try:
+                self.outbox.remove(row)
+            except ValueError:
+                pass
+            return
+        row.status, row.attempts = "pending", max(row.attempts, 1)
+        row.due_at = now + backoff(row.attempts, self.alerting.retry_max, self.alerting.retry_max, self.clock.speed,
+                                   None)
+
     def _retry(self, row: OutboxRow, error: NotifyError, now: datetime) -> None:
+        retry_after = error.retry_after
+        if retry_after is not None:
+            # whatever a notifier parsed, never beyond the documented maximum (nor negative)
+            retry_after = min(max(0.0, float(retry_after)), RETRY_AFTER_MAX_SECONDS) \
+                if math.isfinite(retry_after) else RETRY_AFTER_MAX_SECONDS
         delay = backoff(row.attempts, self.alerting.retry_initial, self.alerting.retry_max, self.clock.speed,
-                        error.retry_after)
+                        retry_after)
         row.status, row.last_error, row.due_at = "pending", error.message, now + delay
         n = row.notification
         self.metrics.notifications.labels(receiver=n.receiver, result="retry").inc()
         log.warning("notification.retry", receiver=n.receiver, alert_key=n.alert_key, reason=n.reason,
                     notification=n.id, incident=n.incident, error=error.message, attempts=row.attempts,
-                    retry_at=iso_utc(row.due_at), retry_after=error.retry_after)
+                    retry_at=iso_utc(row.due_at), retry_after=retry_after)
         self.writethrough.commit([row.op()], "alerts.write")
 
     def _disable(self, row: OutboxRow, error: NotifyError, now: datetime) -> None:

@@ -7,6 +7,9 @@ from its common errors (invalid_auth, token_revoked, ratelimited, ...).
 """
 from __future__ import annotations
 
+import math
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Mapping
 
 from ..notification import NotifyError
@@ -22,14 +25,37 @@ TRANSIENT = frozenset({"ratelimited", "rate_limited", "rollup_error", "internal_
                        "service_unavailable", "request_timeout"})
 
 
-def retry_after(headers: Mapping[str, str] | None) -> float | None:
+# The longest wait a receiver's Retry-After can impose (docs/alerting.md): a server asking for
+# more (1e12 s, a date in 2099) is taken at this word, not at its own.
+RETRY_AFTER_MAX_SECONDS = 3600.0
+
+
+def retry_after(headers: Mapping[str, str] | None, now: datetime | None = None) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP-date), within
+    [0, RETRY_AFTER_MAX_SECONDS]; None when absent or unreadable (garbage, NaN)."""
     for name, value in (headers or {}).items():
         if name.lower() == "retry-after":
-            try:
-                return max(0.0, float(value[0] if isinstance(value, list) else value))
-            except (TypeError, ValueError):
-                return None
+            return parse_retry_after(value[0] if isinstance(value, list) else value, now)
     return None
+
+
+def parse_retry_after(value, now: datetime | None = None) -> float | None:
+    text = str(value).strip()[:64]
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if moment is None:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = (moment - (now or datetime.now(timezone.utc))).total_seconds()
+    if not math.isfinite(seconds):
+        return RETRY_AFTER_MAX_SECONDS if seconds > 0 else None
+    return min(max(0.0, seconds), RETRY_AFTER_MAX_SECONDS)
 
 
 def classify(status: int, code: str, headers: Mapping[str, str] | None, what: str) -> NotifyError:
