@@ -70,22 +70,45 @@ METRICS: tuple[MetricSpec, ...] = (
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+def _build(spec: MetricSpec, registry: CollectorRegistry):
+    name = PREFIX + spec.name
+    if spec.kind == "gauge":
+        return Gauge(name, spec.help, spec.labels, registry=registry)
+    if spec.kind == "counter":
+        return Counter(name, spec.help, spec.labels, registry=registry)
+    return Histogram(name, spec.help, spec.labels, buckets=_BUCKETS, registry=registry)
+
+
 class Metrics:
-    """The metric objects on one registry, reachable as attributes (`metrics.polls`)."""
+    """The metric objects of the table on one registry, each an attribute named as its spec
+    (`metrics.polls` is `countwatch_polls_total`)."""
 
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
-        for spec in METRICS:
-            name = PREFIX + spec.name
-            if spec.kind == "gauge":
-                metric = Gauge(name, spec.help, spec.labels, registry=self.registry)
-            elif spec.kind == "counter":
-                metric = Counter(name, spec.help, spec.labels, registry=self.registry)
-            else:
-                metric = Histogram(name, spec.help, spec.labels, buckets=_BUCKETS, registry=self.registry)
-            setattr(self, spec.name, metric)
-        self._exported: dict[tuple[str, str], set[str]] = {}
-        self._lock = threading.Lock()
+        built = {spec.name: _build(spec, self.registry) for spec in METRICS}
+        self.up: Gauge = built.pop("up")
+        self.polls: Counter = built.pop("polls")
+        self.poll_duration_seconds: Histogram = built.pop("poll_duration_seconds")
+        self.last_success_timestamp_seconds: Gauge = built.pop("last_success_timestamp_seconds")
+        self.stations: Gauge = built.pop("stations")
+        self.stations_reported: Gauge = built.pop("stations_reported")
+        self.progress_ratio: Gauge = built.pop("progress_ratio")
+        self.votes: Gauge = built.pop("votes")
+        self.source_published_timestamp_seconds: Gauge = built.pop("source_published_timestamp_seconds")
+        self.last_advance_timestamp_seconds: Gauge = built.pop("last_advance_timestamp_seconds")
+        self.stall_threshold_seconds: Gauge = built.pop("stall_threshold_seconds")
+        self.alert_active: Gauge = built.pop("alert_active")
+        self.anomalies: Counter = built.pop("anomalies")
+        self.notifications: Counter = built.pop("notifications")
+        self.outbox_pending: Gauge = built.pop("outbox_pending")
+        self.outbox_oldest_pending_age_seconds: Gauge = built.pop("outbox_oldest_pending_age_seconds")
+        self.receiver_disabled: Gauge = built.pop("receiver_disabled")
+        self.state_errors: Counter = built.pop("state_errors")
+        self.job_errors: Counter = built.pop("job_errors")
+        self.build_info: Gauge = built.pop("build_info")
+        # a metric added to the table needs its attribute here, or nothing could reach it
+        if built:
+            raise RuntimeError(f"metrics without an attribute: {sorted(built)}")
 
     def init_source(self, source: str) -> None:
         """Create the known label sets at start-up so series exist (at 0) before the first poll."""
