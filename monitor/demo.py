@@ -127,9 +127,7 @@ def run_demo(speed: float | None = None, out_dir: str | Path = "var/demo", metri
 
 
 def _write_report(log_file: Path, out: Path) -> str | None:
-    """The post-incident report of the run, when the timeline module is there."""
-    try:
-        from .timeline import write_report
-    except ImportError:
-        return None
+    """The post-incident report of the run."""
+    from .timeline import write_report
+
     return write_report([log_file], out)

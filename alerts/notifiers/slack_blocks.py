@@ -7,7 +7,6 @@ characters, so long groups list their first members and say how many more there 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from monitor.wording import when
 
@@ -84,7 +83,3 @@ def metadata(notification: Notification) -> dict[str, Any]:
             "event_payload": {"id": notification.id, "incident": notification.incident,
                               "reason": notification.reason, "status": notification.status}}
 
-
-def link_values(values: dict[str, str]) -> dict[str, str]:
-    """Template values made URL-safe (a region code is source text)."""
-    return {k: (v if k == "source_url" else quote(str(v), safe="")) for k, v in values.items()}

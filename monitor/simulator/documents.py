@@ -66,13 +66,6 @@ def _lineage(electorate: Electorate, code: str) -> list[str]:
     return chain[::-1]
 
 
-def region_path(electorate: Electorate, code: str) -> str:
-    """The URL path of a region's document (or a TPS's, given its 13-digit code)."""
-    if len(code) == 13:
-        return DOC_PREFIX + "/".join(_lineage(electorate, code[:10]) + [code]) + ".json"
-    return DOC_PREFIX + "/".join(_lineage(electorate, code)) + ".json"
-
-
 def render(model: CountModel, target: Target, cutoff: float, ts: str) -> tuple[Any, float]:
     """(document, last-modified Unix time) of a target at a publication (cutoff and ts)."""
     electorate = model.electorate
