@@ -114,18 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--metrics-listen", default="127.0.0.1:9477", help="host:port for /metrics (0 = any free port)")
     demo.set_defaults(func=_cmd_demo)
 
-    # verbs owned by other modules register themselves
-    from . import replay
-    from .evaluation import command as evaluate
-    replay.add_parser(sub)
-    evaluate.add_parser(sub)
-    try:
-        from . import timeline
-    except ImportError:
-        timeline = None
-    if timeline is not None:
-        timeline.add_parser(sub)
+    # verbs owned by other modules: each module adds its own parser, registered here
     from alerts import cli as alerts_cli
+
+    from . import replay, timeline
+    from .evaluation import command as evaluate, kpu2024
+    replay.add_parser(sub)
+    kpu2024.add_parser(sub)
+    evaluate.add_parser(sub)
+    timeline.add_parser(sub)
     alerts_cli.add_parsers(sub)
     return parser
 

@@ -33,8 +33,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument("file", help="recording (JSONL, one poll per line; `-` for stdin)")
     parser.add_argument("-c", "--config", help="config file (TOML) for [detection] and per-source options")
     parser.set_defaults(func=run)
-    from .evaluation.kpu2024 import add_parser as add_convert
-    add_convert(subparsers)
 
 
 def run(args) -> int:
