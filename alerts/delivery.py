@@ -18,7 +18,7 @@ from monitor.model import iso_utc
 
 from . import state
 from .notification import NotifyError
-from .notifiers.slack_errors import RETRY_AFTER_MAX_SECONDS
+from .notifiers.http_errors import RETRY_AFTER_MAX_SECONDS
 from .outbox import OutboxRow, backoff
 
 log = structlog.get_logger("countwatch.alerts")

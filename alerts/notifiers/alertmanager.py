@@ -18,7 +18,7 @@ from monitor.model import iso_utc
 from ..config import ReceiverConfig
 from ..format import facts
 from ..notification import Notification, Receipt
-from .slack_errors import connection_error
+from .http_errors import connection_error
 from .webhook import http_error
 
 

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from ..config import ReceiverConfig
 from ..notification import Notification, NotifyError, Receipt
 from . import slack_blocks
-from .slack_errors import classify, connection_error
+from .http_errors import classify, connection_error
 from .slack_webhook import QUIET
 
 # The first message is gone or can no longer be edited: tell the story in a new message.

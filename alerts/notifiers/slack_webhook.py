@@ -8,7 +8,7 @@ from slack_sdk.webhook import WebhookClient
 from ..config import ReceiverConfig
 from ..notification import Notification, NotifyError, Receipt
 from . import slack_blocks
-from .slack_errors import classify, connection_error
+from .http_errors import classify, connection_error
 
 # slack_sdk logs request URLs at debug level; the webhook URL is a credential, so its clients
 # get a logger that says nothing. Failures reach our logs through NotifyError instead.

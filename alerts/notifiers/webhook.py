@@ -9,7 +9,7 @@ import requests
 from ..config import ReceiverConfig
 from ..format import headline
 from ..notification import Notification, NotifyError, Receipt
-from .slack_errors import connection_error, retry_after
+from .http_errors import connection_error, retry_after
 
 
 def http_error(status: int, headers, what: str) -> NotifyError:

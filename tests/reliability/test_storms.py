@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client import CollectorRegistry
 
-from alerts.notifiers.slack_errors import RETRY_AFTER_MAX_SECONDS, parse_retry_after
+from alerts.notifiers.http_errors import RETRY_AFTER_MAX_SECONDS, parse_retry_after
 from alerts.pipeline import AlertPipeline
 from monitor.clock import WallClock
 from monitor.metrics import Metrics

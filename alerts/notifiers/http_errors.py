@@ -1,5 +1,7 @@
-"""Slack's answers, classified: which are worth a retry, which mean the notification cannot
-be sent, and which mean the receiver itself is broken (so it is disabled, loudly).
+"""A receiver's HTTP answer or connection failure, classified into the NotifyError the
+pipeline acts on: worth a retry (and after how long: Retry-After), the notification cannot be
+sent, or the receiver itself is broken (so it is disabled, loudly). Every HTTP notifier uses
+these; `classify` also knows Slack's error codes.
 
 Webhook codes are from Slack's incoming-webhook error list (invalid_payload, action_prohibited,
 channel_not_found, channel_is_archived, no_service, invalid_token, rollup_error); Web API codes
