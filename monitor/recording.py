@@ -13,16 +13,64 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import IO, Any, Iterator
+from datetime import datetime, timezone
+from typing import IO, Any, Callable, Iterator
 
 from .model import FAILURES, Poll, RegionCount, Snapshot, iso_utc, parse_iso
 
 VERSION = 1
 _OPTIONAL = ("registered_voters", "valid_votes", "invalid_votes", "percent", "name", "level")
+_COUNTS = ("stations", "stations_reported", "registered_voters", "valid_votes", "invalid_votes")
+# Times a recording (or a log line) may carry. Outside them the detectors' and the reports'
+# date arithmetic overflows (a year of 9999 or 0001 ended `replay` and `timeline`, issue #14).
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(3000, 1, 1, tzinfo=timezone.utc)
+_LARGEST = 2 ** 53
 
 
 class RecordingError(ValueError):
     """A line that is not a version-1 recording line; the message names the line."""
+
+
+class ImplausibleTime(ValueError):
+    """A well-formed time outside EARLIEST..LATEST."""
+
+
+def plausible_time(text: Any, key: str) -> datetime:
+    """An ISO time with a zone between EARLIEST and LATEST; ValueError naming `key` otherwise
+    (ImplausibleTime when it is a time, only not one countwatch could have written)."""
+    if not isinstance(text, str):
+        raise ValueError(f"{key} must be an ISO time string, got {type(text).__name__}")
+    moment = parse_iso(text)
+    try:
+        inside = EARLIEST <= moment < LATEST
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise ImplausibleTime(f"{key} {text!r} is outside {EARLIEST.year}-{LATEST.year - 1}")
+    return moment
+
+
+def _check_shape(line: dict[str, Any], where: str = "") -> None:
+    """Each field has the type the detectors compute with: a wrong one ("stations": "x",
+    "level": "tps") made every rule raise its own TypeError (issue #14)."""
+    for key in _COUNTS + ("level",):
+        if not _integer(line.get(key)):
+            raise RecordingError(f"{where}{key} must be an integer, got {line.get(key)!r:.40}")
+    percent = line.get("percent")
+    if percent is not None and (not isinstance(percent, (int, float)) or isinstance(percent, bool)
+                                or not abs(percent) <= _LARGEST):
+        raise RecordingError(f"{where}percent must be a number, got {percent!r:.40}")
+    if line.get("name") is not None and not isinstance(line.get("name"), str):
+        raise RecordingError(f"{where}name must be a string")
+    votes = line.get("votes")
+    if votes is not None and not (isinstance(votes, dict) and all(_integer(v) for v in votes.values())):
+        raise RecordingError(f"{where}votes must map candidates to integers")
+
+
+def _integer(value: Any) -> bool:
+    """None, or an int a float holds exactly (metrics and ratios are floats)."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _LARGEST)
 
 
 def poll_to_record(poll: Poll) -> dict[str, Any]:
@@ -55,21 +103,33 @@ def record_to_poll(line: dict[str, Any]) -> Poll:
     if line.get("v") != VERSION:
         raise RecordingError(f"unsupported recording version {line.get('v')!r}")
     try:
-        at = parse_iso(line["at"])
-        source, region = str(line["source"]), str(line["region"])
+        at = plausible_time(line["at"], "at")
+        source, region = line["source"], line["region"]
+        if not isinstance(source, str) or not isinstance(region, (str, int)) or isinstance(region, bool):
+            raise RecordingError("source and region must be strings")
+        region = str(region)
         if not line["ok"]:
             error = line.get("error", "schema")
             if error not in FAILURES:
                 raise RecordingError(f"unknown error class {error!r}")
+            if line.get("detail") is not None and not isinstance(line.get("detail"), str):
+                raise RecordingError("detail must be a string")
             return Poll(source=source, region=region, at=at, result=error, detail=line.get("detail"))
         if line.get("not_modified") is True:
             return Poll(source=source, region=region, at=at, result="not_modified")
+        _check_shape(line)
+        children = line.get("children") or {}
+        if not isinstance(children, dict) or not all(isinstance(c, dict) for c in children.values()):
+            raise RecordingError("children must map region codes to tables")
+        for code, child in children.items():
+            _check_shape(child, f"children[{code!r:.20}].")
+        published = line.get("published_at")
         snapshot = Snapshot(
             source=source, region=region, at=at,
-            published_at=parse_iso(line.get("published_at")),
+            published_at=None if published is None else plausible_time(published, "published_at"),
             stations=line.get("stations"), stations_reported=line.get("stations_reported"),
             votes=line.get("votes") or {},
-            children={str(k): RegionCount.from_json(v) for k, v in (line.get("children") or {}).items()},
+            children={str(k): RegionCount.from_json(v) for k, v in children.items()},
             **{key: line.get(key) for key in _OPTIONAL},
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -79,16 +139,28 @@ def record_to_poll(line: dict[str, Any]) -> Poll:
     return Poll(source=source, region=region, at=at, result="ok", snapshot=snapshot)
 
 
-def read_recording(path: str | Path) -> Iterator[Poll]:
-    """Polls of a recording file in file order. A bad line raises RecordingError naming it."""
-    with open(path, encoding="utf-8") as handle:
+def read_recording(path: str | Path, on_bad: Callable[[RecordingError], None] | None = None) -> Iterator[Poll]:
+    """Polls of a recording file in file order. A bad line raises RecordingError naming it;
+    with `on_bad`, the error is handed to it instead and the line is skipped."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
             try:
-                yield record_to_poll(json.loads(text))
+                try:
+                    data = json.loads(text)
+                except RecursionError:
+                    raise RecordingError("JSON nested too deeply") from None
+                if not isinstance(data, dict):
+                    raise RecordingError(f"not a JSON object but {type(data).__name__}")
+                poll = record_to_poll(data)
             except (json.JSONDecodeError, RecordingError) as exc:
-                raise RecordingError(f"{path}:{number}: {exc}") from exc
+                error = RecordingError(f"{path}:{number}: {exc}")
+                if on_bad is None:
+                    raise error from exc
+                on_bad(error)
+                continue
+            yield poll
 
 
 class RecordingWriter:

@@ -36,7 +36,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    """Exit 0 when the recording was replayed, 2 for a bad config or recording line, 1 otherwise."""
+    """Exit 0 when the recording was replayed, 2 for a bad config or a file without one good
+    recording line, 1 otherwise. A bad line is skipped and counted; one stderr line at the end
+    says how many and names the first (one absurd line must not cost the night's replay)."""
     from .configtools import ConfigError
     from .recording import RecordingError, read_recording
 
@@ -50,13 +52,25 @@ def run(args) -> int:
             return 2
     path = "/dev/stdin" if args.file == "-" else args.file
     out = sys.stdout
+    bad: list[RecordingError] = []      # the first bad line; `skipped` counts them all
+    good = skipped = 0
+
+    def skip(error: RecordingError) -> None:
+        nonlocal skipped
+        skipped += 1
+        if not bad:
+            bad.append(error)
+
+    def counted(polls):
+        nonlocal good
+        for poll in polls:
+            good += 1
+            yield poll
+
     try:
-        for event in replay(read_recording(path), config):
+        for event in replay(counted(read_recording(path, on_bad=skip)), config):
             out.write(json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n")
         out.flush()
-    except RecordingError as exc:
-        print(f"countwatch replay: bad recording line: {exc}", file=sys.stderr)
-        return 2
     except FileNotFoundError:
         print(f"countwatch replay: {args.file}: no such file", file=sys.stderr)
         return 2
@@ -67,4 +81,9 @@ def run(args) -> int:
     except OSError as exc:
         print(f"countwatch replay: {exc}", file=sys.stderr)
         return 1
+    if bad:
+        print(f"countwatch replay: skipped {skipped} bad recording line(s) of {skipped + good}; "
+              f"the first: {bad[0]}", file=sys.stderr)
+        if not good:
+            return 2
     return 0

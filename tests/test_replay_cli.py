@@ -15,11 +15,18 @@ def write(path, polls):
     path.write_text("".join(json.dumps(poll_to_record(p)) + "\n" for p in polls))
 
 
-def test_a_bad_recording_line_is_bad_usage(tmp_path, capsys):
+def test_a_bad_recording_line_is_skipped_and_named(tmp_path, capsys):
     recording = tmp_path / "rec.jsonl"
     recording.write_text(json.dumps(poll_to_record(ok(T0, 5))) + "\n{not json\n")
+    assert run(SimpleNamespace(file=str(recording), config=None)) == 0
+    assert "skipped 1 bad recording line(s) of 2; the first:" in capsys.readouterr().err
+
+
+def test_a_file_without_one_recording_line_is_bad_usage(tmp_path, capsys):
+    recording = tmp_path / "rec.jsonl"
+    recording.write_text("{not json\n[1, 2]\n")
     assert run(SimpleNamespace(file=str(recording), config=None)) == 2
-    assert "rec.jsonl:2" in capsys.readouterr().err
+    assert "rec.jsonl:1" in capsys.readouterr().err
 
 
 def test_a_missing_recording_is_bad_usage(tmp_path, capsys):

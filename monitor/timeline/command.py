@@ -151,6 +151,9 @@ def run(args) -> int:
                       start=start, end=end, align_clocks=args.align_clocks)
     for path, error in timeline.stats.unreadable:
         print(f"countwatch timeline: cannot read {path}: {error}", file=sys.stderr)
+    if timeline.stats.absurd:
+        print(f"countwatch timeline: skipped {timeline.stats.absurd:,} line(s) with an impossible value; "
+              f"the first: {timeline.stats.first_absurd}", file=sys.stderr)
     if not timeline.stats.files:
         print("countwatch timeline: no readable log file", file=sys.stderr)
         return 2

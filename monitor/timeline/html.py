@@ -20,15 +20,26 @@ img { max-width: 100%; border: 1px solid #ddd; }
 """
 
 
+# Row kinds the style knows; anything else (a `state` a log line made up) is "other", so a
+# log field never reaches an attribute even escaped.
+KINDS = ("last_advance", "firing", "escalated", "repeat", "resolved", "observed", "notification", "outage",
+         "recovered", "catch_up", "context")
+
+
 def _e(value: Any) -> str:
-    return escape(redact(value))
+    """Text for an element's content or a quoted attribute: every one of & < > " ' escaped."""
+    return escape(redact(value), quote=True)
+
+
+def _kind_class(kind: str) -> str:
+    return f"kind-{kind if kind in KINDS else 'other'}"
 
 
 def _table(headers: list[str], rows: list[list[Any]], classes: list[str] | None = None) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = []
     for index, row in enumerate(rows):
-        css = f' class="{classes[index]}"' if classes else ""
+        css = f' class="{_e(classes[index])}"' if classes else ""
         body.append("<tr>" + "".join(f"<td{css}>{_e(c)}</td>" for c in row) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -40,7 +51,7 @@ def _rows(rows: list[Row], timeline: Timeline) -> str:
     label = f"Time ({zone_name(rows[0].at, zone)})"
     return _table([label, "UTC", "Instance", "Event"],
                   [[local_cell(r.at, zone), utc_cell(r.at), r.instance, r.text] for r in rows],
-                  [f"kind-{r.kind}" for r in rows])
+                  [_kind_class(r.kind) for r in rows])
 
 
 def render_html(timeline: Timeline, chart: dict[str, Any]) -> str:

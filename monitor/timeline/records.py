@@ -21,9 +21,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ..model import parse_iso
+from ..recording import ImplausibleTime, plausible_time
 
 REQUIRED = ("timestamp", "level", "event", "instance")
+# Fields the review groups, matches or sorts by: a list or an object there is not a countwatch
+# line however well-formed the rest is (it used to raise TypeError deep in the rebuild).
+SCALARS = ("source", "region", "rule", "state", "severity", "receiver", "reason", "notification", "alert_key",
+           "key", "incident", "poll_id", "result", "stations", "stations_reported", "summary")
 _ROTATED = re.compile(r"^(?P<base>.*?)(?:\.(?P<n>\d+))?(?P<gz>\.gz)?$")
 
 
@@ -56,12 +60,21 @@ class ReadStats:
     foreign: int = 0
     truncated: int = 0
     duplicates: int = 0
+    absurd: int = 0                  # countwatch-shaped lines with an impossible value (skipped)
     notes: list[str] = field(default_factory=list)
+    first_absurd: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"files": self.files, "unreadable": [{"path": p, "error": e} for p, e in self.unreadable],
                 "lines": self.lines, "records": self.records, "foreign": self.foreign,
-                "truncated": self.truncated, "duplicates": self.duplicates, "notes": self.notes}
+                "truncated": self.truncated, "duplicates": self.duplicates, "absurd": self.absurd,
+                "notes": self.notes}
+
+    def skip_absurd(self, origin: str, why: str) -> None:
+        """Counted every time, described once: the note names the first such line."""
+        self.absurd += 1
+        if self.absurd == 1:
+            self.first_absurd = f"{origin}: {why}"
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
@@ -119,7 +132,11 @@ def read_logs(paths: list[Path]) -> tuple[list[LogRecord], ReadStats]:
             stats.lines += 1
             if not raw.strip():
                 continue
-            record = _parse(raw, f"{path}:{number}", seq)
+            try:
+                record = _parse(raw, f"{path}:{number}", seq)
+            except AbsurdLine as why:
+                stats.skip_absurd(f"{path}:{number}", str(why))
+                continue
             if record is None:
                 if last_without_newline:
                     stats.truncated += 1
@@ -133,6 +150,9 @@ def read_logs(paths: list[Path]) -> tuple[list[LogRecord], ReadStats]:
             seen_lines.add(raw)
             records.append(record)
     stats.records = len(records)
+    if stats.absurd:
+        stats.notes.append(f"Skipped {stats.absurd:,} line(s) with an impossible value; the first: "
+                           f"{stats.first_absurd}.")
     records.sort(key=lambda r: r.sort_key)
     return records, stats
 
@@ -158,18 +178,40 @@ def _lines(path: Path, stats: ReadStats) -> Iterator[tuple[int, bytes, bool]]:
         yield number, previous.rstrip(b"\r\n"), not previous.endswith(b"\n")
 
 
+class AbsurdLine(ValueError):
+    """A countwatch line (the four fields are there) whose values no countwatch wrote: a year
+    of 9999, JSON nested a hundred thousand deep, an object where a name goes."""
+
+
 def _parse(raw: bytes, origin: str, seq: dict[str, int]) -> LogRecord | None:
+    """The record of one line; None for a line that is not countwatch's; AbsurdLine for one
+    that claims to be but cannot be reviewed."""
     try:
         data = json.loads(raw.decode("utf-8", errors="replace"))
+    except RecursionError:
+        raise AbsurdLine("JSON nested too deeply") from None
     except ValueError:
         return None
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in REQUIRED):
         return None
     try:
-        at = parse_iso(data.get("event_at") or data["timestamp"]) if data["event"] == "detector.event" \
-            else parse_iso(data["timestamp"])
-    except (ValueError, TypeError):
+        at = plausible_time(data["timestamp"], "timestamp")
+        if data["event"] == "detector.event" and data.get("event_at"):
+            at = plausible_time(data["event_at"], "event_at")
+    except ImplausibleTime as error:
+        raise AbsurdLine(str(error)) from None
+    except ValueError:
         return None
+    try:
+        if isinstance(data.get("since"), str):
+            plausible_time(data["since"], "since")
+    except ImplausibleTime as error:
+        raise AbsurdLine(str(error)) from None
+    except ValueError:
+        pass     # an unreadable `since` is ignored where it is read (incidents._since)
+    for key in SCALARS:
+        if isinstance(data.get(key), (dict, list)):
+            raise AbsurdLine(f"{key} is a JSON {'object' if isinstance(data[key], dict) else 'array'}")
     instance = data["instance"]
     seq[instance] = seq.get(instance, 0) + 1
     return LogRecord(at, instance, data["event"], data, origin, seq[instance])

@@ -25,7 +25,11 @@ DEFINITIONS = (
 
 
 def md_cell(text: Any) -> str:
-    return redact(text).replace("|", "\\|").replace("\n", " ")
+    """Log text as Markdown shows it and nothing more: HTML is escaped (Markdown passes raw
+    HTML through, so a log field could add a tag), brackets cannot start a link, a pipe cannot
+    end a cell, a newline cannot end a row."""
+    text = redact(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("[", "\\[").replace("]", "\\]").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
 
 
 def local_cell(moment: datetime, zone: tzinfo) -> str:
@@ -40,7 +44,7 @@ def utc_cell(moment: datetime) -> str:
 def chart_markdown(chart: dict[str, Any]) -> str:
     if chart.get("path"):
         return f"![progress of the count, stalls and outages shaded, alerts marked]({chart['link']})"
-    return f"_Chart skipped: {chart.get('reason', 'not requested')}._"
+    return f"_Chart skipped: {md_cell(chart.get('reason', 'not requested'))}._"
 
 
 def header_lines(timeline: Timeline) -> list[str]:
