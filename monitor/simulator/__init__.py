@@ -18,9 +18,9 @@ from typing import Callable, TextIO
 
 from ..clock import ScenarioClock
 from ..logs import configure_logging
+from .count import WIB, RegionState
 from .live import LiveScenario
 from ..wording import when
-from .model import WIB, RegionState
 from .scenario import Incident, Outage, Publication, Scenario
 from .scenarios import jabar_2018, steady
 from .server import SimulatorServer

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .count import WIB, CountModel, kpu_ts
 from .electorate import Electorate, Region
 from .geography import CANDIDATE_IDS
-from .model import WIB, CountModel, kpu_ts
 
 DOC_PREFIX = "/pemilu/hhcw/pkwkp/"
 WILAYAH_PREFIX = "/wilayah/pemilu/pkwkp/"

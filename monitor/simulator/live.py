@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from ..model import iso_utc
+from .count import CountModel
 from .curve import EntryCurve
 from .electorate import electorate
 from .geography import PROVINCE_CODE
-from .model import CountModel
 from .scenario import OUTAGE_MODES, Incident, Outage, Publication, Scenario
 from .scenarios import PROVINCE_PATH, SEED
 

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from ..model import iso_utc
+from .count import WIB, CountModel, RegionState, kpu_ts
 from .geography import PROVINCE_CODE
-from .model import WIB, CountModel, RegionState, kpu_ts
 
 OUTAGE_MODES = ("502", "503", "timeout")
 

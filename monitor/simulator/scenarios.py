@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from .count import WIB, CountModel, TpsPatch
 from .curve import EntryCurve
 from .electorate import electorate
 from .geography import PROVINCE_CODE
-from .model import WIB, CountModel, TpsPatch
 from .scenario import Incident, ScriptedScenario, schedule
 
 SEED = 2018
