@@ -17,7 +17,7 @@ import structlog
 from monitor.model import iso_utc
 
 from . import state
-from .notification import NotifyError
+from .notification import NotifyError, thread_slot
 from .notifiers.http_errors import RETRY_AFTER_MAX_SECONDS
 from .outbox import OutboxRow, backoff
 
@@ -48,7 +48,7 @@ class DeliveryStage:
                     return "wait", row.due_at
                 row.status, row.attempts = "inflight", row.attempts + 1
                 self.writethrough.commit([row.op()], "alerts.write")
-                notification = row.notification.with_thread(self.threads.get(row.notification.incident),
+                notification = row.notification.with_thread(self.threads.get(thread_slot(row.notification)),
                                                              row.possible_duplicate)
             try:
                 receipt, error = self.notifiers[receiver].notify(notification), None
@@ -78,8 +78,8 @@ class DeliveryStage:
         ops = []
         n = row.notification
         if receipt and receipt.get("root") and receipt.get("ts"):
-            self.threads[n.incident] = {"channel": receipt["channel"], "ts": receipt["ts"]}
-            ops.append(state.put_thread(n.incident, n.receiver, receipt["channel"], receipt["ts"]))
+            self.threads[thread_slot(n)] = {"channel": receipt["channel"], "ts": receipt["ts"]}
+            ops.append(state.put_thread(thread_slot(n), n.receiver, receipt["channel"], receipt["ts"]))
         self._finish(row, now, "sent", ops=ops)
 
     def _finish(self, row: OutboxRow, now: datetime, status: str, error: str | None = None, ops=None) -> None:

@@ -57,6 +57,12 @@ class Incident:
     due_at: datetime | None = None       # a flush is pending at this time
     quiet_since: datetime | None = None  # a repeat found every member silenced: next check one interval on
 
+    @property
+    def slot(self) -> str:
+        """How the pipeline and the state database name this receiver's copy of the incident
+        (the id itself is the same on every receiver)."""
+        return f"{self.id}@{self.receiver}"
+
     # --- scheduling -----------------------------------------------------------------------
     def schedule(self, now: datetime, urgent: bool = False) -> None:
         if urgent:

@@ -6,6 +6,8 @@ with what changed for it in this notification.
 """
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
@@ -38,6 +40,20 @@ class Member:
 def alert_key(event: Event) -> str:
     """`rule/source/region`: how logs, metrics and the outbox name one alert."""
     return "/".join(event.key)
+
+
+def incident_id(group: tuple[str, ...], began: datetime) -> str:
+    """An incident's id: a short hash of its group (`alerting.group_by` values, e.g. source
+    and cause) and when it began (the opening event's `since`, else its `at`). Derived, not
+    drawn, so every receiver, every replica and anyone holding the first `detector.event`
+    line (its source, `details.cause` and `since`) arrive at the same 12 characters."""
+    text = "\x1f".join((*group, iso_utc(began) or ""))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def thread_slot(notification: "Notification") -> str:
+    """The key of an incident's first Slack message: one per incident and receiver."""
+    return f"{notification.incident}@{notification.receiver}"
 
 
 def overall_reason(changes) -> str:

@@ -39,7 +39,7 @@ from .lifecycle import ESCALATED, LOWERED, NEW, OBSERVED, RESOLVED, UNCHANGED, U
 from .links import render_links
 from .matching import STOPPED_RULES, cause_of, labels_of, severity_rank
 from .writethrough import WriteThrough
-from .notification import Notification, alert_key, overall_reason
+from .notification import Notification, alert_key, incident_id, overall_reason
 from .notifiers import build_notifier
 from .outbox import Outbox, OutboxRow
 from .silences import Silence, silenced_by
@@ -93,7 +93,7 @@ class AlertPipeline(DeliveryStage):
         for row in loaded["incidents"]:
             incident = Incident.from_json(state_json(row["state"]))
             if incident.receiver in self.receivers:
-                self.incidents[incident.id] = incident
+                self.incidents[incident.slot] = incident
         for row in loaded["threads"]:
             self.threads[row["incident"]] = {"channel": row["channel"], "ts": row["ts"]}
         self.outbox = Outbox(next_seq=loaded["max_seq"] + 1)
@@ -156,12 +156,12 @@ class AlertPipeline(DeliveryStage):
             for incident in holding:
                 incident.add(event, "resolved")
                 incident.schedule(now)
-                touched.add(incident.id)
+                touched.add(incident.slot)
             return
         if transition in (UNCHANGED, LOWERED):
             for incident in holding:   # fresher details for the next repeat; nothing to tell now
                 incident.add(event, "firing")
-                touched.add(incident.id)
+                touched.add(incident.slot)
             return
         status = "observed" if transition == OBSERVED else "firing"
         routed = self._route(event)
@@ -176,7 +176,7 @@ class AlertPipeline(DeliveryStage):
             urgent = transition == ESCALATED and (told is None or severity_rank(event.severity) > severity_rank(told))
             incident.add(event, status)
             incident.schedule(now, urgent=urgent)
-            touched.add(incident.id)
+            touched.add(incident.slot)
 
     def _route(self, event: Event) -> list[tuple[str, RouteConfig]]:
         """Every matching route's receiver, once (the first matching route's timers apply)."""
@@ -201,12 +201,16 @@ class AlertPipeline(DeliveryStage):
         repeat = route.repeat_interval or self.alerting.repeat_interval
         if self.receivers[receiver].kind == "alertmanager":
             repeat = min(repeat, self.receivers[receiver].resend)   # Alertmanager wants re-posts
+        # One id for the group's incident on every receiver and in every replica: derived from
+        # the group and when it began, or taken from the incident another receiver has open.
+        began = event.since or event.at
+        shared = next((i.id for i in self.incidents.values() if i.group == group), None)
         incident = Incident(
-            id=uuid.uuid4().hex[:12], receiver=receiver, group=group, source=event.source, cause=cause_of(event),
+            id=shared or incident_id(group, began), receiver=receiver, group=group, source=event.source, cause=cause_of(event),
             opened_at=now,
             group_wait=self.alerting.group_wait if route.group_wait is None else route.group_wait,
             group_interval=route.group_interval or self.alerting.group_interval, repeat_interval=repeat)
-        self.incidents[incident.id] = incident
+        self.incidents[incident.slot] = incident
         return incident
 
     def _group_value(self, name: str, labels: dict[str, str], event: Event) -> str:
@@ -228,16 +232,16 @@ class AlertPipeline(DeliveryStage):
                 # The receiver has not had the last message yet (Slack down): a reminder would
                 # only pile up behind it and arrive as a burst. Next reminder one interval on.
                 incident.quiet_since = now
-                touched.add(incident.id)
+                touched.add(incident.slot)
             if incident.due_at is None and (incident.repeat_due(now) or self._needs_update(incident, now)):
                 incident.schedule(now)
             if incident.due_at is not None and (force or incident.due_at <= now):
                 self._flush(incident, now, ops)
-                touched.add(incident.id)
-        for incident_id in touched:
-            incident = self.incidents.get(incident_id)
+                touched.add(incident.slot)
+        for slot in touched:
+            incident = self.incidents.get(slot)
             if incident is not None:
-                ops.append(state.put_incident(incident.id, incident.receiver, incident.to_json(), iso_utc(now)))
+                ops.append(state.put_incident(incident.slot, incident.receiver, incident.to_json(), iso_utc(now)))
 
     def _unsent(self, incident: Incident) -> bool:
         return any(row.notification.incident == incident.id for row in self.outbox.queues.get(incident.receiver, ()))
@@ -295,8 +299,8 @@ class AlertPipeline(DeliveryStage):
                              notification.id, f"in the notification of {notification.alert_key}")
                 self.metrics.notifications.labels(receiver=receiver.name, result="grouped").inc()
         if incident.finished:
-            del self.incidents[incident.id]
-            ops.append(state.delete_incident(incident.id))
+            del self.incidents[incident.slot]
+            ops.append(state.delete_incident(incident.slot))
 
     def _zone(self, source: str) -> str:
         try:
@@ -364,7 +368,7 @@ class AlertPipeline(DeliveryStage):
         now = iso_utc(self.clock.now())
         ops: list[state.Op] = [("DELETE FROM alert_open", ()), ("DELETE FROM alert_incidents", ())]
         ops += [state.put_open(k, a.to_json(), now) for k, a in self.book.open.items()]
-        ops += [state.put_incident(i.id, i.receiver, i.to_json(), now) for i in self.incidents.values()]
+        ops += [state.put_incident(i.slot, i.receiver, i.to_json(), now) for i in self.incidents.values()]
         ops += [state.put_thread(inc, "", t["channel"], t["ts"]) for inc, t in self.threads.items()]
         ops += [row.op() for row in self.outbox.pending()]
         return ops

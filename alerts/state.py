@@ -3,7 +3,7 @@ the other tables of the same file). Only SQL lives here; the pipeline decides wh
 
 Tables (all prefixed `alert_`):
 - alert_open       open alerts (rule/source/region) with their latest event;
-- alert_incidents  open notification groups per receiver, with what each member was told;
+- alert_incidents  open notification groups per receiver (id `incident@receiver`), with what each member was told;
 - alert_threads    the Slack message that heads an incident (bot receivers);
 - alert_outbox     every notification, written before it is sent; `status` pending | inflight |
                    sent | failed | expired; `id` is the idempotency key;
@@ -115,7 +115,7 @@ def prune(before: str) -> list[Op]:
     return [("DELETE FROM alert_outbox WHERE status IN ('sent', 'failed', 'expired') AND created_at < ?", (before,)),
             ("DELETE FROM alert_decisions WHERE at < ?", (before,)),
             ("DELETE FROM alert_threads WHERE incident NOT IN (SELECT id FROM alert_incidents) "
-             "AND incident NOT IN (SELECT incident FROM alert_outbox WHERE status IN ('pending', 'inflight'))", ())]
+             "AND incident NOT IN (SELECT incident || '@' || receiver FROM alert_outbox WHERE status IN ('pending', 'inflight'))", ())]
 
 
 # --- reads ---------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def _section(text: str) -> dict[str, Any]:
 def fallback_text(notification: Notification) -> str:
     """The `text` of the message: notifications and screen readers show it."""
     word = {"test": "TEST", "resolved": "RESOLVED"}.get(notification.status, notification.severity.upper())
-    return f"{word}: {escape_slack(headline(notification))}"
+    return f"{word}: {escape_slack(headline(notification))} (incident {notification.incident})"
 
 
 def _link(url: str, label: str) -> str:
