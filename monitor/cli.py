@@ -49,7 +49,8 @@ def _shard(text: str):
 def _cmd_run(args) -> int:
     from .clock import SteadyClock
     from .daemon import Daemon
-    from .logs import configure_logging
+    from .logs import configure_logging, get_logger
+    from .statelock import StateDirBusy
 
     config = load_config(args.config)
     # one steady clock for the detectors and the log lines: a step of the system clock must not
@@ -57,7 +58,12 @@ def _cmd_run(args) -> int:
     clock = SteadyClock()
     configure_logging(config.log_format, config.log_file, config.log_level, config.instance, clock,
                       config.log_max_bytes, config.log_backups)
-    daemon = Daemon(config, clock, record_path=args.record, shard=args.shard)
+    try:
+        daemon = Daemon(config, clock, record_path=args.record, shard=args.shard)
+    except StateDirBusy as busy:
+        get_logger("countwatch.daemon").error("daemon.refused", reason=str(busy), lock=str(busy.path))
+        print(f"countwatch run: {busy}", file=sys.stderr)
+        return 2
     return daemon.run_forever()
 
 

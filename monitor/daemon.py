@@ -29,6 +29,7 @@ from .metrics import Metrics, metrics_app, serve_metrics
 from .model import Event
 from .poll import SourceWatcher
 from .recording import RecordingWriter
+from .statelock import StateDirLock
 from .store import StateStore
 
 log = structlog.get_logger("countwatch.daemon")
@@ -57,16 +58,22 @@ class Daemon:
         self.events: deque[Event] = deque(maxlen=EVENTS_KEPT)
         self._events_lock = threading.Lock()
         config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.db_path = config.state_dir / "countwatch.db"
-        self.store = StateStore(self.db_path, self.metrics)
-        self.judge = Judge(config)
-        self.recorder = RecordingWriter(record_path) if record_path else None
-        if alerts is None:
-            from alerts.pipeline import AlertPipeline
-            alerts = AlertPipeline(config, self.metrics, self.clock, self.db_path)
-        self.alerts = alerts
-        self.watchers = self._build_watchers(config)
-        self.scheduler = self._new_scheduler()
+        # before anything reads the state: a second instance must not even restore the outbox
+        self.state_lock = StateDirLock(config.state_dir).acquire()
+        try:
+            self.db_path = config.state_dir / "countwatch.db"
+            self.store = StateStore(self.db_path, self.metrics)
+            self.judge = Judge(config)
+            self.recorder = RecordingWriter(record_path) if record_path else None
+            if alerts is None:
+                from alerts.pipeline import AlertPipeline
+                alerts = AlertPipeline(config, self.metrics, self.clock, self.db_path)
+            self.alerts = alerts
+            self.watchers = self._build_watchers(config)
+            self.scheduler = self._new_scheduler()
+        except BaseException:
+            self.state_lock.release()
+            raise
         self.metrics.build_info.labels(version=__version__, instance=config.instance).set(1)
 
     def _handle_events(self, events: list[Event]) -> None:
@@ -241,6 +248,7 @@ class Daemon:
         if self.recorder is not None:
             self.recorder.close()
         self.store.close()
+        self.state_lock.release()
         log.info("daemon.stopped")
 
     def run_forever(self) -> int:
