@@ -86,7 +86,8 @@ def parse_matcher(raw: Any, where: str, problems: Problems, source_names: tuple[
             exact = not any(ch in glob for ch in "*?[")
             if name == "severity" and exact and glob not in SEVERITIES:
                 problems.add(key, f"must be one of {', '.join(SEVERITIES)}, got {glob!r}")
-            if name == "source" and exact and source_names and glob not in source_names:
+            if name == "source" and exact and source_names and not any(fnmatchcase(glob, known)
+                                                                        for known in source_names):
                 problems.add(key, f"no source named {glob!r} (sources: {', '.join(sorted(source_names))})")
         labels[name] = tuple(values)
     return Matcher(labels)

@@ -106,22 +106,29 @@ class Tree:
     # -- generation --------------------------------------------------------------------
     @classmethod
     def generate(cls, scale: float = 1.0, progress: float = 0.5, seed: int = 2024,
-                 shape: tuple[int, int, int, int, int] | None = None, clock=time.time) -> "Tree":
+                 shape: tuple[int, int, int, int, int] | None = None, clock=time.time,
+                 provinces: list[str] | None = None, tps_share: float = 1.0,
+                 kab_fixed: dict[str, int] | None = None, kab_codes: dict[str, list[str]] | None = None) -> "Tree":
         """`scale` shrinks every count below the provinces alike (all 38 kept); `shape` =
         (provinces, kab/kota, kecamatan, desa, TPS) gives a small tree for tests (the first
-        provinces of the CSV, TPS split by their real weights)."""
+        provinces of the CSV, or those listed in `provinces`, TPS split by their real weights).
+        `tps_share` scales every province's TPS (Pilkada 2024 had fewer, larger TPS);
+        `kab_fixed` gives a province its real number of kab/kota, `kab_codes` their real codes."""
         tree = cls(seed, clock)
         rng = tree.rng
         with open(TPS_CSV, newline="") as handle:
-            provinces = [(row["prov_code"], int(row["tps_listed_in_wilayah_tree"]))
-                         for row in csv.DictReader(handle) if row["prov_code"] != "99"]
+            all_provinces = [(row["prov_code"], int(row["tps_listed_in_wilayah_tree"]))
+                             for row in csv.DictReader(handle) if row["prov_code"] != "99"]
+        if provinces is not None:
+            all_provinces = [p for p in all_provinces if p[0] in provinces]
+        provinces = all_provinces
         if shape is not None:
             provinces = provinces[:shape[0]]
             counts = list(shape[1:4])
             tps_total = shape[4]
         else:
             counts = [round(n * scale) for n in (KABKOTA, KECAMATAN, DESA)]
-            tps_total = round(sum(t for _, t in provinces) * scale)
+            tps_total = round(sum(t for _, t in provinces) * scale * tps_share)
         counts[0] = max(counts[0], len(provinces))
         counts[1] = max(counts[1], counts[0])
         counts[2] = max(counts[2], counts[1])
@@ -129,16 +136,28 @@ class Tree:
         national = tree.regions["0"] = Region("0", 0)
         weights = [t for _, t in provinces]
         # Kab/kota per province grow slower than its TPS (Jabar: 27 kab/kota, 140k TPS).
-        kab_counts = _apportion(counts[0], [math.sqrt(w) for w in weights])
+        fixed = {code: n for code, n in (kab_fixed or {}).items() if any(code == p for p, _ in provinces)}
+        free = [(i, w) for i, ((code, _), w) in enumerate(zip(provinces, weights)) if code not in fixed]
+        kab_counts = [fixed.get(code, 0) for code, _ in provinces]
+        if free:
+            spread = _apportion(max(counts[0] - sum(fixed.values()), len(free)), [math.sqrt(w) for _, w in free])
+            for (i, _), n in zip(free, spread):
+                kab_counts[i] = n
+        counts[0] = sum(kab_counts)
+        counts[1] = max(counts[1], counts[0])
+        counts[2] = max(counts[2], counts[1])
         kabs: list[tuple[Region, float]] = []
         for (code, tps), n_kab in zip(provinces, kab_counts):
             province = tree.regions[code] = Region(code, 1)
             national.children.append(code)
             shares = [rng.uniform(0.5, 1.5) for _ in range(n_kab)]
+            real = sorted((kab_codes or {}).get(code, []))
             for i, share in enumerate(shares):
-                kab = tree.regions[f"{code}{i + 1:02d}"] = Region(f"{code}{i + 1:02d}", 2)
+                kab_code = real[i] if i < len(real) else f"{code}{i + 1:02d}"
+                kab = tree.regions[kab_code] = Region(kab_code, 2)
                 province.children.append(kab.code)
                 kabs.append((kab, tps * share / sum(shares)))
+        tree.province_tps = {code: tps for code, tps in provinces}
         kecs = tree._split(kabs, counts[1], 3, lambda parent, i: f"{parent}{i + 1:02d}")
         desas = tree._split(kecs, counts[2], 4, lambda parent, i: f"{parent}{2000 + i + 1:04d}")
         tps_counts = _apportion(tps_total, [w * rng.uniform(0.6, 1.4) for _, w in desas])
@@ -310,6 +329,157 @@ class Tree:
             levels[region.level] += 1
         return {"provinces": levels[1], "kabkota": levels[2], "kecamatan": levels[3], "desa": levels[4],
                 "tps": len(self.tps_desa), "documents": len(self.docs)}
+
+
+# --- a simultaneous election (Pilkada serentak 2024) ----------------------------------------
+PILKADA_PREFIX = "/pilkada"
+WILAYAH_PREFIX = "/wilayah/pilkada/pkwkp"
+# Pilkada 2024 had fewer, larger TPS (up to 600 voters): Pilgub Jabar counted 73,862 TPS
+# (tests/fixtures/kpu/pilkada2024) where Pemilu 2024 listed 140,457 in Jabar
+# (derived_tps_per_province.csv). Every province's Pemilu count is scaled by that real ratio.
+PILKADA_TPS_SHARE = 73_862 / 140_457
+NO_GOVERNOR = {"34"}          # DI Yogyakarta's governor is not elected: 37 governor races
+NO_REGENT = {"31"}            # DKI Jakarta's 6 kab/kota elect no one: 514 - 6 = 508 races
+KAB_FIXED = {"31": 6, "32": 27}     # real counts, so that 37 + 508 = 545 races at scale 1
+PROVINCES_JSON = ROOT / "tests/fixtures/kpu/sirekap2024/wilayah/pemilu/ppwp/0.json"
+JABAR_JSON = ROOT / "tests/fixtures/kpu/pilkada2024/district_32_32_commit-481f1a6.json"
+
+
+def race_path(race: str, code: str) -> str:
+    """/pilkada/hhcw/pkwkp/32.json, /pilkada/hhcw/pkwkp/32/3204.json, /pilkada/hhcw/pkwkk/32/3204.json..."""
+    parts = [code[:n] for n in (2, 4, 6, 10, 13) if n <= len(code)]
+    return f"{PILKADA_PREFIX}/hhcw/{race}/" + "/".join(parts) + ".json"
+
+
+class Election(Tree):
+    """Every race of a simultaneous Pilkada over one generated country: a governor race per
+    province (its tree: the province down to the desa) and a regent or mayor race per
+    kab/kota (the kab/kota down to the desa), in Sirekap Pilkada's `tungsura` shape, plus
+    the race documents (`paslon`) and region lists (`wilayah`) that monitor/races.py reads.
+    The TPS are shared, as on the day: one TPS counts for its governor and its regent."""
+
+    @classmethod
+    def generate_election(cls, scale: float = 1.0, progress: float = 0.5, seed: int = 2024,
+                          shape: tuple[int, int, int, int, int] | None = None, clock=time.time,
+                          provinces: list[str] | None = None) -> "Election":
+        with open(JABAR_JSON) as handle:
+            jabar = [row["kode"] for row in json.load(handle)]
+        election = cls.generate(scale, progress, seed, shape, clock, provinces, tps_share=PILKADA_TPS_SHARE,
+                                kab_fixed=KAB_FIXED if shape is None else None, kab_codes={"32": jabar})
+        return election
+
+    def races(self) -> list[tuple[str, str]]:
+        """(race kind, region code) of every race, governors first."""
+        provinces = self.regions["0"].children
+        return ([("pkwkp", p) for p in provinces if p not in NO_GOVERNOR]
+                + [("pkwkk", k) for p in provinces if p not in NO_REGENT for k in self.regions[p].children])
+
+    def candidates(self, race: str, code: str) -> tuple[str, str, str]:
+        first = f"{1 if race == 'pkwkp' else 2}{code}"
+        return (first + "1", first + "2", first + "3")
+
+    def _race_of(self, code: str) -> list[tuple[str, str]]:
+        """The races whose tree holds region `code`: its province's governor's and its
+        kab/kota's regent's."""
+        out = []
+        if len(code) >= 2 and code[:2] not in NO_GOVERNOR:
+            out.append(("pkwkp", code[:2]))
+        if len(code) >= 4 and code[:2] not in NO_REGENT:
+            out.append(("pkwkk", code[:4]))
+        return out
+
+    def _pilkada_document(self, region: Region, race: str, top: str) -> dict:
+        ids = self.candidates(race, top)
+
+        def progres(total, reported):
+            return {"total": total, "persen": self._persen(reported, total), "progres": reported}
+
+        if region.level == 4:
+            table = {}
+            for i in range(region.first_tps, region.first_tps + region.n_tps):
+                code = f"{region.code}{i - region.first_tps + 1:03d}"
+                done = bool(self.reported[i])
+                row = {ids[k]: (self.tps_votes[3 * i + k] if done else None) for k in range(3)}
+                row.update(psu="Reguler", progres=progres(1, 1 if done else 0), status_progress=done)
+                table[code] = row
+        else:
+            table = {}
+            for code in region.children:
+                child = self.regions[code]
+                row = dict(zip(ids, child.votes))
+                row.update(psu="Reguler", progres=progres(child.total, child.reported), status_progress=True)
+                table[code] = row
+        chart = dict(zip(ids, region.votes))
+        chart["progres"] = progres(region.total, region.reported)
+        return {"mode": "hhcw", "psu": "Reguler", "ts": self._ts_text(),
+                "progres": {"total": region.total, "progres": region.reported},
+                "tungsura": {"chart": chart, "table": table}}
+
+    frozen_races: frozenset[tuple[str, str]] = frozenset()
+
+    def freeze_race(self, race: str, code: str) -> None:
+        """One race's publisher stops (its documents are no longer re-rendered, `ts` and all)
+        while the other races' count goes on, on the same TPS."""
+        with self.lock:
+            self.frozen_races = self.frozen_races | {(race, code)}
+
+    def _render(self, region: Region) -> None:
+        etag = f'"{self.version}-{region.code}"'.encode()
+        for race, top in self._race_of(region.code):
+            if (race, top) in self.frozen_races:
+                continue
+            body = json.dumps(self._pilkada_document(region, race, top), separators=(",", ":")).encode()
+            self.docs[race_path(race, region.code)] = (etag, body)
+
+    def advance(self, fraction: float) -> int:
+        rendered = super().advance(fraction)
+        with self.lock:
+            # every race's top document is re-stamped by a publication, moved or not (KPU's
+            # ts advances): a quiet race is not stale, a frozen one stops advancing
+            tops = {code for _, code in self.races()}
+            for code in tops:
+                self._render(self.regions[code])
+        return rendered + len(tops)
+
+    def render_all(self) -> None:
+        super().render_all()
+        if not hasattr(self, "province_tps"):
+            return
+        with open(PROVINCES_JSON) as handle:
+            names = {row["kode"]: row["nama"] for row in json.load(handle)}
+        with open(JABAR_JSON) as handle:
+            jabar = {row["kode"]: row["nama"] for row in json.load(handle)}
+        provinces = self.regions["0"].children
+
+        def listed(rows):
+            return json.dumps(rows, separators=(",", ":")).encode()
+        self.docs[WILAYAH_PREFIX + "/0.json"] = (b'"w0"', listed(
+            [{"nama": names.get(p, p), "id": int(p), "kode": p, "tingkat": 1} for p in provinces]))
+        for p in provinces:
+            kabs = self.regions[p].children
+            self.docs[f"{WILAYAH_PREFIX}/{p}.json"] = (f'"w{p}"'.encode(), listed(
+                [{"nama": jabar.get(k) or f"{names.get(p, p)} {k[2:]}", "id": int(k), "kode": k, "tingkat": 2}
+                 for k in kabs]))
+        for race in ("pkwkp", "pkwkk"):
+            document = {code: {cid: {"ts": "2024-11-21 21:55:15", "nama": f"Paslon {n + 1}", "nomor_urut": n + 1}
+                               for n, cid in enumerate(self.candidates(race, code))}
+                        for kind, code in self.races() if kind == race}
+            self.docs[f"{PILKADA_PREFIX}/paslon/{race}.json"] = (f'"p{race}"'.encode(), listed(document))
+
+    def race_paths(self, max_level: int = 4) -> list[str]:
+        """Every race document down to `max_level`, race after race, parents first."""
+        out = []
+        for race, top in self.races():
+            frontier = [top]
+            while frontier:
+                out.extend(race_path(race, code) for code in frontier)
+                frontier = [c for code in frontier if self.regions[code].level < max_level
+                            for c in self.regions[code].children]
+        return out
+
+    def race_tps(self) -> int:
+        """TPS watched summed over the races (a TPS counts once per race it votes in)."""
+        return sum(self.regions[code].total for _, code in self.races())
 
 
 # --- the server ------------------------------------------------------------------------

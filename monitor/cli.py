@@ -58,12 +58,17 @@ def _cmd_run(args) -> int:
     clock = SteadyClock()
     configure_logging(config.log_format, config.log_file, config.log_level, config.instance, clock,
                       config.log_max_bytes, config.log_backups)
+    from .races import DiscoveryError
+
     try:
         daemon = Daemon(config, clock, record_path=args.record, shard=args.shard)
     except StateDirBusy as busy:
         get_logger("countwatch.daemon").error("daemon.refused", reason=str(busy), lock=str(busy.path))
         print(f"countwatch run: {busy}", file=sys.stderr)
         return 2
+    except DiscoveryError as error:
+        print(f"countwatch run: {error}", file=sys.stderr)
+        return 1
     return daemon.run_forever()
 
 
@@ -71,9 +76,26 @@ def _cmd_check_config(args) -> int:
     config = load_config(args.file or args.config)
     print(f"{config.path}: ok — {len(config.sources)} source(s): "
           + ", ".join(f"{s.name} ({s.kind}, every {s.interval:g}s, depth {s.depth})" for s in config.sources))
+    for source in config.sources:
+        if source.election:
+            # offline by design: which races exist is KPU's to say, at start-up
+            print(f"{source.name}: the {'/'.join(source.races)} races of {source.election}"
+                  f"{' in or over ' + ', '.join(source.regions) if source.regions else ''} are discovered "
+                  f"at start from {source.url} (see them now: countwatch races -c FILE)")
     receivers = config.alerting.receivers
     print(f"receivers: {', '.join(r.name for r in receivers) or 'console only'}")
     return 0
+
+
+def _cmd_races(args) -> int:
+    from .races import DiscoveryError, print_expansion
+
+    config = load_config(args.config)
+    try:
+        return print_expansion(config, sys.stdout)
+    except DiscoveryError as error:
+        print(f"countwatch: {error}", file=sys.stderr)
+        return 1
 
 
 def _cmd_simulate(args) -> int:
@@ -105,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", nargs="?", help="config file (TOML)")
     check.add_argument("-c", "--config", default="countwatch.toml")
     check.set_defaults(func=_cmd_check_config)
+
+    races = sub.add_parser("races", help="discover the races of the config's election definitions (fetches "
+                           "KPU's race and region documents) and print them with what a pass costs")
+    races.add_argument("-c", "--config", default="countwatch.toml")
+    races.set_defaults(func=_cmd_races)
 
     simulate = sub.add_parser("simulate", help="serve a scripted KPU-format feed on loopback")
     simulate.add_argument("--scenario", default="jabar-2018")

@@ -52,6 +52,14 @@ class SourceConfig:
     mapping: Mapping[str, str] = field(default_factory=dict)   # kind = "json": JMESPath per field
     mirror_of: str | None = None     # divergence: another source of the same contest
     detection: DetectionOptions | None = None   # per-source overrides of [detection]
+    # An election definition (monitor/races.py): every race of `election` of the kinds in
+    # `races`, optionally only those in or over `regions`; expanded into one source per race
+    # at start-up. A source made by that expansion has `race` and `display_name`.
+    election: str | None = None
+    races: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    race: str | None = None
+    display_name: str | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -141,9 +149,10 @@ def _parse_source(raw: Mapping[str, Any], index: int, defaults_tz: str, problems
         return None
     known = {f for f in SourceConfig.__dataclass_fields__} | {"interval", "timeout", "jitter",
                                                              "max_body", "detection"}
-    known.discard("max_body_bytes")
+    known -= {"max_body_bytes", "race", "display_name"}     # the last two are made by the expansion
     problems.unknown_keys(raw, where, known)
-    name = problems.get(raw, "name", where, str, f"source{index}", required=True)
+    election = problems.get(raw, "election", where, str, None)
+    name = problems.get(raw, "name", where, str, election or f"source{index}", required=election is None)
     where = f"sources[{index}] ({name})" if "name" in raw else where
     kind = problems.get(raw, "kind", where, str, "sirekap", required=True)
     if kind not in SOURCE_KINDS:
@@ -175,6 +184,7 @@ def _parse_source(raw: Mapping[str, Any], index: int, defaults_tz: str, problems
     if "detection" in raw:
         detection = parse_detection_options(problems.get(raw, "detection", where, dict, {}),
                                             f"{where}.detection", problems)
+    races, regions = _election(raw, where, kind, election, problems)
     return SourceConfig(
         name=name, kind=kind, url=url,
         interval=problems.convert(raw, "interval", where, _positive, 60.0),
@@ -187,8 +197,39 @@ def _parse_source(raw: Mapping[str, Any], index: int, defaults_tz: str, problems
         region=str(problems.get(raw, "region", where, (str, int), "0")),
         headers=headers, mapping=dict(mapping),
         mirror_of=problems.get(raw, "mirror_of", where, str, None),
-        detection=detection,
+        detection=detection, election=election, races=races, regions=regions,
     )
+
+
+RACE_KINDS = ("pkwkp", "pkwkk")       # governor; regent or mayor (monitor/races.py)
+
+
+def _election(raw: Mapping[str, Any], where: str, kind: str, election: str | None,
+              problems: Problems) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`races` and `regions` of an election definition (checked offline: which races exist is
+    only known at start-up, from KPU's documents)."""
+    races = problems.get(raw, "races", where, list, [])
+    regions = problems.get(raw, "regions", where, list, [])
+    if election is None:
+        for key in ("races", "regions"):
+            if key in raw:
+                problems.add(f"{where}.{key}", "only used with `election` (an election definition)")
+        return (), ()
+    if not election or not all(ch.isalnum() for ch in election):
+        problems.add(f"{where}.election", f"must be letters and digits (it starts every race's name), got {election!r}")
+    if kind != "sirekap":
+        problems.add(f"{where}.kind", f"an election definition reads Sirekap documents (kind = \"sirekap\"), got {kind!r}")
+    if "region" in raw:
+        problems.add(f"{where}.region", "not used with `election`: each race is rooted at its own region")
+    if not races:
+        problems.add(f"{where}.races", f"list at least one race kind: {', '.join(RACE_KINDS)}")
+    for race in races:
+        if race not in RACE_KINDS:
+            problems.add(f"{where}.races", f"unknown race kind {race!r} (known: {', '.join(RACE_KINDS)})")
+    for code in regions:
+        if not (isinstance(code, str) and code.isascii() and code.isdigit() and len(code) in (2, 4, 6, 10)):
+            problems.add(f"{where}.regions", f"region codes are BPS codes as strings (\"32\", \"3204\"), got {code!r}")
+    return tuple(dict.fromkeys(races)), tuple(str(c) for c in regions)
 
 
 def _check_mapping(mapping: Mapping[str, Any], where: str, problems: Problems) -> None:
@@ -275,8 +316,10 @@ def parse_config(raw: Mapping[str, Any], path: str | None = None,
         if source.mirror_of is not None and source.mirror_of not in seen:
             problems.add(f"sources ({source.name}).mirror_of", f"no source named {source.mirror_of!r}")
 
+    # an election's races are named at start-up: routes and silences may name them by pattern
+    patterns = tuple(f"{s.election}-{race}-*" for s in sources if s.election for race in s.races)
     detection = parse_detection_options(problems.get(raw, "detection", "", dict, {}), "detection", problems)
-    alerting_config = alerting(raw, problems, environ, tuple(seen)) if alerting is not None else None
+    alerting_config = alerting(raw, problems, environ, tuple(seen) + patterns) if alerting is not None else None
     config = Config(
         state_dir=Path(problems.get(daemon, "state_dir", "daemon", str, "var/countwatch")),
         timezone=timezone,

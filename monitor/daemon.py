@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from .detectors import Judge
 from .fetch import HostLimits
 from .metrics import Metrics, metrics_app, serve_metrics
 from .model import Event
+from . import races
 from .poll import SourceWatcher
 from .recording import RecordingWriter
 from .statelock import StateDirLock
@@ -63,6 +65,8 @@ class Daemon:
         try:
             self.db_path = config.state_dir / "countwatch.db"
             self.store = StateStore(self.db_path, self.metrics)
+            # an election definition becomes its races' sources here, for every stage alike
+            config = self.config = self._expand(config)
             self.judge = Judge(config)
             self.recorder = RecordingWriter(record_path) if record_path else None
             if alerts is None:
@@ -119,12 +123,12 @@ class Daemon:
 
     def _schedule(self) -> None:
         first_run = datetime.now(timezone.utc)
-        for watcher in self.watchers:
-            source = watcher.source
+        for job_id, watchers in self._jobs().items():
+            source = watchers[0].source
             wall_interval = source.interval / self.clock.speed
             self.scheduler.add_job(
-                watcher.poll_once, "interval", seconds=wall_interval, id=f"poll:{source.name}",
-                name=f"poll {source.name}", jitter=(source.jitter / self.clock.speed) or None,
+                self._run_passes, "interval", args=(watchers,), seconds=wall_interval, id=f"poll:{job_id}",
+                name=f"poll {job_id}", jitter=(source.jitter / self.clock.speed) or None,
                 max_instances=1, coalesce=True, misfire_grace_time=max(1, int(wall_interval)),
                 next_run_time=first_run,
             )
@@ -157,6 +161,7 @@ class Daemon:
         """Apply a validated config while running: sources added, removed or changed, detection
         options, alerting. Passes in flight finish first; every series keeps its detector state
         (as across a restart) and open alerts stay open. RESTART_KEYS keep their running values."""
+        new_config = self._expand(new_config)
         pending = [key for key in RESTART_KEYS if getattr(new_config, key) != getattr(self.config, key)]
         if pending:
             log.warning("config.reload_partial", keys=pending, action="these take effect at the next restart")
@@ -193,19 +198,61 @@ class Daemon:
                  removed=sorted(set(old) - {s.name for s in new_config.sources}),
                  alerting_changed=alerting_changed)
 
+    def _expand(self, config: Config) -> Config:
+        """Election definitions -> one source per race, discovered from KPU's documents (or
+        the last discovery saved in the state database when KPU cannot be read now)."""
+        if not any(source.election for source in config.sources):
+            return config
+        cache = races.RaceCache(self.db_path)
+        try:
+            expanded, self.races = races.expand(config, cache=cache)
+        finally:
+            cache.close()
+        return expanded
+
     def _build_watchers(self, config: Config) -> list[SourceWatcher]:
         """The one place watchers are made (start-up and reload): one per source, sources of
-        one host sharing its rate limit."""
+        one host sharing its rate limit, the races of one election one pool of fetch threads
+        (545 races must not mean 545 x concurrency threads). A shard keeps the regent and
+        mayor races whose kab/kota it owns, whole."""
         limits = HostLimits(config.sources)
-        return [SourceWatcher(source, self.judge, self.metrics, self.clock, self.store, self._handle_events,
-                              self.recorder, self.stop_event, self.shard, limits.for_source(source))
-                for source in config.sources]
+        pools: dict[str, ThreadPoolExecutor] = {}
+        watchers = []
+        for source in config.sources:
+            if races.outside_shard(source, self.shard):
+                continue
+            pool = None
+            if source.race is not None:
+                pool = pools.get(source.election)
+                if pool is None:
+                    pool = pools[source.election] = ThreadPoolExecutor(
+                        max_workers=source.concurrency, thread_name_prefix=f"fetch-{source.election}")
+            watchers.append(SourceWatcher(source, self.judge, self.metrics, self.clock, self.store,
+                                          self._handle_events, self.recorder, self.stop_event, self.shard,
+                                          limits.for_source(source), pool=pool))
+        return watchers
+
+    def _jobs(self) -> dict[str, list[SourceWatcher]]:
+        """One scheduler job per source, but one per election for its races: they share the
+        host's rate limit, so running them side by side would only add threads; in turn,
+        each race's pass is as fast as the bucket allows."""
+        jobs: dict[str, list[SourceWatcher]] = {}
+        for watcher in self.watchers:
+            source = watcher.source
+            jobs.setdefault(source.election if source.race is not None else source.name, []).append(watcher)
+        return jobs
+
+    def _run_passes(self, watchers: list[SourceWatcher]) -> None:
+        for watcher in watchers:
+            if self.stop_event.is_set():
+                return
+            watcher.poll_once()
 
     def _new_scheduler(self) -> BackgroundScheduler:
         """The one place the scheduler is made (start-up, reload, a failed reload's restart):
         a worker per watcher, so a slow source never delays another. A shut-down scheduler's
         pool cannot be started again, hence a new one each time."""
-        return BackgroundScheduler(executors={"default": SchedulerPool(max_workers=len(self.watchers) + 1)},
+        return BackgroundScheduler(executors={"default": SchedulerPool(max_workers=len(self._jobs()) + 1)},
                                    timezone=timezone.utc)
 
     def _forget_source(self, name: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from typing import Callable
 
@@ -39,7 +40,8 @@ class SourceWatcher:
     def __init__(self, source: SourceConfig, judge: Judge, metrics: Metrics, clock: Clock,
                  store: StateStore | None = None, handle_events: Callable[[list[Event]], None] | None = None,
                  recorder: RecordingWriter | None = None, stop: threading.Event | None = None,
-                 shard: Shard | None = None, rate_limiter: RateLimiter | None = None):
+                 shard: Shard | None = None, rate_limiter: RateLimiter | None = None,
+                 pool: ThreadPoolExecutor | None = None):
         self.shard = shard
         self.judge = judge
         self.metrics = metrics
@@ -48,7 +50,7 @@ class SourceWatcher:
         self.handle_events = handle_events
         self.recorder = recorder
         self.stop = stop or threading.Event()
-        self.walker = TreeWalker(source, clock, self.stop, shard, rate_limiter)
+        self.walker = TreeWalker(source, clock, self.stop, shard, rate_limiter, pool)
         self.exporter = Exporter(source, metrics, judge.stall_thresholds)
         self.source = source
         self.states: dict[str, SeriesState] = {}

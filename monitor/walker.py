@@ -28,7 +28,7 @@ from .clock import Clock
 from .config import SourceConfig
 from .fetch import Fetched, Fetcher, FetchError, RateLimiter
 from .model import Poll, RegionCount, Snapshot
-from .sources import DocumentError, child_url, parse_document
+from .sources import DocumentError, child_url, level_of, parse_document
 
 # Where a tree splits between shards: levels below the top document (kab/kota of a national
 # tree: 514 units, the largest ~1% of the TPS, so shards come out even; provinces would not:
@@ -108,18 +108,24 @@ class TreeWalker:
     parents' tables as row prints, the documents' fingerprints, what to fetch again)."""
 
     def __init__(self, source: SourceConfig, clock: Clock, stop: threading.Event | None = None,
-                 shard: Shard | None = None, rate_limiter: RateLimiter | None = None):
+                 shard: Shard | None = None, rate_limiter: RateLimiter | None = None,
+                 pool: ThreadPoolExecutor | None = None):
         self.source = source
         self.clock = clock
         self.stop = stop or threading.Event()
         self.shard = shard
         self.split = min(SHARD_DEPTH, source.depth)
+        if source.race is not None:
+            # a race rooted below the national level splits at the kab/kota level all the same
+            self.split = min(max(SHARD_DEPTH - (level_of(source.kind, source.region) or 0), 0), source.depth)
         self.fetcher = Fetcher(source, self.stop, rate_limiter)
         self.children: dict[str, dict[str, int]] = {}        # parent region -> {child: row_print}
         self.tables_changed: dict[str, dict[str, int]] = {}  # since the last take_tables()
         self.fingerprints: dict[str, tuple] = {}
         self.revisit: set[str] = set()     # failed last pass, or an ancestor of one: fetch again
-        self._pool = ThreadPoolExecutor(max_workers=source.concurrency, thread_name_prefix=f"fetch-{source.name}")
+        # the fetch threads: the walker's own, or one pool shared by the races of an election
+        self._pool = pool or ThreadPoolExecutor(max_workers=source.concurrency,
+                                                thread_name_prefix=f"fetch-{source.name}")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
