@@ -1,31 +1,60 @@
-"""Stage 6 of the pipeline, delivery: the head of each receiver's outbox queue goes to its
-notifier, and the answer decides the row's fate: sent; retried later (exponential backoff, or
-the receiver's Retry-After in wall time); failed alone (a notification the receiver refuses);
-or the receiver disabled (its credentials or destination are gone), loudly.
+"""The deliver stage: the head of each receiver's outbox queue goes to its notifier, and the
+answer decides the row's fate: sent; retried later (exponential backoff, or the receiver's
+Retry-After in wall time); failed alone (a notification the receiver refuses); or the
+receiver disabled (its credentials or destination are gone), loudly.
 
-A mixin of AlertPipeline: it works on the pipeline's outbox, lock, write-through and metrics. At most
-one request per receiver is in flight (the send lock), which is what bounds a crash to at most
-one duplicate per receiver (docs/alerting.md).
+It shares the outbox with the stage that fills it, under the pipeline's state lock, which it
+holds for the bookkeeping and never during a request. At most one request per receiver is in
+flight (the send lock), which is what bounds a crash to at most one duplicate per receiver
+(docs/alerting.md). Threads: the Slack message that heads each incident (per receiver), kept
+here because the answer to a send is where it comes from.
 """
 from __future__ import annotations
 
 import math
+import threading
 from datetime import datetime
+from typing import Mapping
 
 import structlog
 
+from monitor.clock import Clock
+from monitor.metrics import Metrics
 from monitor.model import iso_utc
 
 from . import state
 from .notification import NotifyError, thread_slot
+from .notifiers import Notifier
 from .notifiers.http_errors import RETRY_AFTER_MAX_SECONDS
-from .outbox import OutboxRow, backoff
+from .outbox import Outbox, OutboxRow, backoff
+from .record import DecisionRecord
+from .writethrough import WriteThrough
 
 log = structlog.get_logger("countwatch.alerts")
 
 
-class DeliveryStage:
-    def _deliver_next(self, receiver: str) -> tuple[str, datetime | None]:
+class Delivery:
+    def __init__(self, notifiers: Mapping[str, Notifier], outbox: Outbox, state_lock: threading.RLock,
+                 writethrough: WriteThrough, record: DecisionRecord, metrics: Metrics, clock: Clock, *,
+                 retry_initial: float, retry_max: float, give_up_after: float | None):
+        self.notifiers = notifiers
+        self.outbox = outbox
+        self._lock = state_lock
+        self.writethrough = writethrough
+        self.record = record
+        self.metrics = metrics
+        self.clock = clock
+        self.retry_initial, self.retry_max, self.give_up_after = retry_initial, retry_max, give_up_after
+        self._send_locks = {name: threading.Lock() for name in notifiers}
+        self.threads: dict[str, dict[str, str]] = {}      # thread slot -> the incident's first Slack message
+        self.disabled: dict[str, str] = {}                # receiver -> the error that disabled it
+
+    def deliver_due(self, receiver: str) -> None:
+        """Send what is due to one receiver, in order, until it has to wait."""
+        while self.deliver_next(receiver)[0] == "acted":
+            pass
+
+    def deliver_next(self, receiver: str) -> tuple[str, datetime | None]:
         """Try the head of one receiver's queue. -> ("acted", None) when a row was sent, failed,
         expired or rescheduled; ("wait", due) / ("idle", None) / ("busy", None) otherwise."""
         send_lock = self._send_locks[receiver]
@@ -39,7 +68,7 @@ class DeliveryStage:
                 if row is None:
                     return "idle", None
                 now = self.clock.now()
-                give_up = self.alerting.give_up_after
+                give_up = self.give_up_after
                 if give_up is not None and (now - row.created_at).total_seconds() >= give_up:
                     self._finish(row, now, "expired", error=f"unsent after {give_up:g}s "
                                                             f"({row.attempts} attempt(s); last error: {row.last_error})")
@@ -67,7 +96,7 @@ class DeliveryStage:
                         self._finish(row, now, "failed", error=error.message)
                     else:
                         self._retry(row, error, now)
-                    self._update_outbox_metrics(now)
+                    self.outbox.export(self.metrics, now)
                 except Exception as exc:  # noqa: BLE001 - see _hold
                     self._hold(row, exc, now, sent=error is None)
             return "acted", None
@@ -90,9 +119,9 @@ class DeliveryStage:
         ops = list(ops or []) + [row.op()]
         n = row.notification
         action = "sent" if status == "sent" else "failed"
-        self._decide(ops, now, n.receiver, n.alert_key, action, n.reason if status != "expired" else "expired",
-                     n.incident, n.id, error, level="info" if status == "sent" else "error",
-                     attempts=row.attempts, possible_duplicate=row.possible_duplicate or None)
+        self.record.decide(ops, now, n.receiver, n.alert_key, action, n.reason if status != "expired" else "expired",
+                           n.incident, n.id, error, level="info" if status == "sent" else "error",
+                           attempts=row.attempts, possible_duplicate=row.possible_duplicate or None)
         self.metrics.notifications.labels(receiver=n.receiver, result=status).inc()
         self.writethrough.commit(ops, "alerts.write")
 
@@ -103,7 +132,7 @@ class DeliveryStage:
         waits retry_max."""
         log.error("alerts.error", stage="delivery", receiver=row.receiver, notification=row.notification.id,
                   error=type(exc).__name__, sent=sent, action="dropped from the queue" if sent
-                  else f"retried in {self.alerting.retry_max:g}s")
+                  else f"retried in {self.retry_max:g}s")
         if sent:
             try:
                 self.outbox.remove(row)
@@ -111,8 +140,7 @@ class DeliveryStage:
                 pass
             return
         row.status, row.attempts = "pending", max(row.attempts, 1)
-        row.due_at = now + backoff(row.attempts, self.alerting.retry_max, self.alerting.retry_max, self.clock.speed,
-                                   None)
+        row.due_at = now + backoff(row.attempts, self.retry_max, self.retry_max, self.clock.speed, None)
 
     def _retry(self, row: OutboxRow, error: NotifyError, now: datetime) -> None:
         retry_after = error.retry_after
@@ -120,8 +148,7 @@ class DeliveryStage:
             # whatever a notifier parsed, never beyond the documented maximum (nor negative)
             retry_after = min(max(0.0, float(retry_after)), RETRY_AFTER_MAX_SECONDS) \
                 if math.isfinite(retry_after) else RETRY_AFTER_MAX_SECONDS
-        delay = backoff(row.attempts, self.alerting.retry_initial, self.alerting.retry_max, self.clock.speed,
-                        retry_after)
+        delay = backoff(row.attempts, self.retry_initial, self.retry_max, self.clock.speed, retry_after)
         row.status, row.last_error, row.due_at = "pending", error.message, now + delay
         n = row.notification
         self.metrics.notifications.labels(receiver=n.receiver, result="retry").inc()

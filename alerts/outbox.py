@@ -73,6 +73,10 @@ class Outbox:
         self.queues: dict[str, list[OutboxRow]] = {}
         self._next_seq = next_seq
 
+    def resume_after(self, seq: int) -> None:
+        """Number new rows after every row the database holds, finished ones included."""
+        self._next_seq = max(self._next_seq, seq + 1)
+
     def new_row(self, notification: Notification) -> OutboxRow:
         row = OutboxRow(seq=self._next_seq, notification=notification, due_at=notification.created_at)
         self._next_seq += 1
@@ -96,6 +100,11 @@ class Outbox:
     def oldest_age(self, now: datetime) -> float:
         rows = self.pending()
         return max(0.0, (now - min(r.created_at for r in rows)).total_seconds()) if rows else 0.0
+
+    def export(self, metrics, now: datetime) -> None:
+        """countwatch_outbox_pending and countwatch_outbox_oldest_pending_age_seconds."""
+        metrics.outbox_pending.set(len(self.pending()))
+        metrics.outbox_oldest_pending_age_seconds.set(self.oldest_age(now))
 
 
 def backoff(attempts: int, initial: float, maximum: float, speed: float, retry_after: float | None) -> timedelta:

@@ -20,7 +20,6 @@ import json
 import threading
 import time
 import uuid
-from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from monitor.model import Event, iso_utc
 
 from . import state
 from .config import RouteConfig
-from .delivery import DeliveryStage
+from .delivery import Delivery
 from .grouping import Incident, MemberState, members_for_notification
 from .lifecycle import ESCALATED, LOWERED, NEW, OBSERVED, RESOLVED, UNCHANGED, UNKNOWN_RESOLVED, AlertBook, OpenAlert
 from .links import render_links
@@ -42,6 +41,7 @@ from .writethrough import WriteThrough
 from .notification import Notification, alert_key, incident_id, overall_reason
 from .notifiers import build_notifier
 from .outbox import Outbox, OutboxRow
+from .record import DecisionRecord
 from .silences import Silence, silenced_by
 
 log = structlog.get_logger("countwatch.alerts")
@@ -52,7 +52,7 @@ SILENCE_REFRESH_WALL_SECONDS = 1.0   # how often the workers re-read run-time si
 MAX_WALL_SLEEP = 0.5                 # workers re-check at least this often (a ManualClock may move)
 
 
-class AlertPipeline(DeliveryStage):
+class AlertPipeline:
     def __init__(self, config: Config, metrics: Metrics, clock: Clock, db_path: Path | str, *, uri: bool = False):
         self.config = config
         self.alerting = config.alerting
@@ -62,25 +62,25 @@ class AlertPipeline(DeliveryStage):
         self.receivers = {r.name: r for r in self.alerting.receivers}
         self.notifiers = {name: build_notifier(r, clock) for name, r in self.receivers.items()}
         self._lock = threading.RLock()
-        self._send_locks = {name: threading.Lock() for name in self.receivers}
         self._wakes = {name: threading.Event() for name in [*self.receivers, "__timers__"]}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.book = AlertBook()
         self.incidents: dict[str, Incident] = {}
         self.outbox = Outbox()
-        self.threads: dict[str, dict[str, str]] = {}      # incident -> its first Slack message
-        self.disabled: dict[str, str] = {}                # receiver -> the error that disabled it
-        self.recent_decisions: deque[dict] = deque(maxlen=1000)
+        self.record = DecisionRecord(metrics)
         self._silences: tuple[Silence, ...] = self.alerting.silences
         self._silences_read_at = float("-inf")
         self._last_prune: datetime | None = None
         for name in self.receivers:
             metrics.init_receiver(name, RESULTS)
         self.writethrough = WriteThrough(db_path, uri, metrics, self._snapshot_ops)
+        self.delivery = Delivery(self.notifiers, self.outbox, self._lock, self.writethrough, self.record, metrics,
+                                 clock, retry_initial=self.alerting.retry_initial,
+                                 retry_max=self.alerting.retry_max, give_up_after=self.alerting.give_up_after)
         self._restore(self.writethrough.load())
         self._refresh_silences(force=True)
-        self._update_outbox_metrics(clock.now())
+        self.outbox.export(metrics, clock.now())
 
     # --- start-up -----------------------------------------------------------------------
     def _restore(self, loaded: dict | None) -> None:
@@ -95,8 +95,8 @@ class AlertPipeline(DeliveryStage):
             if incident.receiver in self.receivers:
                 self.incidents[incident.slot] = incident
         for row in loaded["threads"]:
-            self.threads[row["incident"]] = {"channel": row["channel"], "ts": row["ts"]}
-        self.outbox = Outbox(next_seq=loaded["max_seq"] + 1)
+            self.delivery.threads[row["incident"]] = {"channel": row["channel"], "ts": row["ts"]}
+        self.outbox.resume_after(loaded["max_seq"])
         for db_row in loaded["outbox"]:
             row = OutboxRow.from_db(db_row)
             if row.receiver not in self.receivers:
@@ -128,7 +128,7 @@ class AlertPipeline(DeliveryStage):
                     self._apply(event, now, ops, touched)
                 self._flush_due(now, ops, touched)
                 self.writethrough.commit(ops, "alerts.write")
-                self._update_outbox_metrics(now)
+                self.outbox.export(self.metrics, now)
         except Exception:
             log.error("alerts.error", stage="handle", exc_info=True)
             return
@@ -166,8 +166,8 @@ class AlertPipeline(DeliveryStage):
         status = "observed" if transition == OBSERVED else "firing"
         routed = self._route(event)
         if not routed:
-            self._decide(ops, now, "-", key, "skipped", "no_route", None, None,
-                         f"severity {event.severity} matched no route", level="debug")
+            self.record.decide(ops, now, "-", key, "skipped", "no_route", None, None,
+                               f"severity {event.severity} matched no route", level="debug")
         for receiver, route in routed:
             incident = self._incident_for(receiver, route, event, now)
             # An escalation is told at once when it raises what this receiver knows of the
@@ -274,7 +274,8 @@ class AlertPipeline(DeliveryStage):
         incident.due_at = None
         for member, reason, detail in skipped:
             action = "silenced" if reason in ("silenced", "inhibited") else "skipped"
-            self._decide(ops, now, receiver.name, alert_key(member.event), action, reason, incident.id, None, detail)
+            self.record.decide(ops, now, receiver.name, alert_key(member.event), action, reason, incident.id, None,
+                               detail)
         if chosen:
             incident.mark_told(chosen, now)
             changes = [change for _, change in chosen]
@@ -291,12 +292,12 @@ class AlertPipeline(DeliveryStage):
                 instance=self.config.instance)
             row = self.outbox.new_row(notification)
             ops.append(row.op())
-            self._decide(ops, now, receiver.name, notification.alert_key, "queued", notification.reason,
-                         incident.id, notification.id, f"{len(members)} alert(s), status {status}",
-                         members=len(members), status=status, severity=notification.severity)
+            self.record.decide(ops, now, receiver.name, notification.alert_key, "queued", notification.reason,
+                               incident.id, notification.id, f"{len(members)} alert(s), status {status}",
+                               members=len(members), status=status, severity=notification.severity)
             for member in (m for m in members if m is not notification.lead):
-                self._decide(ops, now, receiver.name, member.key, "grouped", member.change, incident.id,
-                             notification.id, f"in the notification of {notification.alert_key}")
+                self.record.decide(ops, now, receiver.name, member.key, "grouped", member.change, incident.id,
+                                   notification.id, f"in the notification of {notification.alert_key}")
                 self.metrics.notifications.labels(receiver=receiver.name, result="grouped").inc()
         if incident.finished:
             del self.incidents[incident.slot]
@@ -307,21 +308,6 @@ class AlertPipeline(DeliveryStage):
             return self.config.source(source).timezone
         except KeyError:
             return self.config.timezone
-
-    # --- the record -------------------------------------------------------------------------
-    def _decide(self, ops: list, now: datetime, receiver: str, key: str, action: str, reason: str,
-                incident: str | None, notification: str | None, detail: str | None, level: str = "info",
-                **extra) -> None:
-        record = {"at": iso_utc(now), "receiver": receiver, "alert_key": key, "action": action, "reason": reason,
-                  "incident": incident, "notification": notification, "detail": detail}
-        self.recent_decisions.append(record)
-        if level != "debug":
-            ops.append(state.put_decision(**record))
-        if action == "silenced":
-            self.metrics.notifications.labels(receiver=receiver, result="silenced").inc()
-        fields = {"receiver": receiver, "alert_key": key, "reason": reason, "incident": incident,
-                  "notification": notification, "detail": detail, **extra}
-        getattr(log, level)(f"notification.{action}", **{k: v for k, v in fields.items() if v is not None})
 
     # --- timers, silences, metrics --------------------------------------------------------------
     def _timer_pass(self, force: bool = False, refresh: bool = False) -> datetime | None:
@@ -337,7 +323,7 @@ class AlertPipeline(DeliveryStage):
                 self._last_prune = now
                 ops += state.prune(iso_utc(now - RETENTION))
             self.writethrough.commit(ops, "alerts.write")
-            self._update_outbox_metrics(now)
+            self.outbox.export(self.metrics, now)
             times = [t for i in self.incidents.values() if (t := i.next_wakeup()) is not None]
             return min(times) if times else None
 
@@ -348,10 +334,6 @@ class AlertPipeline(DeliveryStage):
         runtime = self.writethrough.silences()
         if runtime is not None:
             self._silences = self.alerting.silences + tuple(runtime)
-
-    def _update_outbox_metrics(self, now: datetime) -> None:
-        self.metrics.outbox_pending.set(len(self.outbox.pending()))
-        self.metrics.outbox_oldest_pending_age_seconds.set(self.outbox.oldest_age(now))
 
     def _active(self, event: Event, value: int) -> None:
         labels = dict(source=event.source, region=event.region, rule=event.rule, severity=event.severity)
@@ -369,7 +351,7 @@ class AlertPipeline(DeliveryStage):
         ops: list[state.Op] = [("DELETE FROM alert_open", ()), ("DELETE FROM alert_incidents", ())]
         ops += [state.put_open(k, a.to_json(), now) for k, a in self.book.open.items()]
         ops += [state.put_incident(i.slot, i.receiver, i.to_json(), now) for i in self.incidents.values()]
-        ops += [state.put_thread(inc, "", t["channel"], t["ts"]) for inc, t in self.threads.items()]
+        ops += [state.put_thread(inc, "", t["channel"], t["ts"]) for inc, t in self.delivery.threads.items()]
         ops += [row.op() for row in self.outbox.pending()]
         return ops
 
@@ -378,8 +360,7 @@ class AlertPipeline(DeliveryStage):
         """One synchronous pass: timers, then every receiver's due notifications."""
         self._timer_pass(refresh=True)
         for receiver in self.receivers:
-            while self._deliver_next(receiver)[0] == "acted":
-                pass
+            self.delivery.deliver_due(receiver)
 
     def drain(self, timeout_seconds: float) -> bool:
         """Flush every pending group now and send what is queued; True when the outbox is empty
@@ -388,13 +369,12 @@ class AlertPipeline(DeliveryStage):
         self._timer_pass(force=True, refresh=True)
         while True:
             for receiver in self.receivers:
-                while self._deliver_next(receiver)[0] == "acted":
-                    pass
+                self.delivery.deliver_due(receiver)
             with self._lock:
                 pending = self.outbox.pending()
                 if not pending:
                     return True
-                if all(row.receiver in self.disabled for row in pending):
+                if all(row.receiver in self.delivery.disabled for row in pending):
                     return False
             if time.monotonic() >= deadline:
                 return False
@@ -454,7 +434,7 @@ class AlertPipeline(DeliveryStage):
         wake = self._wakes[receiver]
         while not self._stop.is_set():
             try:
-                outcome, due = self._deliver_next(receiver)
+                outcome, due = self.delivery.deliver_next(receiver)
             except Exception:
                 log.error("alerts.error", stage="delivery", receiver=receiver, exc_info=True)
                 outcome, due = "idle", None
