@@ -1,12 +1,16 @@
 """`countwatch evaluate`: the detectors against scenarios with known ground truth, the oracle and
-the fixed thresholds uptime tools use; writes the report table (docs/detection.md quotes it).
+the fixed thresholds uptime tools use; writes the report (docs/detection.md quotes it).
 
-    countwatch evaluate                      # the full run (minutes): 4 profiles x 10 series x 30 days
-    countwatch evaluate --series 2 --days 6  # a quick look
-    countwatch evaluate --recordings DIR     # also write each scenario as a recording + truth
+    countwatch evaluate                      # the full run (minutes): publisher families, then profiles
+    countwatch evaluate --seeds 10 --families jitter,tree --profiles none   # some families only
+    countwatch evaluate --series 2 --days 6 --families none                 # the profiles, a quick look
+    countwatch evaluate --recordings DIR     # also write each profile scenario as a recording + truth
 
-Reproducible: every series is seeded from its profile and index, and the detectors run on the
-recording's own time, so the same command prints the same table.
+First the publisher families (monitor/evaluation/sweeps.py, headline.py): one row per family,
+worst first, each sweeping one axis of what real publishers do over its seeds, scored as paging
+notifications per series-day that reach on-call. Then the four profiles of issue #3 in detail.
+Reproducible: every series is seeded from its family or profile and index, and the detectors run
+on the recording's own time, so the same command prints the same tables.
 """
 from __future__ import annotations
 
@@ -21,8 +25,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from ..detectors import DetectionOptions
+from .headline import report as family_report
 from .reference import FIXED, fixed_alarms, oracle_alarms
 from .scenarios import PROFILES, Series, generate
+from .sweeps import BY_NAME as FAMILY_NAMES, FAMILIES
 from .scoring import Tally, Window, med, normal_days, plain_windows, quantile, stale_windows, stall_windows
 from ..model import iso_utc
 from ..recording import poll_to_record
@@ -329,24 +335,41 @@ def _evaluate(item) -> SeriesResult:
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="measure the detectors on scenarios with ground truth "
                                                     "against the oracle and fixed thresholds (takes minutes)")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds per publisher family (default 10)")
+    parser.add_argument("--family-days", type=float, default=8.0, help="days per family series (default 8)")
+    parser.add_argument("--families", default=",".join(f.name for f in FAMILIES),
+                        help=f"comma-separated, of {', '.join(f.name for f in FAMILIES)}; none to skip")
     parser.add_argument("--series", type=int, default=10, help="series per profile (default 10)")
-    parser.add_argument("--days", type=float, default=30.0, help="days per series (default 30)")
-    parser.add_argument("--profiles", default=",".join(PROFILES), help=f"comma-separated, of {', '.join(PROFILES)}")
+    parser.add_argument("--days", type=float, default=30.0, help="days per profile series (default 30)")
+    parser.add_argument("--profiles", default=",".join(PROFILES),
+                        help=f"comma-separated, of {', '.join(PROFILES)}; none to skip")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPUs)")
     parser.add_argument("--out", help="also write the report (markdown) to this file")
-    parser.add_argument("--recordings", metavar="DIR", help="write every scenario as a recording and its truth")
+    parser.add_argument("--recordings", metavar="DIR", help="write every profile scenario as a recording and its truth")
     parser.set_defaults(func=run)
 
 
+def _names(text: str) -> list[str]:
+    return [] if text.strip() == "none" else [p.strip() for p in text.split(",") if p.strip()]
+
+
 def run(args) -> int:
-    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
-    unknown = [p for p in profiles if p not in PROFILES]
-    if unknown or args.series < 1 or args.days < 3:
-        print(f"countwatch evaluate: unknown profile(s) {unknown}" if unknown
-              else "countwatch evaluate: --series must be >= 1 and --days >= 3", file=sys.stderr)
+    profiles = _names(args.profiles)
+    families = _names(getattr(args, "families", "none"))
+    seeds, family_days = getattr(args, "seeds", 10), getattr(args, "family_days", 8.0)
+    unknown = [p for p in profiles if p not in PROFILES] + [f for f in families if f not in FAMILY_NAMES]
+    if unknown or args.series < 1 or args.days < 3 or seeds < 2 or family_days < 3:
+        print(f"countwatch evaluate: unknown profile(s) or family(ies) {unknown}" if unknown
+              else "countwatch evaluate: --series must be >= 1, --seeds >= 2, --days and --family-days >= 3",
+              file=sys.stderr)
         return 2
     try:
-        text = run_evaluation(args.series, args.days, profiles, args.jobs, args.recordings)
+        parts = []
+        if families:
+            parts.append(family_report(seeds, family_days, families, args.jobs))
+        if profiles:
+            parts.append(run_evaluation(args.series, args.days, profiles, args.jobs, args.recordings))
+        text = "\n".join(parts)
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(text, encoding="utf-8")
