@@ -26,6 +26,7 @@ from .clock import Clock, WallClock
 from .config import Config, ConfigError
 from .detectors import Judge
 from .fetch import HostLimits
+from .logs import lost_lines
 from .metrics import Metrics, metrics_app, serve_metrics
 from .model import Event
 from . import races
@@ -79,6 +80,7 @@ class Daemon:
             self.state_lock.release()
             raise
         self.metrics.build_info.labels(version=__version__, instance=config.instance).set(1)
+        lost_lines.attach(self.metrics.log_lines_lost.inc)
 
     def _handle_events(self, events: list[Event]) -> None:
         with self._events_lock:

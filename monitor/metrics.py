@@ -63,6 +63,10 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("receiver_disabled", "gauge", "1 when a receiver was disabled by a permanent error.", ("receiver",)),
     MetricSpec("state_errors", "counter", "Failures of the state database (locked, read-only, full); "
                "detection continues in memory.", ("operation",)),
+    MetricSpec("state_quarantined", "counter", "Rows of the state database that could not be read (bad JSON, "
+               "wrong shape, bad date), moved to the state_quarantine table; their series start fresh.", ("table",)),
+    MetricSpec("log_lines_lost", "counter", "Log lines the log file could not take (disk full, I/O error); "
+               "said on the console at most once a minute."),
     MetricSpec("job_errors", "counter", "Unexpected errors inside a poll job (logged, never fatal).", ("source",)),
     MetricSpec("build_info", "gauge", "Always 1; labels carry the version and instance.", ("version", "instance")),
 )
@@ -104,6 +108,8 @@ class Metrics:
         self.outbox_oldest_pending_age_seconds: Gauge = built.pop("outbox_oldest_pending_age_seconds")
         self.receiver_disabled: Gauge = built.pop("receiver_disabled")
         self.state_errors: Counter = built.pop("state_errors")
+        self.state_quarantined: Counter = built.pop("state_quarantined")
+        self.log_lines_lost: Counter = built.pop("log_lines_lost")
         self.job_errors: Counter = built.pop("job_errors")
         self.build_info: Gauge = built.pop("build_info")
         # a metric added to the table needs its attribute here, or nothing could reach it
