@@ -1,0 +1,74 @@
+"""A real feed countwatch was not tuned on: Minnesota's SoS results, US President 2020 (CC0;
+tests/fixtures/external/mn2020/SOURCE.md), replayed through `countwatch replay` with the config a
+user would write for it (its time zone; precincts have no 300-voter limit).
+
+What issue #12 asks of it:
+- no stall or stale page (warning or critical) while it stands at zero (16:10 UTC on 3 Nov to
+  02:20 on 4 Nov), nor once 99.5% of precincts are in (these two tests join this file once the
+  detectors meet them: on main the stall opened on the test data at 09:39 UTC stays open
+  through the zero, and the last 10 precincts page a stall at 99.76%);
+- the reset of its test data to zero at 16:10 is a `regression` warning: that is news;
+- its first batches after counting starts (02:20-02:50: +207k, +417k, +204k votes) are not jumps.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from monitor.cli import main
+from monitor.evaluation.mn2020 import read_csv
+from monitor.recording import poll_to_record, read_recording
+
+HERE = Path(__file__).parent / "fixtures" / "external" / "mn2020"
+CSV = HERE / "mn2020_sos_polls.csv"
+RECORDING = HERE / "mn2020_sos_uspres.jsonl"
+PAGING = ("warning", "critical")
+CONFIG = """
+[daemon]
+timezone = "America/Chicago"
+
+[[sources]]
+name = "mn-sos-uspres"
+kind = "json"
+url = "http://127.0.0.1:9/uspres.json"
+interval = "10m"
+timezone = "America/Chicago"
+detection = { max_votes_per_station = 3000 }   # US precincts: no 300-voter limit
+[sources.mapping]
+reported = "precincts.reported"
+total = "precincts.total"
+votes = "votes"
+"""
+
+
+def _events(tmp_path, capsys) -> list[dict]:
+    config = tmp_path / "mn.toml"
+    config.write_text(CONFIG)
+    assert main(["replay", "-c", str(config), str(RECORDING)]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_the_fixture_names_its_provenance_and_the_recording_is_its_conversion():
+    source = (HERE / "SOURCE.md").read_text()
+    assert "4e2170c25ab59fbd553ec8a63954ffda06859221" in source and "CC0" in source
+    converted = [json.dumps(poll_to_record(p), separators=(",", ":"), ensure_ascii=False) for p in read_csv(CSV)]
+    assert RECORDING.read_text(encoding="utf-8").splitlines() == converted
+    polls = list(read_recording(RECORDING))
+    first = polls[0].snapshot
+    assert first.stations == 4110 and first.stations_reported == 98 and first.published_at is None
+    assert sum(p.ok and p.snapshot is not None for p in polls) == len(CSV.read_text().splitlines()) - 1
+    final = [p.snapshot for p in polls if p.snapshot is not None][-1]
+    assert final.stations_reported == 4110
+
+
+def test_the_reset_of_test_data_to_zero_is_a_regression_warning(tmp_path, capsys):
+    regressions = [e for e in _events(tmp_path, capsys) if e["rule"] == "regression"]
+    assert [(e["at"], e["severity"]) for e in regressions][:1] == [("2020-11-03T16:10:16Z", "warning")]
+    assert regressions[0]["details"]["stations_reported"] == 0
+
+
+def test_the_first_batches_after_counting_starts_are_not_jumps(tmp_path, capsys):
+    events = _events(tmp_path, capsys)
+    first = [e for e in events if e["rule"] == "jump" and e["severity"] in PAGING
+             and "2020-11-04T02:20:00Z" <= e["at"] <= "2020-11-04T02:50:05Z"]
+    assert first == [], [e["summary"] for e in first]
