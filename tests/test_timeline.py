@@ -281,7 +281,8 @@ def test_markdown_report_has_the_summary_in_both_zones(tmp_path):
     text = out.read_text(encoding="utf-8")
     row = next(line for line in text.splitlines() if line.startswith("| #1 "))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[:4] == ["#1", "stall + stale_source", "kpu-jabar/32", "critical"]
+    assert cells[:5] == ["#1", "i1", "stall + stale_source", "kpu-jabar/32", "critical"]   # i1: the alert incident id
+    cells = cells[:1] + cells[2:]
     assert cells[4] == "27 Jun 2018 21:20:00 WIB (14:20:00 UTC)"
     assert cells[5] == "27 Jun 2018 21:50:00 WIB (14:50:00 UTC)"
     assert cells[6] == "27 Jun 2018 21:50:02 WIB (14:50:02 UTC)"
@@ -400,3 +401,13 @@ def test_redaction_of_tokens_and_webhooks():
     for secret in ("hooks.slack.com", "xoxb-1", "abcdefghijkl", "user:pw", "s3cr3t"):
         assert secret not in clean
     assert "page=2" in clean
+
+
+def test_timeline_finds_an_incident_by_the_id_slack_showed(tmp_path, capsys):
+    assert cli(str(NIGHT), "--incident", "i1", "--format", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [i["alert_ids"] for i in data["incidents"]] == [["i1"]]
+    assert data["incidents"][0]["rules"] == ["stall", "stale_source"]
+    assert data["filters"]["incident"] == "i1"
+    assert cli(str(NIGHT), "--incident", "0123456789ab") == 2
+    assert "no incident 0123456789ab" in capsys.readouterr().err

@@ -19,7 +19,7 @@ CONTEXT_EVENTS = ("daemon.", "job.error", "state.error", "receiver.", "outbox.")
 class Row:
     at: datetime
     instance: str
-    kind: str          # last_advance | firing | escalated | repeat | resolved | observed | notification |
+    kind: str          # last_advance | firing | escalated | repeat | reopened | resolved | observed | notification |
                        # outage | recovered | catch_up | context
     text: str
 
@@ -29,7 +29,7 @@ class Timeline:
     zone: tzinfo
     stats: ReadStats
     instances: dict[str, dict[str, Any]]
-    incidents: list[inc.Incident]
+    incidents: list[inc.ReviewIncident]
     observations: list[LogRecord]
     outages: list[OutageSpan]
     context: list[Row]
@@ -56,7 +56,7 @@ def _count(point: PollPoint) -> str:
 def build_timeline(records: list[LogRecord], stats: ReadStats, zone: tzinfo, *,
                    instances: dict[str, dict[str, Any]] | None = None, source: str | None = None,
                    region: str | None = None, start: datetime | None = None, end: datetime | None = None,
-                   clock_note: str = "", skew: timedelta = timedelta(0)) -> Timeline:
+                   clock_note: str = "", skew: timedelta = timedelta(0), incident_id: str | None = None) -> Timeline:
     """`skew`: how far apart the instances' clocks may be (for matching one anomaly seen by
     several instances)."""
     first = records[0].at if records else None
@@ -76,6 +76,13 @@ def build_timeline(records: list[LogRecord], stats: ReadStats, zone: tzinfo, *,
         incident.id = f"#{number}"
         _enrich(incident, series_polls, spans, grace, end_of_log)
 
+    if incident_id is not None:
+        # an alert incident id (as Slack and the console show it) or the review's own number
+        chosen = [i for i in incidents if incident_id in i.alert_ids or i.id in (incident_id, f"#{incident_id}")]
+        source = source or (chosen[0].source if chosen else "\0none")
+        region = region or (chosen[0].region if len({i.region for i in chosen}) == 1 else None)
+        incidents = chosen
+
     def wanted(src: str | None, reg: str | None) -> bool:
         return (source is None or src == source) and (region is None or reg == region)
 
@@ -92,7 +99,7 @@ def build_timeline(records: list[LogRecord], stats: ReadStats, zone: tzinfo, *,
         outages=[s for s in spans if wanted(s.source, s.region) and in_window(s.start, s.end)],
         context=sorted((c for c in context if in_window(c.at, c.at)), key=lambda c: (c.at, c.instance)),
         series=_chart_series(series_polls, wanted, in_window),
-        first=first, last=last, window=(start, end), filters={"source": source, "region": region},
+        first=first, last=last, window=(start, end), filters={"source": source, "region": region, "incident": incident_id},
         clock_note=clock_note)
 
 
@@ -109,7 +116,7 @@ def _chart_series(series_polls, wanted, in_window) -> dict[tuple[str, str], list
     return best
 
 
-def _enrich(incident: inc.Incident, series_polls, spans: list[OutageSpan], grace, end_of_log: datetime) -> None:
+def _enrich(incident: inc.ReviewIncident, series_polls, spans: list[OutageSpan], grace, end_of_log: datetime) -> None:
     """The poll-side facts of an incident: last advance, catch-up, outage spans, its rows."""
     extra = incident.extra
     instance = incident.detecting_instance
@@ -129,7 +136,7 @@ def _enrich(incident: inc.Incident, series_polls, spans: list[OutageSpan], grace
     extra["rows"] = _rows(incident)
 
 
-def _ended(incident: inc.Incident, extra: dict) -> datetime | None:
+def _ended(incident: inc.ReviewIncident, extra: dict) -> datetime | None:
     """When the condition itself ended, as the polls saw it: the catch-up poll of a stall, the
     first ok poll after an outage's failures. The `resolved` event can come later (an outage
     detector waits for a few good polls so a flapping site gives one incident); the review's
@@ -148,7 +155,7 @@ def _ended(incident: inc.Incident, extra: dict) -> datetime | None:
     return resolved
 
 
-def _rows(incident: inc.Incident) -> list[Row]:
+def _rows(incident: inc.ReviewIncident) -> list[Row]:
     rows: list[Row] = []
     extra = incident.extra
     advance: PollPoint | None = extra.get("last_advance")
@@ -174,7 +181,7 @@ def _rows(incident: inc.Incident) -> list[Row]:
                         f"count resumed: +{added:,} stations ({_pct(before.stations_reported, before.stations)} → "
                         f"{_pct(point.stations_reported, point.stations)}){since_advance}"))
     rows.extend(_notification_row(n) for n in incident.notifications)
-    order = {"last_advance": 0, "outage": 1, "firing": 2, "escalated": 2, "repeat": 2, "recovered": 3,
+    order = {"last_advance": 0, "outage": 1, "firing": 2, "escalated": 2, "repeat": 2, "reopened": 2, "recovered": 3,
              "catch_up": 3, "observed": 4, "resolved": 5, "notification": 6}
     return sorted(rows, key=lambda r: (r.at, order.get(r.kind, 9), r.instance))
 
@@ -184,11 +191,13 @@ def _detector_row(event: LogRecord, seen_open: set[tuple]) -> Row:
     key = (event.instance, event.get("rule"))
     kind = state
     if state == "firing":
-        kind = "repeat" if key in seen_open else "firing"
+        kind = "repeat" if key in seen_open else "reopened" if ("resolved",) + key in seen_open else "firing"
         seen_open.add(key)
     elif state == "resolved":
         seen_open.discard(key)
-    text = f"{event.get('rule')} {'fires again' if kind == 'repeat' else state} ({event.get('severity')})"
+        seen_open.add(("resolved",) + key)
+    verb = {"repeat": "fires again", "reopened": "fires again after it resolved: the incident reopens"}.get(kind, state)
+    text = f"{event.get('rule')} {verb} ({event.get('severity')})"
     summary = event.get("summary")
     if summary:
         text += f": {redact(summary)}"
@@ -224,7 +233,7 @@ def _context_row(record: LogRecord) -> Row:
     return Row(record.at, record.instance, "context", redact(" ".join(parts)))
 
 
-def summary_times(incident: inc.Incident, zone: tzinfo, end_of_log: datetime | None) -> dict[str, str]:
+def summary_times(incident: inc.ReviewIncident, zone: tzinfo, end_of_log: datetime | None) -> dict[str, str]:
     """The summary table's cells of one incident (the same in every format)."""
     started, detected, notified, resolved = incident.started, incident.detected, incident.notified, incident.resolved
     ended = incident.extra.get("ended", resolved)

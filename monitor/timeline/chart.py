@@ -119,7 +119,7 @@ def _markers(axes, timeline: Timeline, source: str, region: str) -> None:
             continue
         if incident.detected:
             moments["detected"].append(incident.detected)
-        moments["notified"] += [n.at for n in incident.notifications if n.event == "notification.sent"]
+        moments["notified"] += [n.at for n in incident.sent]
         if incident.resolved:
             moments["resolved"].append(incident.resolved)
         moments["observed"] += [o.at for o in incident.observed]

@@ -24,7 +24,7 @@ FORMATS = ("md", "html", "json")
 
 def review(log_files: list[Path], zone: tzinfo, *, source: str | None = None, region: str | None = None,
            start: datetime | None = None, end: datetime | None = None,
-           align_clocks: bool = False) -> Timeline:
+           align_clocks: bool = False, incident: str | None = None) -> Timeline:
     records, stats = read_logs([Path(p) for p in log_files])
     offsets = estimate_offsets(records)
     if align_clocks:
@@ -34,7 +34,7 @@ def review(log_files: list[Path], zone: tzinfo, *, source: str | None = None, re
     known = [abs(e["offset_seconds"]) for e in offsets.values() if e.get("offset_seconds") is not None]
     skew = timedelta(0) if align_clocks or not known else timedelta(seconds=max(known))
     return build_timeline(records, stats, zone, instances=instances, source=source, region=region,
-                          start=start, end=end, clock_note=note, skew=skew)
+                          start=start, end=end, clock_note=note, skew=skew, incident_id=incident)
 
 
 def _instances(records: list[LogRecord], offsets: dict[str, dict]) -> dict[str, dict]:
@@ -126,6 +126,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("logs", nargs="+", metavar="LOG", help="log files or directories of log files")
     parser.add_argument("--source", help="only this source")
     parser.add_argument("--region", help="only this region")
+    parser.add_argument("--incident", metavar="ID", help="only this incident: the id Slack, the console and the "
+                        "webhook show (or the report's #N)")
     parser.add_argument("--from", dest="start", metavar="T", help="only incidents still open at or after T (ISO; "
                         "without a zone: in --timezone)")
     parser.add_argument("--to", dest="end", metavar="T", help="only incidents begun at or before T")
@@ -148,7 +150,7 @@ def run(args) -> int:
         print(f"countwatch timeline: {error}", file=sys.stderr)
         return 2
     timeline = review([Path(p) for p in args.logs], zone, source=args.source, region=args.region,
-                      start=start, end=end, align_clocks=args.align_clocks)
+                      start=start, end=end, align_clocks=args.align_clocks, incident=args.incident)
     for path, error in timeline.stats.unreadable:
         print(f"countwatch timeline: cannot read {path}: {error}", file=sys.stderr)
     if timeline.stats.absurd:
@@ -159,6 +161,9 @@ def run(args) -> int:
         return 2
     if not timeline.stats.records:
         print(f"countwatch timeline: no countwatch log lines in {', '.join(timeline.stats.files)}", file=sys.stderr)
+        return 2
+    if args.incident and not timeline.incidents:
+        print(f"countwatch timeline: no incident {args.incident} in these logs", file=sys.stderr)
         return 2
     fmt = args.format or {".html": "html", ".htm": "html", ".json": "json"}.get(Path(args.out or "").suffix, "md")
     out = Path(args.out) if args.out else None

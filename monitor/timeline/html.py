@@ -7,14 +7,15 @@ from typing import Any
 
 from .build import Row, Timeline, summary_times
 from .fmt import both, duration, redact, zone_name
-from .render import DEFINITIONS, SUMMARY_COLUMNS, _facts, _incident_title, header_lines, local_cell, utc_cell
+from .render import (DEFINITIONS, SUMMARY_COLUMNS, _facts, _incident_title, alert_ids, header_lines, local_cell,
+                     utc_cell)
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 78em; color: #222; }
 table { border-collapse: collapse; margin: .6em 0 1.2em; }
 th, td { border: 1px solid #ccc; padding: .25em .5em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
-td.kind-firing, td.kind-escalated { color: #b00; } td.kind-resolved { color: #070; }
+td.kind-firing, td.kind-escalated, td.kind-reopened { color: #b00; } td.kind-resolved { color: #070; }
 td.kind-outage { color: #a40; } td.kind-notification { color: #035; }
 img { max-width: 100%; border: 1px solid #ddd; }
 """
@@ -22,7 +23,7 @@ img { max-width: 100%; border: 1px solid #ddd; }
 
 # Row kinds the style knows; anything else (a `state` a log line made up) is "other", so a
 # log field never reaches an attribute even escaped.
-KINDS = ("last_advance", "firing", "escalated", "repeat", "resolved", "observed", "notification", "outage",
+KINDS = ("last_advance", "firing", "escalated", "repeat", "reopened", "resolved", "observed", "notification", "outage",
          "recovered", "catch_up", "context")
 
 
@@ -64,7 +65,7 @@ def render_html(timeline: Timeline, chart: dict[str, Any]) -> str:
         rows = []
         for incident in timeline.incidents:
             cells = summary_times(incident, zone, timeline.last)
-            rows.append([incident.id, " + ".join(incident.rules), f"{incident.source}/{incident.region}",
+            rows.append([incident.id, alert_ids(incident), " + ".join(incident.rules), f"{incident.source}/{incident.region}",
                          incident.severity, cells["started"], cells["detected"], cells["notified"],
                          cells["resolved"], cells["time_to_detect"], cells["time_to_notify"], cells["length"]])
         parts.append(_table(list(SUMMARY_COLUMNS), rows))

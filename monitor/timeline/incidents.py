@@ -69,7 +69,9 @@ class Lifecycle:
 
 
 @dataclass
-class Incident:
+class ReviewIncident:
+    """One happening on one series as the review rebuilds it from the log (alerts/grouping.py's
+    Incident is the notification group; its id is in `alert_ids`)."""
     source: str
     region: str
     lifecycles: list[Lifecycle] = field(default_factory=list)
@@ -92,6 +94,13 @@ class Incident:
     def keys(self) -> set[tuple[str, str, str]]:
         return {lc.key for lc in self.lifecycles} | {(str(o.get("rule")), self.source, self.region)
                                                       for o in self.observed}
+
+    def key_seen(self, key: tuple[str, str, str]) -> datetime:
+        """When this incident first showed the alert `key`: its detection (or start), or the
+        time of the observed event of that rule."""
+        times = [lc.detected or lc.start for lc in self.lifecycles if lc.key == key]
+        times += [o.at for o in self.observed if (str(o.get("rule")), self.source, self.region) == key]
+        return min(times) if times else self.started
 
     @property
     def point(self) -> bool:
@@ -120,25 +129,61 @@ class Incident:
         times = [lc.detected for lc in self.lifecycles if lc.detected is not None]
         return min(times) if times else None
 
+    def episodes(self, rule: str) -> list[list[Lifecycle]]:
+        """The rule's lifecycles split where it fired again after an instance saw it resolve:
+        each later episode is a visible reopening of the incident."""
+        out: list[list[Lifecycle]] = []
+        ended: datetime | None = None
+        for cycle in sorted((lc for lc in self.lifecycles if lc.rule == rule), key=lambda lc: lc.start):
+            if not out or (ended is not None and (cycle.detected or cycle.start) > ended):
+                out.append([])
+                ended = None
+            out[-1].append(cycle)
+            if cycle.resolved is not None:
+                ended = cycle.resolved if ended is None else min(ended, cycle.resolved)
+        return out
+
+    @property
+    def reopened(self) -> list[datetime]:
+        """When a rule fired again after it had resolved inside this incident."""
+        times = []
+        for rule in {lc.rule for lc in self.lifecycles}:
+            for episode in self.episodes(rule)[1:]:
+                times.append(min(lc.detected or lc.start for lc in episode))
+        return sorted(times)
+
     @property
     def resolved(self) -> datetime | None:
-        """Per rule, the first instance to see it resolve; the incident ends when every rule has."""
+        """Per rule, the first instance to see its last episode resolve; the incident ends when
+        every rule has."""
         if self.point:
             return self.started
         ends = []
         for rule in {lc.rule for lc in self.lifecycles}:
-            times = [lc.resolved for lc in self.lifecycles if lc.rule == rule and lc.resolved is not None]
+            last = self.episodes(rule)[-1]
+            times = [lc.resolved for lc in last if lc.resolved is not None]
             if not times:
                 return None
             ends.append(min(times))
         return max(ends)
 
     @property
+    def sent(self) -> list[LogRecord]:
+        """The `notification.sent` lines that told someone about this incident: its own, and
+        those of the notifications whose `grouped` line names one of its alerts."""
+        return self.extra.get("sent", [n for n in self.notifications if n.event == "notification.sent"])
+
+    @property
     def notified(self) -> datetime | None:
         """The first notification that reached someone about it opening (not its resolution)."""
-        times = [n.at for n in self.notifications
-                 if n.event == "notification.sent" and n.get("reason") != "resolved"]
+        times = [n.at for n in self.sent if n.get("reason") != "resolved"]
         return min(times) if times else None
+
+    @property
+    def alert_ids(self) -> list[str]:
+        """The alert incident ids (alerts/: the same on every receiver) its notifications carry."""
+        ids = [n.get("incident") for n in self.notifications] + [n.get("incident") for n in self.sent]
+        return list(dict.fromkeys(i for i in ids if isinstance(i, str) and i))
 
     @property
     def detecting_instance(self) -> str | None:
@@ -184,14 +229,14 @@ def lifecycles(records: list[LogRecord]) -> tuple[list[Lifecycle], list[LogRecor
     return done, observed
 
 
-def merge(cycles: list[Lifecycle], end_of_log: datetime) -> list[Incident]:
+def merge(cycles: list[Lifecycle], end_of_log: datetime) -> list[ReviewIncident]:
     groups: dict[tuple, list[Lifecycle]] = {}
     for cycle in cycles:
         groups.setdefault((cycle.source, cycle.region, family(cycle.rule)), []).append(cycle)
     incidents = []
     for (source, region, _), members in groups.items():
         members.sort(key=lambda c: c.start)
-        current: Incident | None = None
+        current: ReviewIncident | None = None
         current_end = None
         for cycle in members:
             cycle_end = cycle.resolved or end_of_log
@@ -199,21 +244,21 @@ def merge(cycles: list[Lifecycle], end_of_log: datetime) -> list[Incident]:
                 current.lifecycles.append(cycle)
                 current_end = max(current_end, cycle_end)
                 continue
-            current = Incident(source, region, [cycle])
+            current = ReviewIncident(source, region, [cycle])
             current_end = cycle_end
             incidents.append(current)
     return incidents
 
 
-def attach_observed(incidents: list[Incident], observed: list[LogRecord], end_of_log: datetime,
+def attach_observed(incidents: list[ReviewIncident], observed: list[LogRecord], end_of_log: datetime,
                     grace: dict[tuple[str, str], timedelta],
-                    skew: timedelta = timedelta(0)) -> tuple[list[Incident], list[LogRecord]]:
+                    skew: timedelta = timedelta(0)) -> tuple[list[ReviewIncident], list[LogRecord]]:
     """Observed events join the incident they happen in (or at the end of, within one poll:
     the catch-up jump is judged in the pass that resolves the stall); the rest stand alone,
     one point incident per anomaly however many instances saw it (same key and summary, other
     instance, within a poll plus the instances' clock `skew`).
     Returns (point incidents, info-level observations)."""
-    points: list[Incident] = []
+    points: list[ReviewIncident] = []
     notes: list[LogRecord] = []
     for record in observed:
         source, region = record.get("source"), record.get("region")
@@ -232,7 +277,7 @@ def attach_observed(incidents: list[Incident], observed: list[LogRecord], end_of
         elif record.get("severity") == "info":
             notes.append(record)
         else:
-            points.append(Incident(source, region, observed=[record]))
+            points.append(ReviewIncident(source, region, observed=[record]))
     return points, notes
 
 
@@ -271,35 +316,45 @@ def _parse_key(value: Any) -> tuple[str, str, str] | None:
     return None
 
 
-def attach_notifications(incidents: list[Incident], records: list[LogRecord]) -> list[LogRecord]:
-    """Each notification joins, for each alert key it names, the latest incident of that key
-    that began by then (a repeat can come hours in, a resolution just after the end); a
-    grouped one joins every incident it lists. A line that names no key falls back on its
-    source/region. Returns the notifications that fit no incident."""
+def attach_notifications(incidents: list[ReviewIncident], records: list[LogRecord]) -> list[LogRecord]:
+    """Each notification line joins exactly one incident: the latest incident of the alert key
+    the line names (a `queued`/`sent` line names the notification's lead alert, a `grouped`
+    line one other member) that began by then (a repeat can come hours in, a resolution just
+    after the end). A line that names no key falls back on its source/region. An incident is
+    told by its own `sent` lines and by the `sent` line of every notification one of its
+    `grouped` lines belongs to (`extra["sent"]`). Returns the lines that fit no incident."""
     notes = [r for r in records if r.event.startswith("notification.")]
-    # alerts/ names one notification by id: its `queued`/`sent` lines carry the lead alert's
-    # key and one `grouped` line per other member, so the id gathers every key it told about
-    told: dict[str, set] = {}
+    sent_by_id: dict[str, list[LogRecord]] = {}
     for record in notes:
-        if isinstance(record.get("notification"), str):
-            told.setdefault(record.get("notification"), set()).update(notification_keys(dict(record.fields)))
+        if record.event == "notification.sent" and isinstance(record.get("notification"), str):
+            sent_by_id.setdefault(record.get("notification"), []).append(record)
     loose = []
     for record in notes:
-        keys = notification_keys(dict(record.fields)) | told.get(record.get("notification"), set())
-        pools = [[i for i in incidents if key in i.keys] for key in keys]
-        if not pools and isinstance(record.get("source"), str):
-            region = record.get("region")
-            pools = [[i for i in incidents if i.source == record.get("source")
-                      and (not isinstance(region, str) or i.region == region)]]
-        homes: list[Incident] = []
-        for pool in pools:
-            began = [i for i in pool if (i.detected or i.started) <= record.at + NOTIFY_SLACK]
-            if began:
-                best = max(began, key=lambda i: i.detected or i.started)
-                if all(best is not h for h in homes):
-                    homes.append(best)
-        for home in homes:
-            home.notifications.append(record)
-        if not homes:
+        home = _home(incidents, record)
+        if home is None:
             loose.append(record)
+        else:
+            home.notifications.append(record)
+    for incident in incidents:
+        sent = [n for n in incident.notifications if n.event == "notification.sent"]
+        for line in incident.notifications:
+            if line.event == "notification.grouped":
+                sent += sent_by_id.get(line.get("notification"), [])
+        unique = {id(n): n for n in sent}
+        incident.extra["sent"] = sorted(unique.values(), key=lambda r: r.sort_key)
     return loose
+
+
+def _home(incidents: list[ReviewIncident], record: LogRecord) -> ReviewIncident | None:
+    keys = notification_keys(dict(record.fields))
+    if keys:
+        # when each candidate first showed one of the keys (its detection, or the point anomaly)
+        seen = {id(i): min(i.key_seen(k) for k in keys & i.keys) for i in incidents if keys & i.keys}
+        pool = [i for i in incidents if id(i) in seen]
+    else:
+        region = record.get("region")
+        pool = [i for i in incidents if isinstance(record.get("source"), str) and i.source == record.get("source")
+                and (not isinstance(region, str) or i.region == region)]
+        seen = {id(i): i.detected or i.started for i in pool}
+    began = [i for i in pool if seen[id(i)] <= record.at + NOTIFY_SLACK]
+    return max(began, key=lambda i: (seen[id(i)], i.started)) if began else None

@@ -10,9 +10,9 @@ from typing import Any
 
 from .build import Row, Timeline, summary_times
 from .fmt import both, duration, local_iso, redact, redact_value, utc_iso, zone_name
-from .incidents import Incident
+from .incidents import ReviewIncident
 
-SUMMARY_COLUMNS = ("Incident", "Rules", "Source/region", "Severity", "Started", "Detected", "Notified",
+SUMMARY_COLUMNS = ("Incident", "Alert id", "Rules", "Source/region", "Severity", "Started", "Detected", "Notified",
                    "Resolved", "Time to detect", "Time to notify", "Length")
 DEFINITIONS = (
     "*Started*: when the condition began on our clock — for a stall, the poll that last saw the count "
@@ -75,11 +75,17 @@ def header_lines(timeline: Timeline) -> list[str]:
     return lines
 
 
-def _incident_title(incident: Incident) -> str:
-    return f"{incident.id} {' + '.join(incident.rules)} on {incident.source}/{incident.region} ({incident.severity})"
+def alert_ids(incident: ReviewIncident) -> str:
+    """The alert incident ids (as in Slack, the console and the webhook) the review found."""
+    return ", ".join(incident.alert_ids) or "—"
 
 
-def _facts(incident: Incident, timeline: Timeline) -> list[str]:
+def _incident_title(incident: ReviewIncident) -> str:
+    ids = f" — alert incident {', '.join(incident.alert_ids)}" if incident.alert_ids else ""
+    return f"{incident.id} {' + '.join(incident.rules)} on {incident.source}/{incident.region} ({incident.severity}){ids}"
+
+
+def _facts(incident: ReviewIncident, timeline: Timeline) -> list[str]:
     zone, extra = timeline.zone, incident.extra
     cells = summary_times(incident, zone, timeline.last)
     facts = [f"Started: {cells['started']}"]
@@ -88,7 +94,7 @@ def _facts(incident: Incident, timeline: Timeline) -> list[str]:
         facts.append(f"Last advance seen in the polls: {both(advance.at, zone)} ({advance.instance})")
     facts.append(f"Detected: {cells['detected']} — after {cells['time_to_detect']}"
                  + (f" by {incident.detecting_instance}" if incident.detecting_instance else ""))
-    sent = [n for n in incident.notifications if n.event == "notification.sent"]
+    sent = incident.sent
     receivers = sorted({str(n.get("receiver")) for n in sent if n.get("receiver")})
     facts.append(f"Notified: {cells['notified']} — after {cells['time_to_notify']}"
                  + (f"; {len(sent)} message(s) sent to {', '.join(receivers)}" if sent else ""))
@@ -99,6 +105,9 @@ def _facts(incident: Incident, timeline: Timeline) -> list[str]:
     if extra.get("outages"):
         total = sum((s.end - s.start for s in extra["outages"]), start=timedelta(0))
         facts.append(f"Outage spans inside it: {len(extra['outages'])}, {duration(total)} of failed polls")
+    if incident.reopened:
+        facts.append("Reopened: " + ", ".join(both(t, zone) for t in incident.reopened)
+                     + " (a rule fired again after it had resolved)")
     if not incident.point:
         if incident.resolved is not None:
             facts.append(f"Over: {cells['ended']} (the first poll that saw it end)")
@@ -118,7 +127,7 @@ def render_markdown(timeline: Timeline, chart: dict[str, Any]) -> str:
         out.append("|" + "---|" * len(SUMMARY_COLUMNS))
         for incident in timeline.incidents:
             cells = summary_times(incident, zone, timeline.last)
-            row = [incident.id, " + ".join(incident.rules), f"{incident.source}/{incident.region}",
+            row = [incident.id, alert_ids(incident), " + ".join(incident.rules), f"{incident.source}/{incident.region}",
                    incident.severity, cells["started"], cells["detected"], cells["notified"], cells["resolved"],
                    cells["time_to_detect"], cells["time_to_notify"], cells["length"]]
             out.append("| " + " | ".join(md_cell(c) for c in row) + " |")
@@ -175,14 +184,14 @@ def _moment(moment: datetime | None, zone: tzinfo) -> dict[str, str | None] | No
 def render_json(timeline: Timeline, chart: dict[str, Any]) -> str:
     zone = timeline.zone
 
-    def incident_json(incident: Incident) -> dict[str, Any]:
+    def incident_json(incident: ReviewIncident) -> dict[str, Any]:
         started, detected, notified, resolved = (incident.started, incident.detected, incident.notified,
                                                   incident.resolved)
         resumed = incident.extra.get("catch_up")
         advance = incident.extra.get("last_advance")
         ended = None if incident.point else incident.extra.get("ended")
         return {
-            "id": incident.id, "rules": incident.rules, "source": incident.source, "region": incident.region,
+            "id": incident.id, "alert_ids": incident.alert_ids, "rules": incident.rules, "source": incident.source, "region": incident.region,
             "severity": incident.severity, "started": _moment(started, zone), "detected": _moment(detected, zone),
             "notified": _moment(notified, zone), "resolved": _moment(resolved, zone),
             "ended": _moment(ended, zone), "open": resolved is None, "point": incident.point,
