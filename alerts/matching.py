@@ -11,33 +11,21 @@ from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from monitor.model import SEVERITIES, Event
+from monitor.model import SEVERITIES, Event, severity_rank
 from monitor.configtools import Problems
 
 LABELS = ("severity", "source", "region", "rule", "cause")
 
-# Rules that mean "the count stopped" from different angles; one stopped publisher raises
-# several of them at once, so by default they share one cause and one notification.
-STOPPED_RULES = frozenset({"stall", "stale_source", "region_stall"})
-
 
 def cause_of(event: Event) -> str:
-    """The detector's own `cause` when it names one, else a cause inferred from the rule."""
-    cause = event.details.get("cause")
-    if isinstance(cause, str) and cause:
-        return cause
-    if event.rule in STOPPED_RULES:
-        return "count_stopped"
-    return event.rule
+    """The detector's own `cause` (every event names one; see monitor.model.cause_of for
+    events logged before they did). Which rules go together is the detectors' `family`."""
+    return event.cause
 
 
 def labels_of(event: Event) -> dict[str, str]:
     return {"severity": event.severity, "source": event.source, "region": event.region,
             "rule": event.rule, "cause": cause_of(event)}
-
-
-def severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
 
 
 @dataclass(frozen=True)
@@ -106,3 +94,6 @@ def parse_match_args(pairs: list[str]) -> Matcher:
     if problems.items:
         raise ValueError("; ".join(problems.items))
     return matcher
+
+
+__all__ = ["LABELS", "Matcher", "cause_of", "labels_of", "parse_match_args", "parse_matcher", "severity_rank"]

@@ -28,7 +28,7 @@ import structlog
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.metrics import Metrics
-from monitor.model import Event, iso_utc
+from monitor.model import STOPPAGE, Event, iso_utc
 
 from . import state
 from .config import RouteConfig
@@ -36,7 +36,7 @@ from .delivery import Delivery
 from .grouping import Incident, MemberState, members_for_notification
 from .lifecycle import ESCALATED, LOWERED, NEW, OBSERVED, RESOLVED, UNCHANGED, UNKNOWN_RESOLVED, AlertBook, OpenAlert
 from .links import render_links
-from .matching import STOPPED_RULES, cause_of, labels_of, severity_rank
+from .matching import cause_of, labels_of, severity_rank
 from .writethrough import WriteThrough
 from .notification import Notification, alert_key, incident_id, overall_reason
 from .notifiers import build_notifier
@@ -263,7 +263,7 @@ class AlertPipeline:
         silence = silenced_by(self._silences, labels_of(event), now)
         if silence is not None:
             return "silenced", f"silence {silence.id}" + (f": {silence.comment}" if silence.comment else "")
-        if (self.alerting.inhibit_stall_during_outage and event.rule in STOPPED_RULES
+        if (self.alerting.inhibit_stall_during_outage and event.family == STOPPAGE
                 and self.book.outage_open(event.source)):
             return "inhibited", f"outage of source {event.source} is open"
         return None

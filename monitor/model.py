@@ -21,6 +21,61 @@ FAILURES = tuple(r for r in POLL_RESULTS if r not in ("ok", "not_modified"))
 
 EVENT_STATES = ("firing", "escalated", "resolved", "observed")
 SEVERITIES = ("info", "warning", "critical")
+STATION_LEVEL = 5                    # a polling station (TPS): 0 national ... 4 desa, 5 TPS
+
+# The family of each rule (DESIGN.md): rules of one family describe one kind of trouble, so
+# alerting groups and inhibits by it and the timeline merges by it. The detectors stamp it on
+# every event (`details.family`); readers take it from there. This table is where the
+# detectors look it up, and the reading of events written before it was stamped.
+RULE_FAMILIES = {
+    "stall": "stoppage", "stale_source": "stoppage", "region_stall": "stoppage", "lagging": "stoppage",
+    "jump": "jump",
+    "regression": "consistency", "correction": "consistency", "over_capacity": "consistency",
+    "inconsistent": "consistency",
+    "outage": "outage", "latency": "latency", "divergence": "divergence",
+}
+STOPPAGE = "stoppage"
+
+
+def severity_rank(severity: str | None) -> int:
+    """info < warning < critical; anything else below them all."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+
+
+def family_of(rule: str, details: Mapping[str, Any] | None = None) -> str:
+    """The family an event's detector gave it, else the rule's (events logged before the
+    detectors stamped it); a rule of no known family is its own."""
+    family = (details or {}).get("family")
+    if isinstance(family, str) and family:
+        return family
+    return RULE_FAMILIES.get(rule, rule)
+
+
+def cause_of(rule: str, details: Mapping[str, Any] | None = None) -> str:
+    """The detector's `cause`, else one inferred for events that name none: a stoppage is a
+    stopped count, anything else its own rule."""
+    cause = (details or {}).get("cause")
+    if isinstance(cause, str) and cause:
+        return cause
+    return "count_stopped" if family_of(rule, details) == STOPPAGE else rule
+
+
+def progress_ratio(stations: int | None, stations_reported: int | None, percent: float | None = None) -> float | None:
+    """Stations reported over stations; the published percentage / 100 when counts are absent."""
+    if stations and stations_reported is not None:
+        return stations_reported / stations
+    return None if percent is None else percent / 100.0
+
+
+def is_station(*, level: int | None = None, stations: int | None = None, code: str | None = None) -> bool:
+    """Is this a single polling station (TPS), which reports once and neither stalls nor jumps?
+    By the document's level when it gives one, else by a table row of exactly one station,
+    else by the shape of a Sirekap TPS code (13 digits)."""
+    if level is not None:
+        return level >= STATION_LEVEL
+    if stations is not None:
+        return stations == 1
+    return code is not None and len(code) == 13 and code.isdigit()
 
 
 def utc(dt: datetime) -> datetime:
@@ -120,12 +175,7 @@ class Snapshot:
 
     @property
     def progress_ratio(self) -> float | None:
-        """Stations reported over stations; the published percentage when counts are absent."""
-        if self.stations and self.stations_reported is not None:
-            return self.stations_reported / self.stations
-        if self.percent is not None:
-            return self.percent / 100.0
-        return None
+        return progress_ratio(self.stations, self.stations_reported, self.percent)
 
     @property
     def total_votes(self) -> int:
@@ -185,6 +235,14 @@ class Event:
     def key(self) -> tuple[str, str, str]:
         """The alert key: one open alert per (rule, source, region)."""
         return (self.rule, self.source, self.region)
+
+    @property
+    def family(self) -> str:
+        return family_of(self.rule, self.details)
+
+    @property
+    def cause(self) -> str:
+        return cause_of(self.rule, self.details)
 
     def to_json(self) -> dict[str, Any]:
         return {

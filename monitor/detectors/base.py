@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
-from ..model import Event
+from ..model import Event, cause_of, family_of, severity_rank
 from .history import History, Reading
 from .options import DetectionOptions
-
-SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
 class Rule:
@@ -42,9 +40,12 @@ def reading_details(reading: Reading | None) -> dict[str, Any]:
 
 def event(h: History, now: datetime, rule: str, state: str, severity: str, summary: str,
           since: datetime | None, details: Mapping[str, Any], region: str | None = None) -> Event:
+    """Every event names its `cause` (the rule's own when it gives none) and `family`: the one
+    place alerting and the timeline learn which events go together (DESIGN.md)."""
     return Event(at=now, rule=rule, state=state, severity=severity, source=h.source,
                  region=region or h.region, summary=summary, since=since,
-                 details={**reading_details(h.current), **details})
+                 details={**reading_details(h.current), **details,
+                          "cause": cause_of(rule, details), "family": family_of(rule, details)})
 
 
 def lifecycle(h: History, now: datetime, key: str, rule: str, severity: str | None,
@@ -63,6 +64,6 @@ def lifecycle(h: History, now: datetime, key: str, rule: str, severity: str | No
                       details, region)]
     if opened is None:
         return [event(h, now, rule, "firing", severity, summaries["firing"], since, details, region)]
-    if SEVERITY_RANK[severity] > SEVERITY_RANK[opened.severity]:
+    if severity_rank(severity) > severity_rank(opened.severity):
         return [event(h, now, rule, "escalated", severity, summaries["escalated"], opened.since, details, region)]
     return []

@@ -23,7 +23,7 @@ from statistics import median
 
 import structlog
 
-from ..model import Event, Poll
+from ..model import STOPPAGE, Event, Poll, is_station
 from .consistency import CorrectionRule, InconsistentRule, OverCapacityRule, RegressionRule
 from .divergence import DivergenceRule
 from .history import LAG_KEEP, LATENCY_KEEP, STEP_KEEP, ChildTrack, History, MirrorView, Reading, SeriesState
@@ -48,6 +48,9 @@ BLIND_ADVANCE, BLIND_PUBLICATION = 1, 2  # state.blind: polls failed since the l
 BACKLOG_WINDOW = 3              # advances before a gap that set the pace it is judged by
 
 STATION_EXEMPT = ("stall", "stale_source", "jump")   # rules about a count's pace, not one TPS
+# The stoppage rules that can say "the publisher stopped" about one series (stall: counts
+# frozen; stale_source: timestamp frozen); both open at once are one incident.
+PUBLISHER_STOPPED = ("stale_source", "stall")
 
 Rule = Callable[[History, datetime], list[Event]]
 
@@ -275,7 +278,7 @@ class Judge:
         mark = state.paced or 0.0
         seen = set()
         for code, child in snapshot.children.items():
-            if child.stations == 1:
+            if is_station(stations=child.stations):
                 continue                                  # a TPS row: it reports once, it does not stall
             seen.add(code)
             signature = zlib.crc32(f"{child.stations_reported}|{child.percent}|{sum(child.votes.values())}".encode())
@@ -386,19 +389,24 @@ class Judge:
 
 
 def _group(state: SeriesState, events: list[Event]) -> list[Event]:
-    """Say so when `stall` and `stale_source` are one incident (the publisher stopped): both
-    carry cause publisher_stopped and `members`, so alerting can send one message."""
-    active = {key for key in state.open_alerts} | {e.rule for e in events if e.state in ("firing", "escalated")}
-    active -= {e.rule for e in events if e.state == "resolved"}
-    if not {"stall", "stale_source"} <= active:
+    """Say so when this series' stoppage rules are one incident (the publisher stopped: its
+    `stall` and `stale_source` both open with cause publisher_stopped): they carry `members`,
+    so alerting can send one message. The family comes from the events themselves, as alerting
+    and the timeline read it; a child's region_stall is another region's, so never a member."""
+    own = [e for e in events if e.region == state.region]
+    active = {key for key, e in state.open_alerts.items() if "/" not in key and e.family == STOPPAGE}
+    active |= {e.rule for e in own if e.state in ("firing", "escalated") and e.family == STOPPAGE}
+    active -= {e.rule for e in own if e.state == "resolved"}
+    members = sorted(r for r in active if r in PUBLISHER_STOPPED)
+    if len(members) < 2:
         return events
     out = []
     for event in events:
-        if (event.rule in ("stall", "stale_source") and event.state in ("firing", "escalated")
+        if (event.region == state.region and event.rule in members and event.state in ("firing", "escalated")
                 and event.details.get("cause") == "publisher_stopped"):
             event = Event(at=event.at, rule=event.rule, state=event.state, severity=event.severity,
                           source=event.source, region=event.region, summary=event.summary, since=event.since,
-                          details={**event.details, "members": ["stale_source", "stall"]})
+                          details={**event.details, "members": members})
         out.append(event)
     return out
 
@@ -457,8 +465,7 @@ __all__ = ["Judge", "RULE_CLASSES", "recovery_needed"]
 
 
 def _is_station(poll: Poll, state: SeriesState) -> bool:
-    """A polling-station (TPS, level 5) series: by the document's level, or for a
-    not_modified poll by the Sirekap code shape (13 digits)."""
-    if poll.snapshot is not None and poll.snapshot.level is not None:
-        return poll.snapshot.level >= 5
-    return len(state.region) == 13 and state.region.isdigit()
+    """A polling-station (TPS) series: by the document's level, or for a not_modified poll by
+    its region code."""
+    level = poll.snapshot.level if poll.snapshot is not None else None
+    return is_station(level=level, code=state.region)
