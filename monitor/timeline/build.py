@@ -125,7 +125,7 @@ def _enrich(incident: inc.ReviewIncident, series_polls, spans: list[OutageSpan],
     detected = incident.detected
     span_end = incident.end_or(end_of_log)
     # the last advance and the catch-up are a stall's story; an outage's end is its recovery
-    stall = not incident.point and inc.family(incident.rules[0]) == "stall" and detected is not None
+    stall = incident.stoppage and detected is not None
     extra["last_advance"] = last_advance(polls, detected) if stall else None
     resumed = catch_up(polls, detected) if stall else None
     if resumed is not None and resumed[0].at > span_end + extra["poll_interval"]:
@@ -144,10 +144,9 @@ def _ended(incident: inc.ReviewIncident, extra: dict) -> datetime | None:
     resolved = incident.resolved
     if resolved is None or incident.point:
         return resolved
-    rule = inc.family(incident.rules[0])
-    if rule == "stall" and extra.get("catch_up") is not None:
+    if incident.stoppage and extra.get("catch_up") is not None:
         return min(resolved, extra["catch_up"][0].at)
-    if rule == "outage":
+    if incident.lifecycles[0].family == "outage":
         recoveries = [s.recovered for s in extra.get("outages", [])
                       if s.region == incident.region and s.recovered is not None and s.recovered <= resolved]
         if recoveries:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from .build import Timeline
-from .incidents import family
 
 WIDTH_INCHES, PANEL_INCHES, EXTRA_INCHES, DPI = 12.0, 3.0, 1.0, 100
 MAX_PANELS = 4
@@ -91,7 +90,7 @@ def _panel(axes, timeline: Timeline, source: str, region: str) -> None:
     for incident in timeline.incidents:
         if incident.source != source or incident.point:
             continue
-        if family(incident.rules[0]) == "stall" and incident.region == region:
+        if incident.stoppage and incident.region == region:
             label = None if "stall" in shaded else "stall (last advance → resolved)"
             shaded.add("stall")
             axes.axvspan(incident.started, incident.end_or(end), color="#f0a030", alpha=0.28, label=label)

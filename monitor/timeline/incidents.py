@@ -3,8 +3,9 @@
 An alert lifecycle is one instance's run of events for one key (rule, source, region): it
 opens at `firing` (or at whatever state the log first shows, when the log begins mid-way) and
 closes at `resolved`. An incident is the lifecycles that describe one happening: the same key
-seen by several instances, and `stall` with `stale_source` (DESIGN.md: a publisher that
-stopped raises both), merged while their spans overlap. A point anomaly (`observed`) inside an
+seen by several instances, and the rules of one family on one region (the detectors' own
+`details.family`; a publisher that stopped raises `stall` and `stale_source`, both of the
+`stoppage` family with `region_stall` and `lagging`), merged while their spans overlap. A point anomaly (`observed`) inside an
 incident or at its resolution (the catch-up jump) belongs to it; elsewhere it is an incident of
 its own, or a mere observation when its severity is `info` (vote corrections are routine).
 """
@@ -14,20 +15,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..model import SEVERITIES, parse_iso
+from ..model import STOPPAGE, family_of, parse_iso, severity_rank
 from .records import LogRecord
 
-# rules that describe one stopped count; merged into one incident when they overlap
-FAMILY = {"stall": "stall", "stale_source": "stall"}
 NOTIFY_SLACK = timedelta(minutes=1)   # a notification may be stamped just before its event's line
 
 
-def family(rule: str) -> str:
-    return FAMILY.get(rule, rule)
-
-
-def severity_rank(severity: str | None) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+def family(record: LogRecord) -> str:
+    """The detector's `details.family` of an event line (monitor.model.family_of reads lines
+    logged before the detectors stamped it)."""
+    details = record.get("details")
+    return family_of(str(record.get("rule")), details if isinstance(details, dict) else None)
 
 
 def _since(record: LogRecord) -> datetime | None:
@@ -48,6 +46,10 @@ class Lifecycle:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.rule, self.source, self.region)
+
+    @property
+    def family(self) -> str:
+        return family(self.events[0]) if self.events else family_of(self.rule)
 
     @property
     def detected(self) -> datetime | None:
@@ -106,6 +108,11 @@ class ReviewIncident:
     def point(self) -> bool:
         """An incident made of observed events only (a jump with no stall around it)."""
         return not self.lifecycles
+
+    @property
+    def stoppage(self) -> bool:
+        """A stopped count (stall, stale_source, region_stall, lagging) as its detector called it."""
+        return not self.point and self.lifecycles[0].family == STOPPAGE
 
     @property
     def events(self) -> list[LogRecord]:
@@ -232,7 +239,7 @@ def lifecycles(records: list[LogRecord]) -> tuple[list[Lifecycle], list[LogRecor
 def merge(cycles: list[Lifecycle], end_of_log: datetime) -> list[ReviewIncident]:
     groups: dict[tuple, list[Lifecycle]] = {}
     for cycle in cycles:
-        groups.setdefault((cycle.source, cycle.region, family(cycle.rule)), []).append(cycle)
+        groups.setdefault((cycle.source, cycle.region, cycle.family), []).append(cycle)
     incidents = []
     for (source, region, _), members in groups.items():
         members.sort(key=lambda c: c.start)
@@ -267,7 +274,7 @@ def attach_observed(incidents: list[ReviewIncident], observed: list[LogRecord], 
                 and i.started <= record.at <= i.open_until(end_of_log) + slack]
         if home:
             # a stall owns its catch-up before any other overlapping incident does
-            home.sort(key=lambda i: (family(i.rules[0]) != "stall", i.started))
+            home.sort(key=lambda i: (not i.stoppage, i.started))
             home[0].observed.append(record)
             continue
         twin = next((p for p in points if _same_anomaly(p.observed[0], record, slack + skew)
