@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Mapping
 
-from ..model import Event, Poll, Snapshot, iso_utc, parse_iso
+from ..model import Event, Poll, Snapshot, iso_utc, parse_iso, progress_ratio
 from .diurnal import Rhythm
 
 LAG_KEEP = 24                      # a day of hourly publications: night polls lag more
@@ -47,9 +47,7 @@ class Reading:
 
     @property
     def progress_ratio(self) -> float | None:
-        if self.stations and self.stations_reported is not None:
-            return self.stations_reported / self.stations
-        return None if self.percent is None else self.percent / 100.0
+        return progress_ratio(self.stations, self.stations_reported, self.percent)
 
     def same_content(self, snapshot: Snapshot) -> bool:
         return (snapshot.stations_reported == self.stations_reported and snapshot.stations == self.stations

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-TPS_LEVEL = 5
+from ..model import STATION_LEVEL as TPS_LEVEL
+
 # BPS code length -> level: provinsi, kab/kota, kecamatan, desa/kelurahan, TPS.
 _SIREKAP_LEVELS = {2: 1, 4: 2, 6: 3, 10: 4, 13: 5}
 _SITUNG_ID = re.compile(r"-?[0-9]{1,9}\Z")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import tzinfo
 from typing import Any
 
-from ..model import RegionCount
+from ..model import RegionCount, is_station
 from .common import Fields, children_table, count, obj, opt_count, percent, schema, show, source_ts, votes_of
 from .regions import TPS_LEVEL, is_sirekap_code, level_of
 
@@ -109,7 +109,7 @@ def _child(code: str, row: dict, where: str) -> RegionCount:
             votes=votes,
         )
     pct = percent(row.get("persen"), f"{where}.persen")
-    if len(code) == 13:
+    if is_station(code=code):
         # A TPS row of a desa table is one station, and its persen is 100 (in) or 0 (not
         # yet): that is an exact count, so the children add up to the desa's progres.
         reported = 1 if pct == 100.0 else 0 if pct == 0.0 else None

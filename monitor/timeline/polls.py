@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
 
+from ..model import progress_ratio
 from .records import LogRecord
 
 OK_RESULTS = ("ok", "not_modified")
@@ -30,9 +31,7 @@ class PollPoint:
 
     @property
     def ratio(self) -> float | None:
-        if self.stations and self.stations_reported is not None:
-            return self.stations_reported / self.stations
-        return None
+        return progress_ratio(self.stations, self.stations_reported)
 
 
 @dataclass
