@@ -7,9 +7,10 @@
 
 docs/detection.md explains each rule, its thresholds and how they were evaluated.
 """
-from .history import History, Reading, SeriesState
+from .history import History, Reading
 from .judge import Judge
 from .options import RULES, DetectionOptions, parse_detection_options
+from .series import SeriesState
 from .thresholds import Thresholds
 
 __all__ = ["DetectionOptions", "History", "Judge", "RULES", "Reading", "SeriesState", "Thresholds",

@@ -15,24 +15,23 @@ national freeze is one incident, not one per region) and the latest reading of m
 from __future__ import annotations
 
 from collections import deque
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
-import zlib
-from statistics import median
 
 import structlog
 
 from ..model import STOPPAGE, Event, Poll, is_station
 from .consistency import CorrectionRule, InconsistentRule, OverCapacityRule, RegressionRule
 from .divergence import DivergenceRule
-from .history import LAG_KEEP, LATENCY_KEEP, STEP_KEEP, ChildTrack, History, MirrorView, Reading, SeriesState
+from .history import History, MirrorView, Reading
 from .jump import JumpRule
 from .options import DetectionOptions
 from .outage import LatencyRule, OutageRule, recovery_needed
 from .regions import RegionStallRule
 from .stall import StaleSourceRule, StallRule
-from .thresholds import WINSOR, Thresholds, learn
+from .series import SeriesState, offset_at, reset_failures
+from .thresholds import Thresholds, learn
 
 log = structlog.get_logger("countwatch.detectors")
 
@@ -41,11 +40,6 @@ RULE_CLASSES = (StallRule, StaleSourceRule, OutageRule, LatencyRule, JumpRule, R
 DEFAULT_ZONE = "Asia/Jakarta"     # DESIGN.md: [daemon] timezone default; KPU publishes in WIB
 MIRROR_KEEP = 64
 ANCESTOR_DEPTH = 8
-SPACING_WEIGHT = 0.3              # EWMA weight of a child's newest spacing (region_stall)
-POLL_GAP_WEIGHT = 0.2
-LATENCY_WEIGHT = 0.02
-BLIND_ADVANCE, BLIND_PUBLICATION = 1, 2  # state.blind: polls failed since the last advance / publication
-BACKLOG_WINDOW = 3              # advances before a gap that set the pace it is judged by
 
 STATION_EXEMPT = ("stall", "stale_source", "jump")   # rules about a count's pace, not one TPS
 # The stoppage rules that can say "the publisher stopped" about one series (stall: counts
@@ -116,12 +110,12 @@ class Judge:
         options = self.options(poll.source)
         stall_before = self._stall(state, options)
         stale_before = self._stale(state, options)
-        facts = self._append(state, poll, options, stall_before, stale_before)
+        facts = state.observe(poll, options, self.zone(state), stall_before, stale_before)
         history = History(
-            poll=poll, state=state, zone=self.zone(state),
-            stall=stall_before if facts["advance"] > 0 else self._stall(state, options),
+            poll=poll, state=state, facts=facts, zone=self.zone(state),
+            stall=stall_before if facts.advance > 0 else self._stall(state, options),
             stale=self._stale(state, options), complete=self._complete(state),
-            ancestor_stalled=self._ancestor_stalled(state), mirror=self._mirror_view(state), **facts)
+            ancestor_stalled=self._ancestor_stalled(state), mirror=self._mirror_view(state))
         events: list[Event] = []
         # A TPS document's `ts` is when that one station's form came in, not a publication
         # time, and one station cannot "stall" or "jump" (it reports once: 0 -> 1 after hours
@@ -140,167 +134,6 @@ class Judge:
         self._remember(state, poll)
         return events
 
-    # -- (1) appending a poll to the series' history --
-    def _append(self, state: SeriesState, poll: Poll, o: DetectionOptions, stall_before: Thresholds,
-                stale_before: Thresholds | None) -> dict[str, Any]:
-        at = poll.at
-        previous_poll_at = state.last_at
-        if state.first_at is None:
-            state.first_at = at
-        if previous_poll_at is not None:
-            gap = (at - previous_poll_at).total_seconds()
-            if gap > 0:
-                # A gap in a recording or a long outage says nothing about our interval.
-                gap = min(gap, 4 * state.poll_gap) if state.poll_gap else gap
-                state.poll_gap = round(gap if state.poll_gap is None else
-                                       (1 - POLL_GAP_WEIGHT) * state.poll_gap + POLL_GAP_WEIGHT * gap, 3)
-        state.last_at = at
-        self._count_result(state, poll, o)
-        facts = {"previous": state.current, "current": state.current, "changed": False, "advance": 0,
-                 "advance_gap": None, "source_gap": None, "new_publication": False,
-                 "incident": False}
-        if not poll.ok:
-            return facts
-        if poll.latency_seconds is not None:
-            _push(state.latencies, poll.latency_seconds, LATENCY_KEEP)
-            base = state.latency_base
-            # Winsorized: a slow spell moves the baseline by at most 2% of it per poll, so the
-            # degradation is seen before it becomes "normal" (and a lasting new normal still is).
-            state.latency_base = round(poll.latency_seconds if base is None else (
-                (1 - LATENCY_WEIGHT) * base + LATENCY_WEIGHT * min(poll.latency_seconds, 2 * base)), 6)
-        snapshot = poll.snapshot
-        previous = state.current
-        if snapshot is None or (previous is not None and previous.same_content(snapshot)):
-            return facts                                  # not_modified, or the same document again
-        current = Reading.of(snapshot)
-        state.current = current
-        facts.update(current=current, changed=True)
-        self._note_progress(state, current, at, o, stall_before, facts, self.zone(state))
-        self._note_publication(state, previous, current, at, previous_poll_at, o, stale_before, facts)
-        if snapshot.children:
-            self._track_children(state, snapshot, at, o)
-        return facts
-
-    @staticmethod
-    def _count_result(state: SeriesState, poll: Poll, o: DetectionOptions) -> None:
-        failed = not poll.ok
-        state.window_bits = ((state.window_bits << 1) | int(failed)) & ((1 << o.outage_window) - 1)
-        state.window_len = min(state.window_len + 1, o.outage_window)
-        if failed:
-            state.blind = BLIND_ADVANCE | BLIND_PUBLICATION
-            if state.failing_since is None:
-                state.failing_since = poll.at
-            if state.ok_streak and "outage" in state.open_alerts:
-                state.flaps += 1
-            state.fail_streak += 1
-            state.ok_streak = 0
-            state.error_classes[poll.result] = state.error_classes.get(poll.result, 0) + 1
-            state.last_error = poll.result + (f": {poll.detail}" if poll.detail else "")
-            return
-        state.ok_streak += 1
-        state.fail_streak = 0
-        if "outage" not in state.open_alerts and state.ok_streak >= o.outage_recovery and state.failing_since:
-            _reset_failures(state)
-
-    @staticmethod
-    def _note_publication(state: SeriesState, previous: Reading | None, current: Reading, at: datetime,
-                          previous_poll_at: datetime | None, o: DetectionOptions, stale_before: Thresholds | None,
-                          facts: dict[str, Any]) -> None:
-        published = current.published_at
-        if published is None:
-            return
-        if previous is None or previous.published_at is None:
-            state.pub_seen_at = at                        # first sighting: not a new publication
-            return
-        if published <= previous.published_at:
-            return                                        # unchanged, or older (regression's business)
-        gap = (published - previous.published_at).total_seconds()
-        if stale_before is not None:
-            gap = min(gap, stale_before.critical)         # a freeze is an incident, not the habit
-        if not facts["incident"] and not state.blind & BLIND_PUBLICATION:
-            _push(state.pub_gaps, gap, o.stall_window)
-        state.blind &= ~BLIND_PUBLICATION
-        lag = (at - published).total_seconds()
-        recent_poll = previous_poll_at is not None and state.poll_gap is not None and (
-            (at - previous_poll_at).total_seconds() <= 2 * state.poll_gap)
-        if lag >= 0 and recent_poll:
-            # Only when we were polling all along does the delay measure the publisher + us.
-            _push(state.lags, lag, LAG_KEEP)
-        state.pub_seen_at = at
-        _learned(state)
-        facts["new_publication"] = True
-
-    @staticmethod
-    def _note_progress(state: SeriesState, current: Reading, at: datetime, o: DetectionOptions,
-                       stall_before: Thresholds, facts: dict[str, Any], zone: tzinfo) -> None:
-        progress = current.progress
-        if progress is None:
-            return
-        if state.high_water is None:
-            state.high_water = state.paced = progress     # first sighting is no advance...
-            state.last_advance_published_at = current.published_at   # ...but dates the data we start from
-            return
-        if progress <= state.high_water:
-            return
-        advance = progress - state.high_water
-        state.high_water = progress
-        # Winsorized: one outsized batch (another region's backlog) must neither teach the
-        # rhythm a pace nor make region_stall's children overdue.
-        counted = min(advance, WINSOR * median(state.steps[-STEP_KEEP:])) if len(state.steps) >= 6 else advance
-        state.paced = round(state.paced + counted, 3)   # set with high_water, so never None here
-        facts["advance"] = advance
-        facts["advance_gap"] = (at - (state.last_advance_at or state.first_at)).total_seconds()
-        if current.published_at and state.last_advance_published_at and current.published_at > state.last_advance_published_at:
-            facts["source_gap"] = (current.published_at - state.last_advance_published_at).total_seconds()
-        if state.last_advance_at is not None:
-            # On the source's clock when it has one: exact for a cadenced publisher.
-            if (current.published_at and state.last_advance_published_at
-                    and current.published_at > state.last_advance_published_at):
-                gap = (current.published_at - state.last_advance_published_at).total_seconds()
-            else:
-                gap = (at - state.last_advance_at).total_seconds()
-            end = current.published_at or at
-            offset = _offset(end, zone)
-            facts["incident"] = gap >= o.stall_ceiling or _was_incident(state, gap, advance, stall_before,
-                                                                         end.timestamp(), offset)
-            # A gap we partly could not see (failed polls) is no evidence of skipped publications.
-            if not facts["incident"] and not state.blind & BLIND_ADVANCE:
-                _push(state.advance_gaps, min(gap, stall_before.critical), o.stall_window)
-                state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence, counted)
-        state.blind &= ~BLIND_ADVANCE
-        _push(state.steps, advance, STEP_KEEP)
-        state.last_advance_at = at
-        state.last_advance_published_at = current.published_at
-        _learned(state)
-
-    @staticmethod
-    def _track_children(state: SeriesState, snapshot, at: datetime, o: DetectionOptions) -> None:
-        mark = state.paced or 0.0
-        seen = set()
-        for code, child in snapshot.children.items():
-            if is_station(stations=child.stations):
-                continue                                  # a TPS row: it reports once, it does not stall
-            seen.add(code)
-            signature = zlib.crc32(f"{child.stations_reported}|{child.percent}|{sum(child.votes.values())}".encode())
-            complete = ((child.stations is not None and child.stations_reported is not None
-                         and child.stations_reported >= o.complete_ratio * child.stations)
-                        or (child.percent is not None and child.percent >= 100 * o.complete_ratio))
-            track = state.children.get(code)
-            if track is None:
-                state.children[code] = ChildTrack(signature, mark, round(at.timestamp(), 3), 0, None, child.percent, complete)
-                continue
-            if signature == track.signature:
-                continue
-            if track.changes >= 1:                        # the first change ends a censored interval
-                spacing = mark - track.parent_mark
-                track.spacing = round(spacing if track.spacing is None else (
-                    (1 - SPACING_WEIGHT) * track.spacing + SPACING_WEIGHT * spacing), 3)
-            track.changes += 1
-            track.signature, track.parent_mark, track.changed_at = signature, mark, round(at.timestamp(), 3)
-            track.percent, track.complete = child.percent, complete
-        for code in [c for c in state.children if c not in seen]:
-            del state.children[code]
-
     # -- thresholds, cached until the gaps change --
     def _stall(self, state: SeriesState, o: DetectionOptions) -> Thresholds:
         cached = state.cache.get("stall")
@@ -314,7 +147,7 @@ class Judge:
                 start = state.last_advance_published_at
         thresholds = learn(state.advance_gaps, state.pub_gaps, state.lags, lag0, state.learned_poll_gap, o, what="advance",
                            rhythm=state.rhythm, start=start.timestamp() if start else None,
-                           offset=_offset(start, self.zone(state)) if start else 0.0)
+                           offset=offset_at(start, self.zone(state)) if start else 0.0)
         state.cache["stall"] = (state.version, thresholds)
         return thresholds
 
@@ -328,7 +161,7 @@ class Judge:
         # A Poisson-like source publishes when it advances: the advances' rhythm is the one.
         thresholds = learn(state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap, o,
                            what="publication", rhythm=state.rhythm, start=published.timestamp(),
-                           offset=_offset(published, self.zone(state)))
+                           offset=offset_at(published, self.zone(state)))
         state.cache["stale"] = ((state.version, published), thresholds)
         return thresholds
 
@@ -385,7 +218,7 @@ class Judge:
             elif event.state == "resolved":
                 state.open_alerts.pop(key, None)
                 if event.rule == "outage":
-                    _reset_failures(state)
+                    reset_failures(state)
 
 
 def _group(state: SeriesState, events: list[Event]) -> list[Event]:
@@ -409,56 +242,6 @@ def _group(state: SeriesState, events: list[Event]) -> list[Event]:
                           details={**event.details, "members": members})
         out.append(event)
     return out
-
-
-def _was_incident(state: SeriesState, gap: float, advance: float, stall_before: Thresholds, end: float,
-                  offset: float) -> bool:
-    """A gap that reached the stall threshold and ended in a backlog (at least half of the
-    stations the series' pace would have brought meanwhile) was an incident: the count stopped
-    while the work went on. It is not learned from, or one freeze would slow the alarm for the
-    next. A long gap that ends with an ordinary increment is the source slowing down (a night,
-    the end of a count), and is learned; not beyond `stall_ceiling`, though, where it alarms
-    whatever was learned and would smear days into the rhythm (the caller's rule). The pace comes
-    from the daily rhythm once it is known,
-    so that a freeze across a night is not judged by the day's pace, else from the last few
-    advances."""
-    if gap < stall_before.warning:
-        return False
-    if state.rhythm.mature:
-        due = state.rhythm.expected_stations(end - gap, end, offset)
-    else:
-        steps, gaps = state.steps[-BACKLOG_WINDOW:], state.advance_gaps[-BACKLOG_WINDOW:]
-        if len(gaps) < BACKLOG_WINDOW or sum(gaps) <= 0:
-            return True
-        due = sum(steps) / sum(gaps) * gap
-    return advance >= 0.5 * due
-
-
-def _offset(moment: datetime, zone: tzinfo) -> float:
-    """The source's UTC offset at `moment`, in seconds (its own when it gave one)."""
-    delta = moment.utcoffset() if moment.tzinfo not in (None, timezone.utc) else moment.astimezone(zone).utcoffset()
-    return delta.total_seconds() if delta is not None else 0.0
-
-
-def _learned(state: SeriesState) -> None:
-    """The gaps changed: thresholds are recomputed, with the polling interval as it is now.
-    (The interval drifts with every poll; pinning it here keeps a restarted Judge, which
-    recomputes from the saved state, in step with one that kept its cache.)"""
-    state.version += 1
-    state.learned_poll_gap = state.poll_gap
-
-
-def _reset_failures(state: SeriesState) -> None:
-    state.failing_since = None
-    state.error_classes = {}
-    state.last_error = None
-    state.flaps = 0
-
-
-def _push(values: list, value: float, keep: int) -> None:
-    values.append(round(value, 3))          # quantized here so that the JSON state is exact
-    if len(values) > keep:
-        del values[: len(values) - keep]
 
 
 __all__ = ["Judge", "RULE_CLASSES", "recovery_needed"]

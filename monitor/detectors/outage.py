@@ -14,8 +14,9 @@ from statistics import median
 
 from ..model import Event
 from .base import Rule, label, lifecycle
-from .history import History, SeriesState
+from .history import History
 from .options import DetectionOptions
+from .series import SeriesState
 from .text import duration, when
 
 MAX_DOUBLINGS = 5

@@ -1,0 +1,383 @@
+"""A series' state (SeriesState) and its ledger: what each poll teaches it.
+
+One series is one (source, region). Its state keeps what the rules need and no more, because
+a national tree has ~90k series and all of them are saved after every pass: the content now
+in force (`Reading`), recent gaps between advances and between publications, recent
+publication lags and increments, failure counters, the daily rhythm, child-region trackers and
+the open alerts. `observe(poll, ...)` is the ledger: EWMAs of our polling interval and latency,
+winsorized increments, the gaps learned from (and the incidents that are not), the per-hour
+beliefs; it returns the poll's `Facts` for the rules. The rules themselves run in the Judge.
+`to_json()` is compact (a leaf series stays well under 1 KB) and `from_json()` restores it.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone, tzinfo
+from statistics import median
+from typing import Any, Mapping
+
+from ..model import Event, Poll, Snapshot, is_station
+from .diurnal import Rhythm
+from .history import ChildTrack, Facts, Reading, _compact, _epoch, _from_epoch
+from .options import DetectionOptions
+from .thresholds import WINSOR, Thresholds
+
+LAG_KEEP = 24                      # a day of hourly publications: night polls lag more
+STEP_KEEP = 24
+LATENCY_KEEP = 8
+SPACING_WEIGHT = 0.3               # EWMA weight of a child's newest spacing (region_stall)
+POLL_GAP_WEIGHT = 0.2
+LATENCY_WEIGHT = 0.02
+BLIND_ADVANCE, BLIND_PUBLICATION = 1, 2  # state.blind: polls failed since the last advance / publication
+BACKLOG_WINDOW = 3                 # advances before a gap that set the pace it is judged by
+
+
+class SeriesState:
+    """Mutable, owned by the Judge (the only stateful shell); rules only read it."""
+
+    def __init__(self, source: str, region: str):
+        self.source = source
+        self.region = region
+        self.first_at: datetime | None = None
+        self.last_at: datetime | None = None
+        self.current: Reading | None = None
+        self.high_water: float | None = None          # most progress ever seen (a flapping cache is no advance)
+        # Progress counted at most WINSOR usual steps per advance: region_stall's yardstick, so
+        # that one child's catch-up does not make its quiet siblings look overdue.
+        self.paced: float | None = None
+        self.last_advance_at: datetime | None = None
+        self.last_advance_published_at: datetime | None = None
+        self.advance_gaps: list[float] = []
+        self.steps: list[float] = []                  # recent increments of progress per advance
+        self.pub_gaps: list[float] = []
+        self.pub_seen_at: datetime | None = None      # our clock when the current published_at appeared
+        self.lags: list[float] = []                   # publication -> our poll that saw it
+        self.blind = 0                                # bits: polls failed since the last advance / publication
+        self.rhythm = Rhythm()                        # advances and watched time per local hour
+        self.poll_gap: float | None = None            # EWMA of our polling interval
+        self.learned_poll_gap: float | None = None    # ...as it was when the gaps last changed
+        self.fail_streak = 0
+        self.ok_streak = 0
+        self.flaps = 0                                # ok-then-fail turns inside an outage (hysteresis)
+        self.window_bits = 0                          # recent polls, 1 = failed, newest in bit 0
+        self.window_len = 0
+        self.failing_since: datetime | None = None
+        self.error_classes: dict[str, int] = {}
+        self.last_error: str | None = None
+        self.latencies: list[float] = []
+        self.latency_base: float | None = None
+        self.children: dict[str, ChildTrack] = {}
+        self.open_alerts: dict[str, Event] = {}
+        self.version = 0                              # bumped when gaps change: thresholds are cached on it
+        self.cache: dict[str, Any] = {}
+
+    def observe(self, poll: Poll, o: DetectionOptions, zone: tzinfo, stall_before: Thresholds,
+                stale_before: Thresholds | None) -> Facts:
+        """Append one poll: what our polling interval, the failures, the latency baseline, the
+        gaps between advances and publications, the daily rhythm and the children's trackers
+        learn from it. `stall_before` / `stale_before` are the thresholds in force before it
+        (a gap that reached them is an incident, not a habit). Returns what the poll brought."""
+        state = self
+        at = poll.at
+        previous_poll_at = state.last_at
+        if state.first_at is None:
+            state.first_at = at
+        if previous_poll_at is not None:
+            gap = (at - previous_poll_at).total_seconds()
+            if gap > 0:
+                # A gap in a recording or a long outage says nothing about our interval.
+                gap = min(gap, 4 * state.poll_gap) if state.poll_gap else gap
+                state.poll_gap = round(gap if state.poll_gap is None else
+                                       (1 - POLL_GAP_WEIGHT) * state.poll_gap + POLL_GAP_WEIGHT * gap, 3)
+        state.last_at = at
+        state._count_result(poll, o)
+        facts = Facts(previous=state.current, current=state.current)
+        if not poll.ok:
+            return facts
+        if poll.latency_seconds is not None:
+            _push(state.latencies, poll.latency_seconds, LATENCY_KEEP)
+            base = state.latency_base
+            # Winsorized: a slow spell moves the baseline by at most 2% of it per poll, so the
+            # degradation is seen before it becomes "normal" (and a lasting new normal still is).
+            state.latency_base = round(poll.latency_seconds if base is None else (
+                (1 - LATENCY_WEIGHT) * base + LATENCY_WEIGHT * min(poll.latency_seconds, 2 * base)), 6)
+        snapshot = poll.snapshot
+        previous = state.current
+        if snapshot is None or (previous is not None and previous.same_content(snapshot)):
+            return facts                                  # not_modified, or the same document again
+        current = Reading.of(snapshot)
+        state.current = current
+        facts.current, facts.changed = current, True
+        state._note_progress(current, at, o, stall_before, facts, zone)
+        state._note_publication(previous, current, at, previous_poll_at, o, stale_before, facts)
+        if snapshot.children:
+            state._track_children(snapshot, at, o)
+        return facts
+
+    def _count_result(self, poll: Poll, o: DetectionOptions) -> None:
+        state = self
+        failed = not poll.ok
+        state.window_bits = ((state.window_bits << 1) | int(failed)) & ((1 << o.outage_window) - 1)
+        state.window_len = min(state.window_len + 1, o.outage_window)
+        if failed:
+            state.blind = BLIND_ADVANCE | BLIND_PUBLICATION
+            if state.failing_since is None:
+                state.failing_since = poll.at
+            if state.ok_streak and "outage" in state.open_alerts:
+                state.flaps += 1
+            state.fail_streak += 1
+            state.ok_streak = 0
+            state.error_classes[poll.result] = state.error_classes.get(poll.result, 0) + 1
+            state.last_error = poll.result + (f": {poll.detail}" if poll.detail else "")
+            return
+        state.ok_streak += 1
+        state.fail_streak = 0
+        if "outage" not in state.open_alerts and state.ok_streak >= o.outage_recovery and state.failing_since:
+            reset_failures(state)
+
+    def _note_publication(self, previous: Reading | None, current: Reading, at: datetime,
+                          previous_poll_at: datetime | None, o: DetectionOptions, stale_before: Thresholds | None,
+                          facts: Facts) -> None:
+        state = self
+        published = current.published_at
+        if published is None:
+            return
+        if previous is None or previous.published_at is None:
+            state.pub_seen_at = at                        # first sighting: not a new publication
+            return
+        if published <= previous.published_at:
+            return                                        # unchanged, or older (regression's business)
+        gap = (published - previous.published_at).total_seconds()
+        if stale_before is not None:
+            gap = min(gap, stale_before.critical)         # a freeze is an incident, not the habit
+        if not facts.incident and not state.blind & BLIND_PUBLICATION:
+            _push(state.pub_gaps, gap, o.stall_window)
+        state.blind &= ~BLIND_PUBLICATION
+        lag = (at - published).total_seconds()
+        recent_poll = previous_poll_at is not None and state.poll_gap is not None and (
+            (at - previous_poll_at).total_seconds() <= 2 * state.poll_gap)
+        if lag >= 0 and recent_poll:
+            # Only when we were polling all along does the delay measure the publisher + us.
+            _push(state.lags, lag, LAG_KEEP)
+        state.pub_seen_at = at
+        _learned(state)
+        facts.new_publication = True
+
+    def _note_progress(self, current: Reading, at: datetime, o: DetectionOptions,
+                       stall_before: Thresholds, facts: Facts, zone: tzinfo) -> None:
+        state = self
+        progress = current.progress
+        if progress is None:
+            return
+        if state.high_water is None:
+            state.high_water = state.paced = progress     # first sighting is no advance...
+            state.last_advance_published_at = current.published_at   # ...but dates the data we start from
+            return
+        if progress <= state.high_water:
+            return
+        advance = progress - state.high_water
+        state.high_water = progress
+        # Winsorized: one outsized batch (another region's backlog) must neither teach the
+        # rhythm a pace nor make region_stall's children overdue.
+        counted = min(advance, WINSOR * median(state.steps[-STEP_KEEP:])) if len(state.steps) >= 6 else advance
+        state.paced = round(state.paced + counted, 3)   # set with high_water, so never None here
+        facts.advance = advance
+        facts.advance_gap = (at - (state.last_advance_at or state.first_at)).total_seconds()
+        if current.published_at and state.last_advance_published_at and current.published_at > state.last_advance_published_at:
+            facts.source_gap = (current.published_at - state.last_advance_published_at).total_seconds()
+        if state.last_advance_at is not None:
+            # On the source's clock when it has one: exact for a cadenced publisher.
+            if (current.published_at and state.last_advance_published_at
+                    and current.published_at > state.last_advance_published_at):
+                gap = (current.published_at - state.last_advance_published_at).total_seconds()
+            else:
+                gap = (at - state.last_advance_at).total_seconds()
+            end = current.published_at or at
+            offset = offset_at(end, zone)
+            facts.incident = gap >= o.stall_ceiling or _was_incident(state, gap, advance, stall_before,
+                                                                         end.timestamp(), offset)
+            # A gap we partly could not see (failed polls) is no evidence of skipped publications.
+            if not facts.incident and not state.blind & BLIND_ADVANCE:
+                _push(state.advance_gaps, min(gap, stall_before.critical), o.stall_window)
+                state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence, counted)
+        state.blind &= ~BLIND_ADVANCE
+        _push(state.steps, advance, STEP_KEEP)
+        state.last_advance_at = at
+        state.last_advance_published_at = current.published_at
+        _learned(state)
+
+    def _track_children(self, snapshot: Snapshot, at: datetime, o: DetectionOptions) -> None:
+        state = self
+        mark = state.paced or 0.0
+        seen = set()
+        for code, child in snapshot.children.items():
+            if is_station(stations=child.stations):
+                continue                                  # a TPS row: it reports once, it does not stall
+            seen.add(code)
+            signature = zlib.crc32(f"{child.stations_reported}|{child.percent}|{sum(child.votes.values())}".encode())
+            complete = ((child.stations is not None and child.stations_reported is not None
+                         and child.stations_reported >= o.complete_ratio * child.stations)
+                        or (child.percent is not None and child.percent >= 100 * o.complete_ratio))
+            track = state.children.get(code)
+            if track is None:
+                state.children[code] = ChildTrack(signature, mark, round(at.timestamp(), 3), 0, None, child.percent, complete)
+                continue
+            if signature == track.signature:
+                continue
+            if track.changes >= 1:                        # the first change ends a censored interval
+                spacing = mark - track.parent_mark
+                track.spacing = round(spacing if track.spacing is None else (
+                    (1 - SPACING_WEIGHT) * track.spacing + SPACING_WEIGHT * spacing), 3)
+            track.changes += 1
+            track.signature, track.parent_mark, track.changed_at = signature, mark, round(at.timestamp(), 3)
+            track.percent, track.complete = child.percent, complete
+        for code in [c for c in state.children if c not in seen]:
+            del state.children[code]
+
+    def rebase(self, seconds: float) -> None:
+        """Move every moment of *our* clock by `seconds` (the source's timestamps stay): for a
+        state saved under a clock that was later stepped back, whose polls would otherwise all
+        be "older than the last one judged" until the clock caught up. Durations inside the
+        state (gaps, lags, the daily rhythm) are unchanged."""
+        delta = timedelta(seconds=seconds)
+
+        def move(moment: datetime | None) -> datetime | None:
+            return None if moment is None else moment + delta
+        self.first_at, self.last_at = move(self.first_at), move(self.last_at)
+        self.last_advance_at, self.pub_seen_at = move(self.last_advance_at), move(self.pub_seen_at)
+        self.failing_since = move(self.failing_since)
+        if self.current is not None:
+            self.current = replace(self.current, at=self.current.at + delta)
+        for track in self.children.values():
+            track.changed_at = round(track.changed_at + seconds, 3)
+        self.open_alerts = {key: replace(event, at=event.at + delta, since=move(event.since))
+                            for key, event in self.open_alerts.items()}
+        self.cache.clear()
+
+    # -- what the metrics read --
+    @property
+    def progress_ratio(self) -> float | None:
+        return None if self.current is None else self.current.progress_ratio
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": 1, "source": self.source, "region": self.region,
+                               "first": _epoch(self.first_at), "last": _epoch(self.last_at)}
+        if self.current is not None:
+            out["cur"] = self.current.to_json()
+        if self.high_water is not None:
+            out["hw"] = self.high_water
+        if self.paced is not None and self.paced != self.high_water:
+            out["paced"] = self.paced
+        if self.last_advance_at is not None or self.last_advance_published_at is not None:
+            out["adv"] = [_epoch(self.last_advance_at), _epoch(self.last_advance_published_at)]
+        for key, values in (("gaps", self.advance_gaps), ("steps", self.steps), ("pgaps", self.pub_gaps),
+                            ("lags", self.lags), ("lat", self.latencies)):
+            if values:
+                out[key] = [_compact(v) for v in values]
+        if self.pub_seen_at is not None:
+            out["pseen"] = _epoch(self.pub_seen_at)
+        if self.blind:
+            out["blind"] = self.blind
+        if any(self.rhythm.exposure):
+            out["day"] = self.rhythm.to_json()
+        if self.poll_gap is not None:
+            out["pgap"] = _compact(self.poll_gap)
+        if self.learned_poll_gap is not None:
+            out["lpgap"] = _compact(self.learned_poll_gap)
+        if self.window_len:
+            out["fails"] = [self.fail_streak, self.ok_streak, self.flaps, self.window_bits, self.window_len,
+                            _epoch(self.failing_since), self.error_classes, self.last_error]
+        if self.latency_base is not None:
+            out["latb"] = self.latency_base
+        if self.children:
+            out["kids"] = {code: track.to_json() for code, track in self.children.items()}
+        if self.open_alerts:
+            out["open"] = {key: event.to_json() for key, event in self.open_alerts.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "SeriesState":
+        state = cls(data["source"], data["region"])
+        state.first_at = _from_epoch(data.get("first"))
+        state.last_at = _from_epoch(data.get("last"))
+        if "cur" in data:
+            state.current = Reading.from_json(data["cur"])
+        state.high_water = data.get("hw")
+        state.paced = data.get("paced", state.high_water)   # states saved before it counted in high water
+        if "adv" in data:
+            state.last_advance_at = _from_epoch(data["adv"][0])
+            state.last_advance_published_at = _from_epoch(data["adv"][1])
+        state.advance_gaps = list(data.get("gaps", []))
+        state.steps = list(data.get("steps", []))
+        state.pub_gaps = list(data.get("pgaps", []))
+        state.lags = list(data.get("lags", []))
+        state.latencies = list(data.get("lat", []))
+        state.pub_seen_at = _from_epoch(data.get("pseen"))
+        state.blind = data.get("blind", 0)
+        if "day" in data:
+            state.rhythm = Rhythm.from_json(data["day"])
+        state.poll_gap = data.get("pgap")
+        state.learned_poll_gap = data.get("lpgap")
+        if "fails" in data:
+            (state.fail_streak, state.ok_streak, state.flaps, state.window_bits, state.window_len,
+             failing_since, errors, state.last_error) = data["fails"]
+            state.failing_since = _from_epoch(failing_since)
+            state.error_classes = dict(errors)
+        state.latency_base = data.get("latb")
+        state.children = {code: ChildTrack.from_json(v) for code, v in data.get("kids", {}).items()}
+        state.open_alerts = {key: Event.from_json(v) for key, v in data.get("open", {}).items()}
+        return state
+
+
+def _was_incident(state: SeriesState, gap: float, advance: float, stall_before: Thresholds, end: float,
+                  offset: float) -> bool:
+    """A gap that reached the stall threshold and ended in a backlog (at least half of the
+    stations the series' pace would have brought meanwhile) was an incident: the count stopped
+    while the work went on. It is not learned from, or one freeze would slow the alarm for the
+    next. A long gap that ends with an ordinary increment is the source slowing down (a night,
+    the end of a count), and is learned; not beyond `stall_ceiling`, though, where it alarms
+    whatever was learned and would smear days into the rhythm (the caller's rule). The pace comes
+    from the daily rhythm once it is known,
+    so that a freeze across a night is not judged by the day's pace, else from the last few
+    advances."""
+    if gap < stall_before.warning:
+        return False
+    if state.rhythm.mature:
+        due = state.rhythm.expected_stations(end - gap, end, offset)
+    else:
+        steps, gaps = state.steps[-BACKLOG_WINDOW:], state.advance_gaps[-BACKLOG_WINDOW:]
+        if len(gaps) < BACKLOG_WINDOW or sum(gaps) <= 0:
+            return True
+        due = sum(steps) / sum(gaps) * gap
+    return advance >= 0.5 * due
+
+
+def offset_at(moment: datetime, zone: tzinfo) -> float:
+    """The source's UTC offset at `moment`, in seconds (its own when it gave one)."""
+    delta = moment.utcoffset() if moment.tzinfo not in (None, timezone.utc) else moment.astimezone(zone).utcoffset()
+    return delta.total_seconds() if delta is not None else 0.0
+
+
+def _learned(state: SeriesState) -> None:
+    """The gaps changed: thresholds are recomputed, with the polling interval as it is now.
+    (The interval drifts with every poll; pinning it here keeps a restarted Judge, which
+    recomputes from the saved state, in step with one that kept its cache.)"""
+    state.version += 1
+    state.learned_poll_gap = state.poll_gap
+
+
+def reset_failures(state: SeriesState) -> None:
+    state.failing_since = None
+    state.error_classes = {}
+    state.last_error = None
+    state.flaps = 0
+
+
+def _push(values: list, value: float, keep: int) -> None:
+    values.append(round(value, 3))          # quantized here so that the JSON state is exact
+    if len(values) > keep:
+        del values[: len(values) - keep]
+
+
+__all__ = ["LAG_KEEP", "LATENCY_KEEP", "STEP_KEEP", "SeriesState", "offset_at", "reset_failures"]
