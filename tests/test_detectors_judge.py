@@ -10,7 +10,7 @@ import pytest
 from monitor.cli import parse_config
 from monitor.configtools import ConfigError, Problems
 from monitor.detectors import DetectionOptions, Judge, parse_detection_options
-from monitor.detectors.thresholds import detect_cadence, learn
+from monitor.detectors.thresholds import ADVANCE, Seen, detect_cadence, learn
 from monitor.evaluation.builders import T0, at, cadenced, drive, failed, not_modified, ok
 
 
@@ -130,18 +130,18 @@ def test_detect_cadence():
 
 def test_learned_thresholds_are_clamped_to_floor_and_ceiling():
     options = DetectionOptions(stall_floor=600, stall_ceiling=3 * 3600, critical_ceiling=4 * 3600)
-    fast = learn([5.0] * 40, [], [], None, 5.0, options)
+    fast = learn(Seen(ADVANCE, [5.0] * 40, poll_gap=5.0), options)
     assert fast.warning == 600 and "floor" in fast.reason
-    slow = learn([3000.0 * (1 + i % 5) for i in range(40)], [], [], None, 60.0, options)   # irregular, hours
+    slow = learn(Seen(ADVANCE, [3000.0 * (1 + i % 5) for i in range(40)], poll_gap=60.0), options)   # irregular, hours
     assert slow.warning == 3 * 3600 and slow.critical == 4 * 3600 and "ceiling" in slow.reason
 
 
 def test_skipped_publications_raise_the_number_of_missed_ones():
-    clean = learn([3600.0] * 48, [3600.0] * 48, [45.0] * 12, 45.0, 3600.0, DetectionOptions())
+    clean = learn(Seen(ADVANCE, [3600.0] * 48, [3600.0] * 48, [45.0] * 12, 45.0, 3600.0), DetectionOptions())
     # Of the last 11 publications 3 brought no new stations (s = 3/11): a run of M missed ones
     # is as rare as the budget (mean gap 3,825 s / 30 d) from M = ln(0.00148)/ln(3/11) = 5.02 up.
-    gappy = learn([3600.0] * 40 + [7200, 3600, 3600, 7200, 3600, 3600, 7200, 3600], [3600.0] * 48,
-                  [45.0] * 12, 45.0, 3600.0, DetectionOptions())
+    gappy = learn(Seen(ADVANCE, [3600.0] * 40 + [7200, 3600, 3600, 7200, 3600, 3600, 7200, 3600], [3600.0] * 48,
+                       [45.0] * 12, 45.0, 3600.0), DetectionOptions())
     assert (clean.missed_warning, clean.missed_critical) == (1, 2)
     assert gappy.missed_warning == 6 and gappy.warning == 6 * 3600 + 30
     assert "27% of publications lately brought no new stations" in gappy.reason

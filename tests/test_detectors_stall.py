@@ -9,7 +9,7 @@ import pytest
 
 from monitor.cli import parse_config
 from monitor.detectors import DetectionOptions, Judge
-from monitor.detectors.thresholds import learn
+from monitor.detectors.thresholds import ADVANCE, Seen, learn
 from monitor.evaluation.builders import T0, WIB, at, cadenced, drive, failed, not_modified, ok
 from monitor.model import RegionCount
 
@@ -161,7 +161,7 @@ CYCLE = [20, 40, 60, 80, 100, 120, 140]
 
 def test_poisson_threshold_is_the_cusum_time_at_the_budget():
     gaps = [float(CYCLE[i % 7]) for i in range(48)]
-    thresholds = learn(gaps, [], [], None, None, DetectionOptions())
+    thresholds = learn(Seen(ADVANCE, gaps), DetectionOptions())
     # The mean gap (the exponential's scale; gaps winsorized at 5 medians, none reached here):
     # 78.75 s over the long window, 85 s over the last 8 gaps; the slower one wins. At rate
     # 1/85 s the CUSUM time for one false alarm in 30 days is 85 ln(1 + 30 d / 85 s).
@@ -179,7 +179,7 @@ def test_polling_merges_updates_and_the_rate_is_unmerged():
     # Polled every 60 s, a feed whose advances are 85 s apart on average updates more often
     # than that: a poll shows an advance with chance 60/85, so the rate is -ln(1 - 60/85)/60.
     gaps = [float(CYCLE[i % 7]) for i in range(48)]
-    thresholds = learn(gaps, [], [], None, 60.0, DetectionOptions())
+    thresholds = learn(Seen(ADVANCE, gaps, poll_gap=60.0), DetectionOptions())
     mean_gap = -60 / math.log(1 - 60 / 85)
     assert mean_gap == pytest.approx(49.1, abs=0.1)
     assert thresholds.warning == pytest.approx(mean_gap * math.log1p(30 * 86400 / mean_gap))

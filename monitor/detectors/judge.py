@@ -31,7 +31,7 @@ from .outage import LatencyRule, OutageRule, recovery_needed
 from .regions import RegionStallRule
 from .stall import StaleSourceRule, StallRule
 from .series import SeriesState, offset_at, reset_failures
-from .thresholds import Thresholds, learn
+from .thresholds import ADVANCE, PUBLICATION, Seen, Thresholds, learn
 
 log = structlog.get_logger("countwatch.detectors")
 
@@ -145,9 +145,9 @@ class Judge:
             if state.last_advance_published_at is not None:
                 lag0 = (state.last_advance_at - state.last_advance_published_at).total_seconds()
                 start = state.last_advance_published_at
-        thresholds = learn(state.advance_gaps, state.pub_gaps, state.lags, lag0, state.learned_poll_gap, o, what="advance",
-                           rhythm=state.rhythm, start=start.timestamp() if start else None,
-                           offset=offset_at(start, self.zone(state)) if start else 0.0)
+        thresholds = learn(Seen(ADVANCE, state.advance_gaps, state.pub_gaps, state.lags, lag0, state.learned_poll_gap,
+                                state.rhythm, start.timestamp() if start else None,
+                                offset_at(start, self.zone(state)) if start else 0.0), o)
         state.cache["stall"] = (state.version, thresholds)
         return thresholds
 
@@ -159,9 +159,8 @@ class Judge:
         if cached is not None and cached[0] == (state.version, published):
             return cached[1]
         # A Poisson-like source publishes when it advances: the advances' rhythm is the one.
-        thresholds = learn(state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap, o,
-                           what="publication", rhythm=state.rhythm, start=published.timestamp(),
-                           offset=offset_at(published, self.zone(state)))
+        thresholds = learn(Seen(PUBLICATION, state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap,
+                                state.rhythm, published.timestamp(), offset_at(published, self.zone(state))), o)
         state.cache["stale"] = ((state.version, published), thresholds)
         return thresholds
 

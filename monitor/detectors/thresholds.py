@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import median
-from typing import Sequence
+from typing import Sequence, Union
 
 from .diurnal import Rhythm, expected, hour_of, publications_believed, time_to_believed, unmerged
 from .options import DetectionOptions
@@ -79,11 +79,23 @@ def max_lag(lags: Sequence[float]) -> float | None:
     return ordered[-2] if len(ordered) >= 6 else ordered[-1]
 
 
-def learn(gaps: Sequence[float], pub_gaps: Sequence[float], lags: Sequence[float], lag0: float | None,
-          poll_gap: float | None, options: DetectionOptions, *, what: str = "advance",
-          rhythm: Rhythm | None = None, start: float | None = None, offset: float = 0.0) -> Thresholds:
-    """Thresholds for the time since the last advance (`what="advance"`, gaps between advances)
-    or since the last publication (`what="publication"`, gaps between publications).
+@dataclass(frozen=True)
+class Clock:
+    """What a threshold measures the time since: the last advance (stall) or the last
+    publication (stale_source)."""
+
+    noun: str
+    skipped: str                     # what a skipped publication means on this clock
+    steady: bool                     # a cadenced publisher keeps its cadence day and night
+
+
+ADVANCE = Clock("advance", "of publications lately brought no new stations", steady=False)
+PUBLICATION = Clock("publication", "of expected publications lately did not come", steady=True)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a series has seen, for one clock.
 
     gaps: recent gaps between events (seconds, oldest first); pub_gaps: gaps between the
     source's timestamps, which reveal a cadence; lags: recent delays from publication to our
@@ -91,38 +103,91 @@ def learn(gaps: Sequence[float], pub_gaps: Sequence[float], lags: Sequence[float
     interval; rhythm, start, offset: the series' daily rhythm, the epoch the clock runs from
     (on the source's clock when it has one) and the source's UTC offset, for a walk through
     the hours ahead once the rhythm is known."""
-    o = options
-    if len(gaps) < o.stall_min_gaps:
+
+    clock: Clock
+    gaps: Sequence[float]
+    pub_gaps: Sequence[float] = ()
+    lags: Sequence[float] = ()
+    lag0: float | None = None
+    poll_gap: float | None = None
+    rhythm: Rhythm | None = None
+    start: float | None = None
+    offset: float = 0.0
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Too little history: the configured prior."""
+
+    def thresholds(self, seen: Seen, o: DetectionOptions) -> Thresholds:
         warning = _clamp(o.stall_prior, o.stall_floor, o.stall_ceiling)
         critical = _clamp(2 * o.stall_prior, warning, o.critical_ceiling)
-        return Thresholds(warning, critical,
-                          f"too little history yet ({len(gaps)} {what} gaps): prior of {duration(o.stall_prior)}",
-                          "prior")
+        return Thresholds(warning, critical, f"too little history yet ({len(seen.gaps)} {seen.clock.noun} gaps): "
+                          f"prior of {duration(o.stall_prior)}", "prior")
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """Publications on a lattice of `period` seconds; `daily`: the rhythm the walk follows
+    (mature, or still learning its day); `strict`: the extra certainty asked for."""
+
+    period: float
+    daily: Rhythm | None = None
+    strict: float = 1.0
+
+    def thresholds(self, seen: Seen, o: DetectionOptions) -> Thresholds:
+        return _cadenced(seen, self.period, o, self.daily, self.strict)
+
+
+@dataclass(frozen=True)
+class Poisson:
+    """Updates whenever data arrives; `daily`: the mature rhythm the walk follows."""
+
+    daily: Rhythm | None = None
+    strict: float = 1.0
+
+    def thresholds(self, seen: Seen, o: DetectionOptions) -> Thresholds:
+        return _poissonian(seen, o, self.daily, self.strict)
+
+
+Model = Union[Prior, Cadence, Poisson]
+
+
+def model_of(seen: Seen, o: DetectionOptions) -> Model:
+    """The model the series' own gaps support."""
+    gaps, pub_gaps, rhythm = seen.gaps, seen.pub_gaps, seen.rhythm
+    if len(gaps) < o.stall_min_gaps:
+        return Prior()
     cadence = detect_cadence(pub_gaps) if len(pub_gaps) >= 4 else None
     if cadence is None and not pub_gaps:
-        cadence = detect_cadence(gaps, jitter=1.5 * (poll_gap or 0.0))
-    daily = rhythm if rhythm is not None and rhythm.mature and start is not None else None
-    learning = rhythm if rhythm is not None and not rhythm.mature and start is not None else None
+        cadence = detect_cadence(gaps, jitter=1.5 * (seen.poll_gap or 0.0))
+    timed = rhythm is not None and seen.start is not None
+    daily = rhythm if timed and rhythm.mature else None
+    learning = rhythm if timed and not rhythm.mature else None
     # Until the rhythm has seen a whole day, the first evening's slow-down is unknown: ask for
     # ten times the certainty (the critical level) before warning. (A cadenced source's stall
     # instead walks the hours seen so far, `learning`: its beliefs carry their uncertainty.)
     strict = CRITICAL_BUDGET if rhythm is not None and not rhythm.mature else 1.0
-    if cadence is not None and what == "publication":
-        daily, strict = None, 1.0      # a cadenced publisher keeps its cadence day and night
-    if cadence is not None:
-        # The rhythm counts in publications of its own cadence: only that cadence can use it.
-        if daily is not None and abs(daily.cadence - cadence) > 0.1 * cadence:
-            daily = None
-        if learning is not None and (what != "advance" or abs(learning.cadence - cadence) > 0.1 * cadence):
-            learning = None
-        return _cadenced(gaps, cadence, lags, lag0, poll_gap, o, what, daily or learning, start, offset, strict)
-    return _poissonian(gaps, o, what, daily if daily is not None and not daily.cadence else None,
-                       start, offset, lag0, strict, poll_gap)
+    if cadence is None:
+        return Poisson(daily if daily is not None and not daily.cadence else None, strict)
+    if seen.clock.steady:
+        return Cadence(cadence)        # a cadenced publisher keeps its cadence day and night
+    # The rhythm counts in publications of its own cadence: only that cadence can use it.
+    if daily is not None and abs(daily.cadence - cadence) > 0.1 * cadence:
+        daily = None
+    if learning is not None and abs(learning.cadence - cadence) > 0.1 * cadence:
+        learning = None
+    return Cadence(cadence, daily or learning, strict)
 
 
-def _cadenced(gaps: Sequence[float], cadence: float, lags: Sequence[float], lag0: float | None,
-              poll_gap: float | None, o: DetectionOptions, what: str, daily: Rhythm | None = None,
-              start: float | None = None, offset: float = 0.0, strict: float = 1.0) -> Thresholds:
+def learn(seen: Seen, options: DetectionOptions) -> Thresholds:
+    """Thresholds for the time since the last event of `seen.clock`, from the model its gaps
+    support."""
+    return model_of(seen, options).thresholds(seen, options)
+
+
+def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | None, strict: float) -> Thresholds:
+    gaps, start, offset = seen.gaps, seen.start, seen.offset
     steps = [max(1, round(g / cadence)) for g in gaps]
     short = steps[-SHORT_WINDOW:]
     skip_long = (sum(steps) - len(steps) + PRIOR_SKIPS) / (sum(steps) + PRIOR_SKIPS)
@@ -143,8 +208,8 @@ def _cadenced(gaps: Sequence[float], cadence: float, lags: Sequence[float], lag0
             # Still learning its day: the hours not seen yet are believed as slow as the slowest
             # one seen, as if seen once. The beliefs carry their own uncertainty (an hour seen
             # once promises little), so no extra certainty is asked for.
-            seen = [(st, e) for st, e in zip(daily.stations, daily.exposure) if e >= 0.5]
-            per_publication = sum(st for st, _ in seen) / max(sum(e for _, e in seen), 1e-9)
+            hours = [(st, e) for st, e in zip(daily.stations, daily.exposure) if e >= 0.5]
+            per_publication = sum(st for st, _ in hours) / max(sum(e for _, e in hours), 1e-9)
             beliefs = daily.beliefs(per_publication, unseen=daily.slowest())
             budget = mean_gap / o.false_alarm_budget
         empty = daily.empty_chances(beliefs, PRIOR_SKIPS)
@@ -153,25 +218,23 @@ def _cadenced(gaps: Sequence[float], cadence: float, lags: Sequence[float], lag0
                                                            -math.log(budget / CRITICAL_BUDGET), offset, level))
         rhythmic = ", following its daily rhythm" if daily.mature else ", following the hours seen so far"
         skip = 0.0
-    lag = max_lag(lags)
+    lag0, lag = seen.lag0, max_lag(seen.lags)
     if lag is None:
-        lag = poll_gap or 0.0
+        lag = seen.poll_gap or 0.0
     # Publication j after the one the clock runs from is visible by P0 + j*c + lag; the clock
     # started lag0 after P0. JITTER absorbs the source's own (Sirekap: HH:00:14..HH:00:20).
     offset = lag - (lag0 if lag0 is not None and 0 <= lag0 <= lag else 0.0) + JITTER
     warning = missed_w * cadence + offset
     critical = missed_c * cadence + offset
     noun = "missed publication" if missed_w == 1 else "missed publications"
-    skipped = "" if skip < 0.005 else (
-        f", {100 * skip:.0f}% of publications lately brought no new stations" if what == "advance"
-        else f", {100 * skip:.0f}% of expected publications lately did not come")
+    skipped = "" if skip < 0.005 else f", {100 * skip:.0f}% {seen.clock.skipped}"
     reason = f"{_every(cadence)} cadence{skipped}{rhythmic}: {missed_w} {noun}" + (LEARNING if strict > 1 and not daily else "")
     return _finish(warning, critical, reason, "cadence", o, cadence, missed_w, missed_c)
 
 
-def _poissonian(gaps: Sequence[float], o: DetectionOptions, what: str, daily: Rhythm | None = None,
-                start: float | None = None, offset: float = 0.0, lag0: float | None = None,
-                strict: float = 1.0, poll_gap: float | None = None) -> Thresholds:
+def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: float) -> Thresholds:
+    gaps, start, offset, what = seen.gaps, seen.start, seen.offset, seen.clock.noun
+    lag0, poll_gap = seen.lag0, seen.poll_gap
     mean_long = robust_mean(gaps[-o.stall_window:])
     short = gaps[-SHORT_WINDOW:]
     mean_short = robust_mean(short) if len(short) >= SHORT_WINDOW // 2 else 0.0
@@ -184,10 +247,10 @@ def _poissonian(gaps: Sequence[float], o: DetectionOptions, what: str, daily: Rh
         level = _level(daily, 1.0 / mean_long, gaps, start, offset)
         beliefs = daily.beliefs(1.0 / mean_long, poll_gap)
         usual = daily.mean_gap()
-        seen = lag0 if lag0 is not None and lag0 >= 0 else 0.0
-        warning = time_to_believed(beliefs, start, math.log1p(o.false_alarm_budget / usual), offset, level) - seen
+        already = lag0 if lag0 is not None and lag0 >= 0 else 0.0
+        warning = time_to_believed(beliefs, start, math.log1p(o.false_alarm_budget / usual), offset, level) - already
         critical = time_to_believed(beliefs, start, math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / usual),
-                                    offset, level) - seen
+                                    offset, level) - already
         rate_now = level * beliefs[hour_of(start, offset)[0]][1] * 3600
         reason = (f"irregular updates following their daily rhythm, about {rate_now:.1f} {what}s/h at this hour: "
                   f"no {what} for {duration(warning)} happens by chance once in {duration(o.false_alarm_budget)}")
