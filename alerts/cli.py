@@ -110,7 +110,7 @@ def cmd_silence_list(args) -> int:
     now = _now()
     try:
         with _closing(_db(config)) as db:
-            runtime = [Silence.from_row(r) for r in state.silence_rows(db)]
+            runtime = [Silence.from_row(r) for r in state.silence_rows(db, Silence.from_row, move_aside=False)]
     except sqlite3.Error as exc:
         print(f"countwatch silence list: state database failed: {exc}", file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from monitor import database
 
@@ -120,19 +120,62 @@ def prune(before: str) -> list[Op]:
 
 # --- reads ---------------------------------------------------------------------------------
 
-def load(db: sqlite3.Connection) -> dict[str, list[sqlite3.Row]]:
-    return {
+# what load() returns -> (table, the column that finds one row)
+_LOADED = {"open": ("alert_open", "key"), "incidents": ("alert_incidents", "id"),
+           "threads": ("alert_threads", "incident"), "outbox": ("alert_outbox", "seq")}
+Check = Callable[[sqlite3.Row], object]
+
+
+def load(db: sqlite3.Connection, checks: Mapping[str, Check] | None = None, metrics=None) -> dict[str, Any]:
+    """The rows the pipeline restores. `checks` reads each row of a part ("open", "incidents",
+    "outbox") as the pipeline will; a row it cannot read is quarantined (moved to
+    state_quarantine, logged, counted) and left out, so one bad row never stops the daemon."""
+    loaded: dict[str, Any] = {
         "open": db.execute("SELECT key, state FROM alert_open").fetchall(),
         "incidents": db.execute("SELECT id, receiver, state FROM alert_incidents").fetchall(),
         "threads": db.execute("SELECT incident, receiver, channel, ts FROM alert_threads").fetchall(),
         "outbox": db.execute("SELECT * FROM alert_outbox WHERE status IN ('pending', 'inflight') ORDER BY seq").fetchall(),
         "max_seq": db.execute("SELECT COALESCE(MAX(seq), 0) FROM alert_outbox").fetchone()[0],
     }
+    for part, check in (checks or {}).items():
+        table, column = _LOADED[part]
+        loaded[part] = [row for row in loaded[part] if _readable(db, table, column, row, check, metrics)]
+    return loaded
 
 
-def silence_rows(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    rows = db.execute("SELECT * FROM alert_silences ORDER BY created_at, id").fetchall()
-    return [{**dict(r), "matchers": json.loads(r["matchers"])} for r in rows]
+def _readable(db: sqlite3.Connection, table: str, column: str, row: sqlite3.Row, check: Check, metrics) -> bool:
+    try:
+        check(row)
+        return True
+    except Exception as exc:  # noqa: BLE001 - whatever a malformed row raises, it is one row
+        consequence = {"alert_outbox": "this notification is not sent; everything else goes on",
+                       "alert_silences": "this silence does not apply; everything else goes on"}.get(
+            table, "the alert starts fresh; everything else goes on")
+        database.quarantine(db, table, {column: row[column]}, dict(row), exc, metrics, consequence)
+        return False
+
+
+def silence_rows(db: sqlite3.Connection, check: Check | None = None, metrics=None,
+                 move_aside: bool = True) -> list[dict[str, Any]]:
+    """Run-time silences with their matchers read. A row whose matchers are not JSON, or that
+    `check` cannot read, is left out: quarantined (`move_aside`) or only skipped (the CLI)."""
+    def read(r: sqlite3.Row) -> dict[str, Any]:
+        silence = {**dict(r), "matchers": json.loads(r["matchers"])}
+        if check is not None:
+            check(silence)
+        return silence
+
+    out = []
+    for row in db.execute("SELECT * FROM alert_silences ORDER BY created_at, id").fetchall():
+        if move_aside:
+            if _readable(db, "alert_silences", "id", row, read, metrics):
+                out.append(read(row))
+            continue
+        try:
+            out.append(read(row))
+        except Exception:  # noqa: BLE001 - an unreadable silence is not listed
+            continue
+    return out
 
 
 def insert_silence(db: sqlite3.Connection, row: dict[str, Any]) -> None:

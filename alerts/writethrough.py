@@ -9,6 +9,7 @@ then a full snapshot of the current state.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -21,10 +22,19 @@ import structlog
 from monitor.metrics import Metrics
 
 from . import state
+from .grouping import Incident
+from .lifecycle import OpenAlert
+from .outbox import OutboxRow
 from .silences import Silence
 
 log = structlog.get_logger("countwatch.alerts")
 
+# Each restored row read as the pipeline will read it; a row that fails is quarantined.
+RESTORE_CHECKS = {
+    "open": lambda row: OpenAlert.from_json(json.loads(row["state"])),
+    "incidents": lambda row: Incident.from_json(json.loads(row["state"])),
+    "outbox": OutboxRow.from_db,
+}
 RESYNC_WALL_SECONDS = 5.0
 BACKLOG_LIMIT = 20_000
 
@@ -61,7 +71,7 @@ class WriteThrough:
             if self.db is None:
                 return None
             try:
-                return state.load(self.db)
+                return state.load(self.db, RESTORE_CHECKS, self.metrics)
             except sqlite3.Error as exc:
                 self._failed("alerts.read", exc)
                 return None
@@ -100,7 +110,7 @@ class WriteThrough:
             if self.db is None:
                 return None
             try:
-                return [Silence.from_row(row) for row in state.silence_rows(self.db)]
+                return [Silence.from_row(row) for row in state.silence_rows(self.db, Silence.from_row, self.metrics)]
             except sqlite3.Error as exc:
                 self._failed("alerts.read", exc)
                 return None

@@ -80,7 +80,12 @@ class SourceWatcher:
         now = self.clock.now()
         ahead = []
         for region, blob in store.load_states(self.source.name).items():
-            state = self.states[region] = self.judge.restore(self.source.name, region, blob)
+            try:
+                state = self.judge.restore(self.source.name, region, blob)
+            except Exception as error:  # noqa: BLE001 - one unreadable state must not stop the source
+                store.quarantine_state(self.source.name, region, blob, error)
+                continue
+            self.states[region] = state
             lead = (state.last_at - now).total_seconds() if state.last_at is not None else 0.0
             if lead > CLOCK_AHEAD:
                 ahead.append(lead)

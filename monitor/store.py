@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import structlog
 
-from .database import connect
+from .database import connect, quarantine
 from .model import Poll, Snapshot, iso_utc
 from .recording import poll_to_record, record_to_poll
 
@@ -80,23 +80,43 @@ class StateStore:
 
     def load_states(self, source: str) -> dict[str, dict]:
         """region -> state blob, for every series of a source."""
-        return self._load("SELECT region, state FROM series_state WHERE source = ?", source)
+        return self._load("series_state", "state", source, _check_state)
 
     def load_tables(self, source: str) -> dict[str, dict[str, int]]:
         """parent region -> {child code: fingerprint of its row}, as the last pass saw them."""
-        return self._load("SELECT region, rows FROM child_tables WHERE source = ?", source)
+        return self._load("child_tables", "rows", source, _check_table)
 
-    def _load(self, query: str, source: str) -> dict[str, Any]:
-        """region -> its JSON column, for one source; {} (counted, logged) when the db fails."""
+    def _load(self, table: str, column: str, source: str, check) -> dict[str, Any]:
+        """region -> its JSON column, for one source; {} (counted, logged) when the db fails.
+        A row that is not JSON or not of the right shape is quarantined: its series starts fresh."""
         if self._db is None:
             return {}
         try:
             with self._lock:
-                rows = self._db.execute(query, (source,)).fetchall()
+                rows = self._db.execute(f"SELECT region, {column} FROM {table} WHERE source = ?", (source,)).fetchall()
         except sqlite3.Error as exc:
             self._failed("read", exc)
             return {}
-        return {region: json.loads(value) for region, value in rows}
+        out = {}
+        for region, text in rows:
+            try:
+                value = json.loads(text)
+                check(value)
+            except (ValueError, TypeError, RecursionError) as exc:
+                self._quarantine(table, source, region, text, exc)
+                continue
+            out[region] = value
+        return out
+
+    def quarantine_state(self, source: str, region: str, blob: Any, error: BaseException) -> None:
+        """A state that read as JSON but could not be restored: moved aside, the series starts fresh."""
+        self._quarantine("series_state", source, region, json.dumps(blob, default=str), error)
+
+    def _quarantine(self, table: str, source: str, region: str, text: Any, error: BaseException) -> None:
+        with self._lock:
+            quarantine(self._db, table, {"source": source, "region": region},
+                       {"source": source, "region": region, "value": text}, error, self.metrics,
+                       consequence="the series starts fresh; everything else goes on")
 
     def save_states(self, source: str, states: dict[str, dict], at: datetime,
                     snapshots: list[Snapshot] = (), tables: dict[str, dict[str, int]] | None = None) -> bool:
@@ -153,9 +173,17 @@ class StateStore:
         if self._db is None:
             return iter(())
         with self._lock:
-            rows = self._db.execute("SELECT record FROM snapshots WHERE source = ? AND region = ? ORDER BY at",
+            rows = self._db.execute("SELECT rowid, record FROM snapshots WHERE source = ? AND region = ? ORDER BY at",
                                     (source, region)).fetchall()
-        return (record_to_poll(json.loads(record)) for (record,) in rows)
+        polls = []
+        for rowid, record in rows:
+            try:
+                polls.append(record_to_poll(json.loads(record)))
+            except (ValueError, TypeError, RecursionError) as exc:
+                with self._lock:
+                    quarantine(self._db, "snapshots", {"rowid": rowid}, {"source": source, "region": region,
+                               "record": record}, exc, self.metrics, consequence="left out of the history")
+        return iter(polls)
 
     def close(self) -> None:
         with self._lock:
@@ -165,3 +193,13 @@ class StateStore:
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path), "open": self._db is not None, "unsaved_series": len(self._memory)}
+
+
+def _check_state(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValueError(f"a series state is a JSON object, not {type(value).__name__}")
+
+
+def _check_table(value: Any) -> None:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, int) for k, v in value.items()):
+        raise ValueError("a child table maps child codes to integer fingerprints")

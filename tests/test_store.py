@@ -70,3 +70,24 @@ def test_locked_database_does_not_block_forever(tmp_path):
         other.close()
     assert store.save_states("kpu", {}, AT) is True
     assert store.load_states("kpu") == {"0": {"last": 1}}
+
+
+def test_an_unreadable_row_on_a_read_only_database_is_skipped_and_counted(tmp_path):
+    """Quarantine cannot move the row (mode=ro): the row is left where it is, skipped in
+    memory, counted; the readable rows load."""
+    path = tmp_path / "countwatch.db"
+    store = StateStore(path)
+    assert store.save_states("kpu", {"0": {"last": 5}, "11": {"last": 7}}, AT)
+    store.close()
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("UPDATE series_state SET state = '{not json' WHERE region = '11'")
+    db.close()
+    metrics = Metrics(CollectorRegistry())
+    store = StateStore(f"file:{path}?mode=ro", metrics, uri=True)
+    assert store.load_states("kpu") == {"0": {"last": 5}}
+    assert metrics.registry.get_sample_value("countwatch_state_quarantined_total", {"table": "series_state"}) == 1
+    store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT state FROM series_state WHERE region = '11'").fetchone() == ("{not json",)
+    db.close()
