@@ -91,6 +91,8 @@ class Config:
     metrics_basic_auth: tuple[str, Secret] | None = None
     path: str | None = None
     metrics_tls: tuple[str, str] | None = None     # (certificate chain file, private key file)
+    history_retention: float = 14 * 86400.0        # seconds of snapshot history kept in the state db
+    history_max_rows: int = 5_000_000              # ... and at most this many snapshot rows
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -281,7 +283,11 @@ def parse_config(raw: Mapping[str, Any], path: str | None = None,
     problems = Problems()
     problems.unknown_keys(raw, "", {"daemon", "metrics", "log", "sources", "detection", *ALERTING_KEYS})
     daemon = problems.get(raw, "daemon", "", dict, {})
-    problems.unknown_keys(daemon, "daemon", {"state_dir", "timezone", "instance"})
+    problems.unknown_keys(daemon, "daemon", {"state_dir", "timezone", "instance", "history_retention",
+                                             "history_max_rows"})
+    history_max_rows = problems.get(daemon, "history_max_rows", "daemon", int, 5_000_000)
+    if history_max_rows < 1:
+        problems.add("daemon.history_max_rows", f"must be at least 1, got {history_max_rows}")
     timezone = problems.convert(daemon, "timezone", "daemon", _zone, "Asia/Jakarta")
     metrics = problems.get(raw, "metrics", "", dict, {})
     problems.unknown_keys(metrics, "metrics", {"listen", "basic_auth_user", "basic_auth_password",
@@ -330,6 +336,8 @@ def parse_config(raw: Mapping[str, Any], path: str | None = None,
         log_backups=problems.get(log, "backups", "log", int, 5),
         sources=tuple(sources), detection=detection, alerting=alerting_config,
         metrics_basic_auth=basic_auth, path=path, metrics_tls=metrics_tls,
+        history_retention=problems.convert(daemon, "history_retention", "daemon", _positive, 14 * 86400.0),
+        history_max_rows=history_max_rows,
     )
     problems.raise_if_any(path)
     return config

@@ -14,7 +14,7 @@ import signal
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import structlog
@@ -40,7 +40,8 @@ log = structlog.get_logger("countwatch.daemon")
 # Settings a SIGHUP reload cannot change in a running process (files, sockets, identity): a
 # reload keeps the running values and says that they wait for a restart.
 RESTART_KEYS = ("state_dir", "instance", "timezone", "metrics_listen", "metrics_basic_auth", "metrics_tls",
-                "log_format", "log_file", "log_level", "log_max_bytes", "log_backups")
+                "log_format", "log_file", "log_level", "log_max_bytes", "log_backups", "history_retention",
+                "history_max_rows")
 EVENTS_KEPT = 10_000           # Daemon.events: the demo's night has ~300
 CLOCK_STEP_TOLERANCE = 1.0    # seconds the system clock may step before the daemon says so
 
@@ -65,7 +66,8 @@ class Daemon:
         self.state_lock = StateDirLock(config.state_dir).acquire()
         try:
             self.db_path = config.state_dir / "countwatch.db"
-            self.store = StateStore(self.db_path, self.metrics)
+            self.store = StateStore(self.db_path, self.metrics, timedelta(seconds=config.history_retention),
+                                    history_max_rows=config.history_max_rows)
             # an election definition becomes its races' sources here, for every stage alike
             config = self.config = self._expand(config)
             self.judge = Judge(config)

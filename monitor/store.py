@@ -47,15 +47,23 @@ CREATE TABLE IF NOT EXISTS child_tables (
 """
 
 
+HISTORY_MAX_ROWS = 5_000_000        # snapshot rows kept at most ([daemon] history_max_rows)
+PRUNE_EVERY = timedelta(hours=1)
+
+
 class StateStore:
     """Series state and snapshot history. One connection shared by the source jobs behind a
     lock: writes are small and SQLite serialises writers anyway."""
 
     def __init__(self, path: Path | str, metrics=None, history_retention: timedelta = timedelta(days=14),
-                 uri: bool = False):
+                 uri: bool = False, history_max_rows: int = HISTORY_MAX_ROWS):
         self.path = path
         self.metrics = metrics
         self.history_retention = history_retention
+        self.history_max_rows = history_max_rows
+        self._pruned_at: datetime | None = None
+        self._inserted = 0                 # snapshot rows written since the last prune
+        self._rows: int | None = None      # snapshot rows in the table (counted at the first prune)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._memory: dict[tuple[str, str], dict] = {}   # state not yet written (db failing)
@@ -156,17 +164,46 @@ class StateStore:
                 return False
             self._memory.clear()
             self._tables.clear()
+            self._inserted += len(snapshots)
+            if self._rows is not None:
+                self._rows += len(snapshots)
+            if (self._pruned_at is None or at - self._pruned_at >= PRUNE_EVERY
+                    or self._inserted >= max(1, self.history_max_rows // 10)):
+                self._prune(at)
             return True
 
     def prune(self, now: datetime) -> None:
-        cutoff = iso_utc(now - self.history_retention)
+        """Apply the history's retention now (save_states does it by itself: at its first
+        write, then every PRUNE_EVERY of its clock or a tenth of history_max_rows written)."""
+        with self._lock:
+            self._prune(now)
+
+    def _prune(self, now: datetime) -> None:
+        """Snapshot rows older than history_retention go, then the oldest beyond
+        history_max_rows (a source whose regions change every poll writes rows faster than
+        any retention in time removes them). Freed pages are reused: the file stops growing."""
         if self._db is None:
             return
+        cutoff = iso_utc(now - self.history_retention)
         try:
-            with self._lock:
-                self._db.execute("DELETE FROM snapshots WHERE at < ?", (cutoff,))
+            old = self._db.execute("DELETE FROM snapshots WHERE at < ?", (cutoff,)).rowcount
+            if self._rows is None:
+                self._rows = self._db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0]
+            else:
+                self._rows -= old
+            excess = max(0, self._rows - self.history_max_rows)
+            if excess:
+                self._db.execute("DELETE FROM snapshots WHERE rowid IN "
+                                 "(SELECT rowid FROM snapshots ORDER BY rowid LIMIT ?)", (excess,))
+                self._rows -= excess
         except sqlite3.Error as exc:
+            self._rows = None
             self._failed("prune", exc)
+            return
+        self._pruned_at, self._inserted = now, 0
+        if old or excess:
+            log.info("state.pruned", table="snapshots", older_than=cutoff, removed_old=old, removed_excess=excess,
+                     kept=self._rows)
 
     def history(self, source: str, region: str) -> Iterator[Poll]:
         """The stored changed snapshots of one series, oldest first (as polls)."""

@@ -3,7 +3,7 @@ detection goes on in memory (read-only and full databases made with SQLite itsel
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from prometheus_client import CollectorRegistry
 
@@ -91,3 +91,64 @@ def test_an_unreadable_row_on_a_read_only_database_is_skipped_and_counted(tmp_pa
     db = sqlite3.connect(path)
     assert db.execute("SELECT state FROM series_state WHERE region = '11'").fetchone() == ("{not json",)
     db.close()
+
+
+def test_an_old_snapshot_row_goes_at_the_first_write(tmp_path):
+    """A row from 2020 in a database kept since then: the first write applies the retention."""
+    path = tmp_path / "countwatch.db"
+    store = StateStore(path)
+    old = Snapshot("kpu", "0", datetime(2020, 3, 1, tzinfo=timezone.utc), None, 100, 1, {"1": 3})
+    assert store.save_states("kpu", {}, old.at, [old])
+    store.close()
+    store = StateStore(path, history_retention=timedelta(days=14))
+    assert [p.snapshot.at.year for p in store.history("kpu", "0")] == [2020]
+    assert store.save_states("kpu", {"0": {"last": 5}}, AT, [snapshot(5)])
+    assert [p.snapshot.at for p in store.history("kpu", "0")] == [AT]
+    # a row inside the retention stays
+    later = AT + timedelta(days=13)
+    assert store.save_states("kpu", {}, later + timedelta(hours=2), [Snapshot("kpu", "0", later, None, 100, 6)])
+    store.prune(later + timedelta(hours=2))
+    assert [p.snapshot.at for p in store.history("kpu", "0")] == [AT, later]
+    store.close()
+
+
+def test_history_stays_bounded_under_churn(tmp_path):
+    """A source whose region codes change every poll (each poll: 400 new series, one snapshot
+    each, a minute apart, so no row is old enough for the retention): the rows stop at
+    history_max_rows, the oldest going first, and the file stops growing (freed pages reused)."""
+    path = tmp_path / "countwatch.db"
+    store = StateStore(path, history_max_rows=4000)
+    sizes = {}
+    for poll in range(120):
+        at = AT + timedelta(minutes=poll)
+        snaps = [Snapshot("churn", f"{poll}-{i}", at, None, 300, i % 300, {"1": i, "2": 2 * i}) for i in range(400)]
+        assert store.save_states("churn", {}, at, snaps)
+        sizes[poll] = path.stat().st_size + (tmp_path / "countwatch.db-wal").stat().st_size
+    rows = sqlite3.connect(path).execute("SELECT COUNT(*), MIN(region) FROM snapshots").fetchone()
+    store.close()
+    assert rows[0] <= 4000 + 400
+    assert not list(StateStore(path).history("churn", "0-0"))          # the oldest went first
+    assert sizes[119] <= sizes[40] * 1.1, sizes
+
+
+def test_retention_is_configured_in_the_daemon_section(tmp_path):
+    from monitor.cli import parse_config
+    from monitor.configtools import ConfigError
+    from monitor.daemon import Daemon
+
+    source = {"name": "kpu", "kind": "sirekap", "url": "http://127.0.0.1:9/ppwp.json"}
+    config = parse_config({"daemon": {"state_dir": str(tmp_path), "history_retention": "2d",
+                                      "history_max_rows": 1000}, "sources": [source]})
+    daemon = Daemon(config, serve_http=False)
+    try:
+        assert daemon.store.history_retention == timedelta(days=2) and daemon.store.history_max_rows == 1000
+    finally:
+        daemon.stop()
+    defaults = parse_config({"sources": [source]})
+    assert (defaults.history_retention, defaults.history_max_rows) == (14 * 86400.0, 5_000_000)
+    try:
+        parse_config({"daemon": {"history_retention": "0s", "history_max_rows": 0}, "sources": [source]})
+    except ConfigError as error:
+        assert "daemon.history_retention" in str(error) and "daemon.history_max_rows" in str(error)
+    else:
+        raise AssertionError("a zero retention was accepted")
