@@ -78,6 +78,12 @@ class Daemon:
             self.alerts = alerts
             self.watchers = self._build_watchers(config)
             self.scheduler = self._new_scheduler()
+            # A reload does not wait for passes in flight (one may be stuck on a slow source):
+            # the new watcher of a kept source takes over its predecessor's state when that
+            # one's last pass has ended (_run_pass). Source name -> predecessor; passes running.
+            self._predecessors: dict[str, SourceWatcher] = {}
+            self._running: set[int] = set()
+            self._passes_lock = threading.Lock()
         except BaseException:
             self.state_lock.release()
             raise
@@ -163,8 +169,10 @@ class Daemon:
 
     def reload(self, new_config: Config) -> None:
         """Apply a validated config while running: sources added, removed or changed, detection
-        options, alerting. Passes in flight finish first; every series keeps its detector state
-        (as across a restart) and open alerts stay open. RESTART_KEYS keep their running values."""
+        options, alerting. Passes in flight are not waited for (a stuck request must not stop
+        every source): a kept source's new watcher takes over its state when the old pass ends,
+        so every series keeps its detector state (as across a restart) and open alerts stay
+        open. RESTART_KEYS keep their running values."""
         new_config = self._expand(new_config)
         pending = [key for key in RESTART_KEYS if getattr(new_config, key) != getattr(self.config, key)]
         if pending:
@@ -172,10 +180,16 @@ class Daemon:
             new_config = dataclasses.replace(new_config, **{key: getattr(self.config, key) for key in pending})
         running = self.scheduler.running
         if running:
-            self.scheduler.shutdown(wait=True)
+            self.scheduler.shutdown(wait=False)
         old = {watcher.source.name: watcher for watcher in self.watchers}
-        for watcher in self.watchers:
-            watcher.close()
+        with self._passes_lock:
+            # a predecessor a former reload left behind stays the one to take over from
+            old = {name: self._predecessors.get(name, watcher) for name, watcher in old.items()}
+            self._predecessors.clear()
+            busy = {name for name, watcher in old.items() if id(watcher) in self._running}
+            for watcher in self.watchers:
+                if watcher is not old[watcher.source.name] and id(watcher) not in self._running:
+                    watcher.close()
         alerting_changed = new_config.alerting != self.config.alerting
         self.config = new_config
         self.judge = Judge(new_config)
@@ -188,11 +202,16 @@ class Daemon:
         self.watchers = self._build_watchers(new_config)
         for watcher in self.watchers:
             previous = old.get(watcher.source.name)
-            if previous is not None:
+            if previous is not None and watcher.source.name in busy:
+                with self._passes_lock:
+                    self._predecessors[watcher.source.name] = previous     # _run_pass takes over later
+            elif previous is not None:
                 # the states in memory are at least as new as the store's (it may be failing)
                 watcher.states.update({region: self.judge.restore(watcher.source.name, region, state.to_json())
                                        for region, state in previous.states.items()})
+                previous.close()
         for name in set(old) - {s.name for s in new_config.sources}:
+            old[name].close()        # a pass in flight is abandoned: the source is gone
             self._forget_source(name)
         self.scheduler = self._new_scheduler()
         if running:
@@ -250,7 +269,30 @@ class Daemon:
         for watcher in watchers:
             if self.stop_event.is_set():
                 return
+            self._run_pass(watcher)
+
+    def _run_pass(self, watcher: SourceWatcher) -> None:
+        """One pass of `watcher`, after taking over from the watcher a reload replaced once
+        that one's last pass has ended (until then this turn is skipped: the source is still
+        being polled, by its predecessor)."""
+        name = watcher.source.name
+        with self._passes_lock:
+            previous = self._predecessors.get(name)
+            if previous is not None:
+                if id(previous) in self._running:
+                    return
+                del self._predecessors[name]
+            self._running.add(id(watcher))
+        try:
+            if previous is not None:
+                # the states in memory are at least as new as the store's (it may be failing)
+                watcher.states.update({region: self.judge.restore(name, region, state.to_json())
+                                       for region, state in previous.states.items()})
+                previous.close()
             watcher.poll_once()
+        finally:
+            with self._passes_lock:
+                self._running.discard(id(watcher))
 
     def _new_scheduler(self) -> BackgroundScheduler:
         """The one place the scheduler is made (start-up, reload, a failed reload's restart):
@@ -290,8 +332,10 @@ class Daemon:
         self.stop_event.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        for watcher in self.watchers:
-            watcher.close()
+        with self._passes_lock:
+            predecessors = list(self._predecessors.values())
+        for watcher in self.watchers + predecessors:
+            watcher.close()         # requests in flight are cut: a stuck one cannot hold the exit
         self.alerts.stop(timeout)
         if self.http_server is not None:
             self.http_server.shutdown()
@@ -315,7 +359,7 @@ class Daemon:
         try:
             self.start()
             while not done.wait(0.5):
-                if hangup.is_set():          # reloaded here, not in the handler: it waits for passes
+                if hangup.is_set():          # reloaded here, not in the handler
                     hangup.clear()
                     self.reload_from_file()
                 self._check_clock()

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3HTTPError, NameResolutionError, ProtocolError
 
 from . import __version__
 from .config import SourceConfig
+from .deadline import Deadline, DeadlineAdapter
 
 USER_AGENT = f"countwatch/{__version__} (vote-count progress monitor; +https://github.com/countwatch/countwatch)"
 MAX_REDIRECTS = 5
@@ -120,6 +120,26 @@ def _classify(exc: Exception) -> FetchError:
     return FetchError("connect", f"request failed ({text})")
 
 
+def _refused_redirect(origin, here, there) -> str | None:
+    """Why a redirect is not followed, or None. Another host could be handed our headers
+    (tokens) and is not how KPU moves documents; https -> http would send them in clear text.
+    Schemes are compared, not host:port strings (default ports hide a scheme change)."""
+    if there.scheme not in ("http", "https"):
+        return f"redirect to another host refused (a {there.scheme}: URL)"
+    if (there.hostname or "").lower() != (origin.hostname or "").lower():
+        return f"redirect to another host refused ({there.hostname or 'no host'})"
+    if here.scheme == "https" and there.scheme == "http":
+        return "redirect from https to http refused (a downgrade would send our headers in clear text)"
+    upgrade = here.scheme == "http" and there.scheme == "https" and here.port is None and there.port is None
+    if _port(there) != _port(here) and not upgrade:
+        return f"redirect to another port refused ({there.hostname}:{_port(there)})"
+    return None
+
+
+def _port(parts) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def _status_class(status: int) -> str:
     if status == 403:
         return "http_403"
@@ -140,7 +160,7 @@ class Fetcher:
         # Environment proxies would silently reroute a monitor's traffic; configure them
         # explicitly if ever needed.
         self.session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(4, source.concurrency), max_retries=0)
+        adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=max(4, source.concurrency), max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json",
@@ -150,8 +170,17 @@ class Fetcher:
         self.rate_limiter = rate_limiter or RateLimiter(source.rate_limit)
         self._validators: dict[str, tuple[str | None, str | None]] = {}
         self._validators_lock = threading.Lock()
+        self._in_flight: set[Deadline] = set()
+        self._in_flight_lock = threading.Lock()
+        self._closed = False
 
     def close(self) -> None:
+        """Abandon the requests in flight (their threads see a timeout at once) and close."""
+        with self._in_flight_lock:
+            self._closed = True
+            in_flight = list(self._in_flight)
+        for deadline in in_flight:
+            deadline.cut()
         self.session.close()
 
     def remember(self, fetched: Fetched) -> None:
@@ -186,6 +215,31 @@ class Fetcher:
                 self.stop.wait(backoff)
 
     def _fetch_once(self, url: str, deadline: float, attempt: int) -> Fetched:
+        """One attempt: the request, its redirects and the body, all inside one wall-clock
+        bound of `timeout` (or what is left of the poll's budget)."""
+        self.rate_limiter.acquire(self.stop)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError("timeout", "poll time budget used up")
+        bound = min(self.source.timeout, remaining)
+        with Deadline(bound) as guard:
+            with self._in_flight_lock:
+                if self._closed:
+                    raise FetchError("timeout", "abandoned: the daemon is stopping")
+                self._in_flight.add(guard)
+            try:
+                return self._exchange(url, guard, attempt)
+            except Exception as exc:  # noqa: BLE001 - every transport failure is classified
+                if guard.expired or guard.remaining() <= 0:
+                    # the deadline shut the socket (or the socket's own timeout came first):
+                    # the server was too slow for the whole exchange, whatever part it was in
+                    raise FetchError("timeout", f"no complete answer within the timeout ({bound:.3g}s)") from None
+                raise (exc if isinstance(exc, FetchError) else _classify(exc)) from None
+            finally:
+                with self._in_flight_lock:
+                    self._in_flight.discard(guard)
+
+    def _exchange(self, url: str, guard: Deadline, attempt: int) -> Fetched:
         headers = {}
         with self._validators_lock:
             etag, last_modified = self._validators.get(url, (None, None))
@@ -195,39 +249,37 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         origin = urlsplit(url)
         current = url
-        for _ in range(MAX_REDIRECTS + 1):
-            self.rate_limiter.acquire(self.stop)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise FetchError("timeout", "poll time budget used up")
-            timeout = min(self.source.timeout, remaining)
+        for hop in range(MAX_REDIRECTS + 1):
+            if hop:
+                self.rate_limiter.acquire(self.stop)
+            timeout = max(0.001, guard.remaining())
             try:
                 response = self.session.get(current, headers=headers, timeout=(timeout, timeout),
                                             stream=True, allow_redirects=False)
             except Exception as exc:  # noqa: BLE001 - every transport failure is classified
+                if guard.expired:
+                    raise
                 raise _classify(exc) from None
             with response:
                 if response.is_redirect:
                     target = urljoin(current, response.headers.get("Location", ""))
-                    parts = urlsplit(target)
-                    # A redirect to another host could hand our headers (tokens) to a stranger
-                    # and is not how KPU moves documents: refuse it.
-                    if parts.scheme not in ("http", "https") or parts.netloc != origin.netloc:
-                        raise FetchError("http_4xx", f"redirect to another host refused ({parts.netloc or 'no host'})")
+                    refused = _refused_redirect(origin, urlsplit(current), urlsplit(target))
+                    if refused:
+                        raise FetchError("http_4xx", refused)
                     current = target
                     continue
                 if response.status_code == 304:
                     return Fetched(url, 304, None, None, etag, last_modified, attempt)
                 if response.status_code != 200:
                     raise FetchError(_status_class(response.status_code), f"HTTP {response.status_code}")
-                body = self._read_capped(response, deadline)
+                body = self._read_capped(response, guard)
                 return Fetched(url, 200, body, response.headers.get("Content-Type"),
                                response.headers.get("ETag"), response.headers.get("Last-Modified"), attempt)
         raise FetchError("http_4xx", f"more than {MAX_REDIRECTS} redirects (loop?)")
 
-    def _read_capped(self, response: requests.Response, deadline: float) -> bytes:
-        """Read the body, decompressed, refusing more than max_body_bytes and giving up at
-        the deadline (a slow-drip server must not hold the poll forever)."""
+    def _read_capped(self, response: requests.Response, guard: Deadline) -> bytes:
+        """Read the body, decompressed, refusing more than max_body_bytes (the Deadline ends a
+        slow drip: a server must not hold the poll past its timeout)."""
         limit = self.source.max_body_bytes
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit and "gzip" not in response.headers.get("Content-Encoding", ""):
@@ -241,11 +293,13 @@ class Fetcher:
                 size += len(chunk)
                 if size > limit:
                     raise FetchError("too_large", f"body over the {limit}-byte cap (after decompression)")
-                if time.monotonic() > deadline:
-                    raise FetchError("timeout", "body still arriving at the end of the time budget")
+                if guard.expired:
+                    raise FetchError("timeout", "body still arriving at the end of the timeout")
                 chunks.append(chunk)
         except FetchError:
             raise
         except Exception as exc:  # noqa: BLE001
+            if guard.expired:
+                raise
             raise _classify(exc) from None
         return b"".join(chunks)

@@ -10,15 +10,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import requests
-
 from monitor.clock import Clock
 from monitor.model import iso_utc
 
 from ..config import ReceiverConfig
 from ..format import facts
 from ..notification import Notification, Receipt
-from .http_errors import connection_error
+from . import transport
 from .webhook import http_error
 
 
@@ -31,6 +29,7 @@ class AlertmanagerNotifier:
         self._timeout = receiver.timeout
         self._hold = timedelta(seconds=3 * receiver.resend)
         self._clock = clock
+        self._http = transport.session()
 
     def alerts(self, notification: Notification) -> list[dict[str, Any]]:
         now = self._clock.now()
@@ -55,10 +54,7 @@ class AlertmanagerNotifier:
 
     def notify(self, notification: Notification) -> Receipt | None:
         url = self._url.reveal().rstrip("/") + "/api/v2/alerts"
-        try:
-            response = requests.post(url, json=self.alerts(notification), timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise connection_error(exc, "alertmanager") from None
-        if 200 <= response.status_code < 300:
+        answer = transport.post(self._http, url, self._timeout, "alertmanager", json=self.alerts(notification))
+        if 200 <= answer.status < 300:
             return None
-        raise http_error(response.status_code, response.headers, "alertmanager")
+        raise http_error(answer.status, answer.headers, "alertmanager")

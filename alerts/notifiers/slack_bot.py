@@ -15,12 +15,28 @@ from slack_sdk.errors import SlackApiError
 
 from ..config import ReceiverConfig
 from ..notification import Notification, NotifyError, Receipt
-from . import slack_blocks
+from . import slack_blocks, transport
 from .http_errors import classify, connection_error
 from .slack_webhook import QUIET
 
 # The first message is gone or can no longer be edited: tell the story in a new message.
 _ROOT_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed", "thread_not_found"})
+
+
+class _Client(WebClient):
+    """slack_sdk's Web API client over our transport: a deadline on the whole exchange, and no
+    redirect followed (urllib's opener would follow one with `Authorization: Bearer xoxb-...`)."""
+
+    def __init__(self, token: str, base_url: str, timeout: float):
+        super().__init__(token=token, base_url=base_url, timeout=max(1, int(round(timeout))), logger=QUIET,
+                         retry_handlers=[])
+        self._deadline = timeout
+        self._http = transport.session()
+
+    def _perform_urllib_http_request_internal(self, url, req):
+        answer = transport.post(self._http, url, self._deadline, "slack api", data=req.data,
+                                headers=dict(req.header_items()))
+        return {"status": answer.status, "headers": answer.headers, "body": answer.text}
 
 
 class SlackBotNotifier:
@@ -29,8 +45,7 @@ class SlackBotNotifier:
     def __init__(self, receiver: ReceiverConfig):
         self.name = receiver.name
         self.channel = receiver.channel
-        self._client = WebClient(token=receiver.token.reveal(), base_url=receiver.api_url,
-                                 timeout=max(1, int(round(receiver.timeout))), logger=QUIET, retry_handlers=[])
+        self._client = _Client(receiver.token.reveal(), receiver.api_url, receiver.timeout)
 
     def _call(self, method: str, **kwargs: Any):
         try:
@@ -39,6 +54,8 @@ class SlackBotNotifier:
             response = exc.response
             code = response.get("error", "") if isinstance(response.data, dict) else ""
             raise classify(response.status_code, code, response.headers, f"slack {method}") from None
+        except NotifyError:
+            raise
         except Exception as exc:
             raise connection_error(exc, f"slack {method}") from None
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-
 from ..config import ReceiverConfig
 from ..format import headline
 from ..notification import Notification, NotifyError, Receipt
-from .http_errors import connection_error, retry_after
+from . import transport
+from .http_errors import retry_after
 
 
 def http_error(status: int, headers, what: str) -> NotifyError:
@@ -40,15 +39,13 @@ class WebhookNotifier:
         self._url = receiver.url
         self._headers = receiver.headers
         self._timeout = receiver.timeout
+        self._http = transport.session()
 
     def notify(self, notification: Notification) -> Receipt | None:
         headers = {k: (v.reveal() if hasattr(v, "reveal") else v) for k, v in self._headers.items()}
         headers["Idempotency-Key"] = notification.id
-        try:
-            response = requests.post(self._url.reveal(), json=payload(notification), headers=headers,
-                                     timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise connection_error(exc, "webhook") from None
-        if 200 <= response.status_code < 300:
+        answer = transport.post(self._http, self._url.reveal(), self._timeout, "webhook", json=payload(notification),
+                                headers=headers)
+        if 200 <= answer.status < 300:
             return None
-        raise http_error(response.status_code, response.headers, "webhook")
+        raise http_error(answer.status, answer.headers, "webhook")

@@ -169,3 +169,189 @@ def rss_bytes() -> int:
     with open("/proc/self/statm") as handle:
         pages = int(handle.read().split()[1])
     return pages * resource.getpagesize()
+
+
+class DripServer:
+    """A loopback server that answers every request, GET or POST, with a status line and
+    headers dripped one byte every `interval` seconds, without end (an endless header line):
+    the hang of issue 14 item 1, which a per-read timeout never catches. `hung_up` counts
+    the connections the client closed; `requests` keeps each request's head (method, path,
+    headers) to check what a client sent."""
+
+    HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Drip: "
+
+    def __init__(self, interval: float = 0.5):
+        self.interval = interval
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.hung_up = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, name="drip-server", daemon=True)
+
+    def url(self, path: str = "/ppwp.json") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    head += data
+            except OSError:
+                return
+            lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+            method, _, rest = lines[0].partition(" ")
+            headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+            with self._lock:
+                self.requests.append((f"{method} {rest.rsplit(' ', 1)[0]}", headers))
+            stream = self.HEAD
+            i = 0
+            while not self._stop.wait(self.interval):
+                byte = stream[i:i + 1] if i < len(stream) else b"a"
+                i += 1
+                try:
+                    conn.sendall(byte)
+                except OSError:
+                    with self._lock:
+                        self.hung_up += 1
+                    return
+
+    def __enter__(self) -> "DripServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.listener.close()
+
+
+class ScriptedReceiver:
+    """A loopback HTTP endpoint that records every request (method, path, headers, body) and
+    answers each with the next scripted (status, headers, body), the last one repeating: a
+    receiver that lies (200 `invalid_token`), redirects (302 to another port), and so on."""
+
+    def __init__(self, *answers: tuple[int, dict[str, str], bytes]):
+        self.answers = list(answers) or [(200, {}, b"ok")]
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _answer(self):
+                data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                owner.requests.append((self.command, self.path, dict(self.headers.items()), data))
+                status, headers, content = owner.answers.pop(0) if len(owner.answers) > 1 else owner.answers[0]
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_PUT = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def __enter__(self) -> "ScriptedReceiver":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class DualSchemeServer:
+    """One loopback port that speaks HTTPS and plain HTTP (it peeks at the first byte: 0x16
+    opens a TLS handshake), so https://127.0.0.1:P/ and http://127.0.0.1:P/ are "the same
+    host:port" as strings: the downgrade of issue 14 item 8. Over TLS it redirects every path
+    to the same URL over http; over plain HTTP it serves `body`. `requests` records
+    (scheme, path, headers)."""
+
+    def __init__(self, cert: str, key: str, body: bytes):
+        import ssl
+
+        self.body = body
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(cert, key)
+        self._stop = threading.Event()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, name="dual-scheme", daemon=True)
+
+    def url(self, scheme: str, path: str = "/ppwp.json") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(5)
+            scheme = "https" if conn.recv(1, socket.MSG_PEEK) == b"\x16" else "http"
+            if scheme == "https":
+                conn = self._context.wrap_socket(conn, server_side=True)
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    head += data
+                lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+                path = lines[0].split(" ")[1]
+                self.requests.append((scheme, path, dict(line.split(": ", 1) for line in lines[1:] if ": " in line)))
+                if scheme == "https":
+                    answer = (f"HTTP/1.1 302 Found\r\nLocation: {self.url('http', path)}\r\n"
+                              "Content-Length: 0\r\nConnection: close\r\n\r\n").encode()
+                else:
+                    answer = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(self.body)}"
+                              "\r\nConnection: close\r\n\r\n").encode() + self.body
+                conn.sendall(answer)
+        except OSError:
+            pass
+
+    def __enter__(self) -> "DualSchemeServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.listener.close()

@@ -1,0 +1,160 @@
+"""A wall-clock deadline on one HTTP exchange: connect, status line, headers and body together.
+
+requests' and urllib3's timeouts bound each socket operation, not the exchange: a server that
+drips its status line or headers one byte every 0.5 s never trips a 1 s read timeout and holds
+the request for as long as it likes (issue 14, item 1). `with Deadline(seconds):` around an
+exchange made through a DeadlineAdapter's session bounds it: the adapter's connections register
+with the deadline of their thread, and one watchdog thread shuts their sockets down when it
+passes (or at once on `cut()`: the daemon stopping). A shut-down socket wakes the blocked read
+with an end of file, so the exchange fails in the caller's own thread; `expired` tells the
+caller that it was the deadline, not the server, that ended it.
+
+Used by the source fetcher (monitor/fetch.py) and every HTTP receiver (alerts/notifiers).
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import socket
+import threading
+import time
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+_local = threading.local()
+
+
+def _shutdown(connection) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        return
+    try:
+        # socket.socket's own shutdown, also for an SSLSocket: its override drops the TLS object
+        # under the feet of the thread that is reading
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except (OSError, TypeError, ValueError):
+        pass
+
+
+class Deadline:
+    """`with Deadline(seconds) as deadline:` bounds the HTTP exchanges of this thread made
+    through DeadlineAdapter sessions inside the block."""
+
+    def __init__(self, seconds: float):
+        self.at = time.monotonic() + max(0.0, seconds)
+        self.expired = False
+        self._connections: list = []
+        self._lock = threading.Lock()
+        self._done = False
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    def attach(self, connection) -> None:
+        with self._lock:
+            if self._done:
+                return
+            if all(c is not connection for c in self._connections):
+                self._connections.append(connection)
+            if self.expired:
+                _shutdown(connection)
+
+    def cut(self) -> None:
+        """End the exchange now (the watchdog at the deadline; the daemon when it stops)."""
+        with self._lock:
+            # under the lock: once the block has exited its connections may serve someone else
+            if self._done:
+                return
+            self.expired = True
+            for connection in self._connections:
+                _shutdown(connection)
+
+    def __enter__(self) -> "Deadline":
+        self._outer = getattr(_local, "deadline", None)
+        _local.deadline = self
+        _WATCHDOG.add(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._done = True
+            self._connections.clear()
+        _local.deadline = self._outer
+
+
+class _Watchdog:
+    """One daemon thread for every deadline of the process (not a timer thread per request)."""
+
+    def __init__(self):
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: Deadline) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (deadline.at, next(self._seq), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="http-deadlines", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2]._done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)[2].cut()
+
+
+_WATCHDOG = _Watchdog()
+
+
+class _Guarded:
+    """A urllib3 connection that registers with its thread's deadline when it connects and
+    when it sends a request (a kept-alive connection is reused without connecting again)."""
+
+    def connect(self):
+        super().connect()
+        deadline = getattr(_local, "deadline", None)
+        if deadline is not None:
+            deadline.attach(self)
+
+    def request(self, *args, **kwargs):
+        deadline = getattr(_local, "deadline", None)
+        if deadline is not None:
+            deadline.attach(self)
+        return super().request(*args, **kwargs)
+
+
+class _HTTPConnection(_Guarded, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Guarded, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections obey the thread's Deadline."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}

@@ -1,0 +1,149 @@
+"""Hangs (issue 14, items 1 to 3): a server that drips its status line and headers one byte
+every 0.5 s, forever. Per-read timeouts never fire on it; the wall-clock deadline of
+monitor/deadline.py must. The source's poll fails as `timeout` and the outage is told; SIGHUP
+during such a poll reloads without waiting for it (the other sources keep being polled);
+SIGTERM ends the process while the request is still stuck; a Slack endpoint that drips is a
+timed-out notification, retried and logged."""
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import datetime, timezone
+
+from prometheus_client import CollectorRegistry
+
+from alerts.pipeline import AlertPipeline
+from monitor.clock import WallClock
+from monitor.config import parse_config
+from monitor.fetch import Fetcher, FetchError
+from monitor.metrics import Metrics
+from tests.fakes.events import config as alerts_config, stall
+from tests.feed import Feed, Reply, wait_until
+from tests.reliability.hostile import DripServer, body, province_doc
+from tests.reliability.procs import DaemonProcess
+
+CLOSE = {"Connection": "close"}
+
+
+def _source(name: str, url: str, interval: str, timeout: str) -> str:
+    return f"""
+[[sources]]
+name = "{name}"
+kind = "sirekap"
+url = "{url}"
+region = "32"
+interval = "{interval}"
+timeout = "{timeout}"
+retries = 0
+"""
+
+
+def _config(tmp_path, sources: str) -> str:
+    return f"""
+[daemon]
+state_dir = "{tmp_path / 'state'}"
+instance = "hang-test"
+[metrics]
+listen = "127.0.0.1:0"
+[log]
+format = "json"
+file = "{tmp_path / 'countwatch.log'}"
+{sources}
+"""
+
+
+def test_a_source_dripping_its_headers_fails_at_its_timeout():
+    with DripServer(0.5) as drip:
+        source = parse_config({"sources": [{"name": "drip", "kind": "sirekap", "url": drip.url(),
+                                            "timeout": "1s", "retries": 0}]}).sources[0]
+        fetcher = Fetcher(source)
+        outcome: list = []
+
+        def fetch():
+            try:
+                outcome.append(fetcher.fetch(drip.url()))
+            except FetchError as error:
+                outcome.append(error)
+
+        thread = threading.Thread(target=fetch, daemon=True)
+        thread.start()
+        # the drip never ends: only the deadline can end the request
+        assert wait_until(lambda: outcome, timeout=30), "the request is still held by the dripping server"
+        assert wait_until(lambda: drip.hung_up == 1, timeout=10)
+        fetcher.close()
+    error = outcome[0]
+    assert isinstance(error, FetchError) and error.result == "timeout", error
+    assert "no complete answer within the timeout (1s)" in error.detail
+
+
+def test_the_daemon_reports_the_outage_of_a_dripping_source_and_stops_on_sigterm(tmp_path):
+    with DripServer(0.5) as drip, Feed() as feed:
+        feed.set("/good.json", Reply(200, body(province_doc(400)), CLOSE))
+        config = tmp_path / "countwatch.toml"
+        config.write_text(_config(tmp_path, _source("drip", drip.url(), "1s", "1s")
+                                  + _source("good", feed.url("/good.json"), "500ms", "1s")))
+        daemon = DaemonProcess(config, tmp_path / "countwatch.log")
+        try:
+            daemon.start()
+            daemon.wait_for(lambda: daemon.events("poll", source="drip", result="timeout"), what="drip's poll line")
+            daemon.wait_for(lambda: daemon.events("detector.event", source="drip", rule="outage", state="firing"),
+                            what="drip's outage")
+            assert drip.hung_up >= 1
+            # SIGTERM while a request to the dripping server is in flight: the process ends
+            count = len(drip.requests)
+            daemon.wait_for(lambda: len(drip.requests) > count, what="a new request to drip")
+            assert daemon.stop(timeout=20) == 0
+            assert daemon.events("daemon.stopped")
+            assert daemon.events("poll", source="good", result="ok")
+            assert not daemon.events("job.error")
+        finally:
+            daemon.close()
+
+
+def test_sighup_during_a_stuck_poll_reloads_without_waiting_and_sigterm_still_works(tmp_path):
+    with DripServer(0.5) as drip, Feed() as feed:
+        feed.set("/good.json", Reply(200, body(province_doc(400)), CLOSE))
+        config = tmp_path / "countwatch.toml"
+        sources = _source("drip", drip.url(), "1s", "120s") + _source("good", feed.url("/good.json"), "300ms", "1s")
+        config.write_text(_config(tmp_path, sources))
+        daemon = DaemonProcess(config, tmp_path / "countwatch.log")
+        try:
+            daemon.start()
+            daemon.wait_for(lambda: drip.requests and daemon.events("poll", source="good", result="ok"),
+                            what="drip's request in flight, good polled")
+            config.write_text(_config(tmp_path, sources + _source("extra", feed.url("/good.json"), "300ms", "1s")))
+            daemon.signal(signal.SIGHUP)
+            daemon.wait_for(lambda: daemon.events("config.reloaded"), what="config.reloaded")
+            assert daemon.events("config.reloaded")[0]["added"] == ["extra"]
+            good = len(daemon.events("poll", source="good"))
+            daemon.wait_for(lambda: len(daemon.events("poll", source="good")) >= good + 3
+                            and daemon.events("poll", source="extra", result="ok"), what="polling after the reload")
+            # drip's first request is still held (its 120 s timeout is far off): nothing waited for it
+            assert not daemon.events("poll", source="drip") and len(drip.requests) == 1 and drip.hung_up == 0
+            assert daemon.stop(timeout=20) == 0
+            assert daemon.events("daemon.stopped")
+            assert not daemon.events("job.error")
+        finally:
+            daemon.close()
+
+
+def test_a_dripping_slack_webhook_times_out_and_is_retried(tmp_path, logs):
+    with DripServer(0.5) as drip:
+        receivers = [{"name": "oncall", "kind": "slack_webhook", "url": drip.url("/services/T0/B0/secret"),
+                      "timeout": "2s"}]
+        cfg = alerts_config(receivers=receivers, state_dir=str(tmp_path),
+                            alerting={"retry_initial": "1s", "retry_max": "1s"})
+        registry = CollectorRegistry()
+        pipeline = AlertPipeline(cfg, Metrics(registry), WallClock(), tmp_path / "countwatch.db")
+        pipeline.start()
+        try:
+            pipeline.handle([stall(at=datetime.now(timezone.utc))])
+            assert wait_until(lambda: len([line for line in logs() if line["event"] == "notification.retry"]) >= 2,
+                              timeout=30), [line["event"] for line in logs()]
+        finally:
+            pipeline.stop()
+    retries = [line for line in logs() if line["event"] == "notification.retry"]
+    assert all("timeout" in line["error"] for line in retries), retries
+    assert "secret" not in str(retries)
+    assert len(drip.requests) >= 2 and drip.hung_up >= 1
+    assert registry.get_sample_value("countwatch_notifications_total", {"receiver": "oncall", "result": "retry"}) >= 2
