@@ -9,17 +9,21 @@ raises the incident's severity does not wait), and while anything is open it rep
 `plan()` is the dedup stage: for each member it compares what is true now with what this
 receiver was last told, and names the reason to send (first, escalated, repeat, resolved,
 observed) or to skip (silenced, inhibited, resolved_before_notified, send_resolved_off).
+
+`Grouper` is the group stage: it keeps the open incidents and finds (or opens) the one a
+routed alert joins.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Iterable, Mapping
 
-from monitor.model import Event, iso_utc, parse_iso
+from monitor.model import Event, iso_utc, parse_iso, severity_rank
 
-from .matching import severity_rank
-from .notification import Member, alert_key
+from .config import ReceiverConfig, RouteConfig
+from .matching import cause_of, labels_of
+from .notification import Member, alert_key, incident_id
 
 MAX_MEMBERS_PER_NOTIFICATION = 200   # a national freeze can stall thousands of regions at once
 
@@ -195,3 +199,93 @@ def _rose(member: MemberState) -> bool:
 
 def members_for_notification(chosen: list[tuple[MemberState, str]]) -> tuple[Member, ...]:
     return tuple(Member(m.event, change) for m, change in chosen)
+
+
+class Grouper:
+    """The open incidents, one per receiver and group (the `group_by` labels' values), keyed by
+    their slot (`id@receiver`). `hosts` maps a source to its host: the outages of one site are
+    one incident whatever it serves."""
+
+    def __init__(self, receivers: Mapping[str, ReceiverConfig], hosts: Mapping[str, str], *,
+                 group_by: tuple[str, ...], group_wait: float, group_interval: float, repeat_interval: float):
+        self.receivers = receivers
+        self.hosts = hosts
+        self.group_by = group_by
+        self.group_wait, self.group_interval, self.repeat_interval = group_wait, group_interval, repeat_interval
+        self.incidents: dict[str, Incident] = {}
+
+    def restore(self, incidents: Iterable[Incident]) -> None:
+        for incident in incidents:
+            if incident.receiver in self.receivers:
+                self.incidents[incident.slot] = incident
+
+    def holding(self, key: str) -> list[Incident]:
+        """The incidents (one per receiver told) that hold the alert `key`."""
+        return [i for i in self.incidents.values() if key in i.members]
+
+    def incident_for(self, receiver: str, route: RouteConfig, event: Event, now: datetime) -> Incident:
+        """The receiver's incident that holds this alert or shares its group; else a new one,
+        on the route's timers (the defaults where the route names none)."""
+        key = alert_key(event)
+        labels = labels_of(event)
+        group = tuple(self._group_value(name, labels, event) for name in self.group_by)
+        for incident in self.incidents.values():
+            if incident.receiver == receiver and key in incident.members:
+                return incident
+        for incident in self.incidents.values():
+            if incident.receiver == receiver and incident.group == group:
+                return incident
+        repeat = route.repeat_interval or self.repeat_interval
+        if self.receivers[receiver].kind == "alertmanager":
+            repeat = min(repeat, self.receivers[receiver].resend)   # Alertmanager wants re-posts
+        # One id for the group's incident on every receiver and in every replica: derived from
+        # the group and when it began, or taken from the incident another receiver has open.
+        began = event.since or event.at
+        shared = next((i.id for i in self.incidents.values() if i.group == group), None)
+        incident = Incident(
+            id=shared or incident_id(group, began), receiver=receiver, group=group, source=event.source,
+            cause=cause_of(event), opened_at=now,
+            group_wait=self.group_wait if route.group_wait is None else route.group_wait,
+            group_interval=route.group_interval or self.group_interval, repeat_interval=repeat)
+        self.incidents[incident.slot] = incident
+        return incident
+
+    def join(self, receiver: str, route: RouteConfig, event: Event, status: str, escalated: bool,
+             now: datetime) -> Incident:
+        """A routed alert joins its incident and is scheduled. An escalation is told at once
+        when it raises what this receiver knows of the incident (warning -> critical); members
+        that follow it up wait group_interval."""
+        incident = self.incident_for(receiver, route, event, now)
+        told = incident.told_severity()
+        urgent = escalated and (told is None or severity_rank(event.severity) > severity_rank(told))
+        incident.add(event, status)
+        incident.schedule(now, urgent=urgent)
+        return incident
+
+    def update(self, event: Event, status: str, now: datetime, tell: bool) -> list[Incident]:
+        """The latest event of an alert the incidents hold already: a resolution to tell
+        (scheduled), or fresher details for the next repeat (nothing to tell now)."""
+        holding = self.holding(alert_key(event))
+        for incident in holding:
+            incident.add(event, status)
+            if tell:
+                incident.schedule(now)
+        return holding
+
+    def close(self, incident: Incident) -> None:
+        del self.incidents[incident.slot]
+
+    def next_wakeup(self) -> datetime | None:
+        times = [t for i in self.incidents.values() if (t := i.next_wakeup()) is not None]
+        return min(times) if times else None
+
+    def _group_value(self, name: str, labels: dict[str, str], event: Event) -> str:
+        """A group label's value. An unreachable site is one incident whatever it serves: the
+        outages of sources on one host (two contests of KPU's) group by the host, not by
+        source, so on-call is told once that the site is down."""
+        if name == "source" and labels["cause"] == "outage":
+            host = self.hosts.get(event.source)
+            if host is None:          # an event of a source no longer configured
+                return labels[name]
+            return f"host {host}"
+        return labels[name]

@@ -1,25 +1,32 @@
-"""The alert pipeline: detector Events in, notifications out, through separate stages.
+"""The alert pipeline: detector Events in, notifications out, through stages composed here in
+this order, each an object given what it depends on (as Alertmanager composes its notify
+stages):
 
     handle(events of one poll)
-      -> lifecycle (AlertBook: open / escalate / resolve, countwatch_alert_active)
-      -> routing (every matching route's receiver; info pages nobody unless a route asks)
-      -> grouping (Incident per receiver and cause; group_wait / group_interval / repeat)
-      -> suppression (silences, outage inhibits the stalls of its source) and dedup (plan)
-      -> outbox (SQLite row written in the same transaction as the state that caused it)
-      -> delivery (alerts/delivery.py: one worker per receiver, in order, backoff,
-         Retry-After, disable on permanent receiver errors) -> notifier.notify()
+      -> lifecycle   Lifecycle (alerts/lifecycle.py): open / escalate / resolve; alert_active
+      -> route       Router (alerts/routing.py): every matching route's receiver
+      -> group       Grouper (alerts/grouping.py): the Incident per receiver and group;
+                     group_wait / group_interval / repeat
+      -> suppress    Suppressor (alerts/suppression.py): silences, inhibition rules (data)
+         and dedup   Incident.plan: what each receiver was told and what is new
+      -> outbox      Flusher (alerts/flush.py): one Notification per due incident, a row written
+                     in the same transaction as the state that caused it
+      -> deliver     Delivery (alerts/delivery.py): one worker per receiver, in order, backoff,
+                     Retry-After, disable on permanent receiver errors -> notifier.notify()
+      -> record      DecisionRecord (alerts/record.py): every send or skip with its reason
 
-Every decision is a log line (`notification.queued|grouped|silenced|skipped|sent|retry|failed`
-with receiver, alert_key and reason) and a row of alert_decisions. All times come from the
-injected clock; worker sleeps are divided by clock.speed. When the database fails the
-pipeline logs, counts countwatch_state_errors_total and carries on in memory (alerts/writethrough.py).
+This module wires them, holds the state lock and runs the workers; it decides nothing itself
+beyond which stage an event's transition goes to. Every decision is a log line
+(`notification.queued|grouped|silenced|skipped|sent|retry|failed` with receiver, alert_key
+and reason) and a row of alert_decisions. All times come from the injected clock; worker
+sleeps are divided by clock.speed. When the database fails the pipeline logs, counts
+countwatch_state_errors_total and carries on in memory (alerts/writethrough.py).
 """
 from __future__ import annotations
 
 import json
 import threading
 import time
-import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -28,72 +35,76 @@ import structlog
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.metrics import Metrics
-from monitor.model import STOPPAGE, Event, iso_utc
+from monitor.model import Event, iso_utc
 
 from . import state
-from .config import RouteConfig
 from .delivery import Delivery
-from .grouping import Incident, MemberState, members_for_notification
-from .lifecycle import ESCALATED, LOWERED, NEW, OBSERVED, RESOLVED, UNCHANGED, UNKNOWN_RESOLVED, AlertBook, OpenAlert
-from .links import render_links
-from .matching import cause_of, labels_of, severity_rank
-from .writethrough import WriteThrough
-from .notification import Notification, alert_key, incident_id, overall_reason
+from .flush import Flusher
+from .grouping import Grouper, Incident
+from .lifecycle import ESCALATED, LOWERED, OBSERVED, RESOLVED, UNCHANGED, UNKNOWN_RESOLVED, Lifecycle, OpenAlert
+from .notification import alert_key
 from .notifiers import build_notifier
 from .outbox import Outbox, OutboxRow
 from .record import DecisionRecord
-from .silences import Silence, silenced_by
+from .routing import Router
+from .suppression import Suppressor, inhibit_rules
+from .writethrough import WriteThrough
 
 log = structlog.get_logger("countwatch.alerts")
 
 RESULTS = ("sent", "failed", "retry", "silenced", "grouped", "disabled", "expired")
 RETENTION = timedelta(days=7)        # finished outbox rows and decisions kept for the record
-SILENCE_REFRESH_WALL_SECONDS = 1.0   # how often the workers re-read run-time silences
 MAX_WALL_SLEEP = 0.5                 # workers re-check at least this often (a ManualClock may move)
 
 
 class AlertPipeline:
     def __init__(self, config: Config, metrics: Metrics, clock: Clock, db_path: Path | str, *, uri: bool = False):
+        alerting = config.alerting
+        if alerting is None:
+            raise ValueError("the config was read without its alerting tables: read it with "
+                             "monitor.cli.load_config or parse_config")
         self.config = config
-        self.alerting = config.alerting
         self.metrics = metrics
         self.clock = clock
-        self.routes: tuple[RouteConfig, ...] = self.alerting.effective_routes()
-        self.receivers = {r.name: r for r in self.alerting.receivers}
+        self.receivers = {r.name: r for r in alerting.receivers}
         self.notifiers = {name: build_notifier(r, clock) for name, r in self.receivers.items()}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()       # the state every stage shares; never held during a send
         self._wakes = {name: threading.Event() for name in [*self.receivers, "__timers__"]}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.book = AlertBook()
-        self.incidents: dict[str, Incident] = {}
-        self.outbox = Outbox()
-        self.record = DecisionRecord(metrics)
-        self._silences: tuple[Silence, ...] = self.alerting.silences
-        self._silences_read_at = float("-inf")
         self._last_prune: datetime | None = None
         for name in self.receivers:
             metrics.init_receiver(name, RESULTS)
+
+        self.outbox = Outbox()
+        self.record = DecisionRecord(metrics)
         self.writethrough = WriteThrough(db_path, uri, metrics, self._snapshot_ops)
+        self.lifecycle = Lifecycle(metrics)
+        self.router = Router(alerting.effective_routes())
+        self.grouper = Grouper(self.receivers, {s.name: s.host for s in config.sources},
+                               group_by=alerting.group_by, group_wait=alerting.group_wait,
+                               group_interval=alerting.group_interval, repeat_interval=alerting.repeat_interval)
+        self.suppressor = Suppressor(alerting.silences, inhibit_rules(alerting), self.lifecycle.open_events,
+                                     self.writethrough.silences)
+        self.flusher = Flusher(self.grouper, self.suppressor, self.outbox, self.record, metrics, config)
         self.delivery = Delivery(self.notifiers, self.outbox, self._lock, self.writethrough, self.record, metrics,
-                                 clock, retry_initial=self.alerting.retry_initial,
-                                 retry_max=self.alerting.retry_max, give_up_after=self.alerting.give_up_after)
+                                 clock, retry_initial=alerting.retry_initial, retry_max=alerting.retry_max,
+                                 give_up_after=alerting.give_up_after)
+
         self._restore(self.writethrough.load())
-        self._refresh_silences(force=True)
+        self.suppressor.refresh(force=True)
         self.outbox.export(metrics, clock.now())
+
+    @property
+    def incidents(self) -> dict[str, Incident]:
+        return self.grouper.incidents
 
     # --- start-up -----------------------------------------------------------------------
     def _restore(self, loaded: dict | None) -> None:
         if not loaded:
             return
-        for row in loaded["open"]:
-            alert = OpenAlert.from_json(state_json(row["state"]))
-            self.book.open[alert.key] = alert
-            self._active(alert.event, 1)
-        for row in loaded["incidents"]:
-            incident = Incident.from_json(state_json(row["state"]))
-            if incident.receiver in self.receivers:
-                self.incidents[incident.slot] = incident
+        self.lifecycle.restore(OpenAlert.from_json(json.loads(row["state"])) for row in loaded["open"])
+        self.grouper.restore(Incident.from_json(json.loads(row["state"])) for row in loaded["incidents"])
         for row in loaded["threads"]:
             self.delivery.threads[row["incident"]] = {"channel": row["channel"], "ts": row["ts"]}
         self.outbox.resume_after(loaded["max_seq"])
@@ -110,10 +121,10 @@ class AlertPipeline:
                             reason=row.notification.reason, notification=row.id,
                             error="interrupted while sending; resent as a possible duplicate")
         if self.outbox.pending():
-            log.info("alerts.restored", pending=len(self.outbox.pending()), open_alerts=len(self.book.open),
-                     incidents=len(self.incidents))
+            log.info("alerts.restored", pending=len(self.outbox.pending()), open_alerts=len(self.lifecycle.book.open),
+                     incidents=len(self.grouper.incidents))
 
-    # --- stage 1-4: events to incidents ---------------------------------------------------
+    # --- events: lifecycle, route, group, then the due incidents to the outbox ---------------
     def handle(self, events: list[Event]) -> None:
         """The events of one poll. Never raises into the poll job."""
         if not events:
@@ -121,12 +132,12 @@ class AlertPipeline:
         try:
             with self._lock:
                 now = self.clock.now()
-                self._refresh_silences(force=False)   # a `silence add` of a second ago counts
+                self.suppressor.refresh()   # a `silence add` of a second ago counts
                 ops: list[state.Op] = []
                 touched: set[str] = set()
                 for event in events:
-                    self._apply(event, now, ops, touched)
-                self._flush_due(now, ops, touched)
+                    touched.update(incident.slot for incident in self._apply(event, now, ops))
+                self.flusher.flush_due(now, ops, touched)
                 self.writethrough.commit(ops, "alerts.write")
                 self.outbox.export(self.metrics, now)
         except Exception:
@@ -134,223 +145,47 @@ class AlertPipeline:
             return
         self._wake_all()
 
-    def _apply(self, event: Event, now: datetime, ops: list, touched: set[str]) -> None:
-        transition, before = self.book.apply(event)
-        key = alert_key(event)
-        if transition == NEW:
-            self._active(event, 1)
-        elif transition in (ESCALATED, LOWERED):
-            self._active(before.event, 0)
-            self._active(event, 1)
-        elif transition == RESOLVED:
-            self._active(before.event, 0)
-        if transition in (NEW, ESCALATED, LOWERED, UNCHANGED):
-            ops.append(state.put_open(key, self.book.open[key].to_json(), iso_utc(now)))
-        elif transition == RESOLVED:
-            ops.append(state.delete_open(key))
+    def _apply(self, event: Event, now: datetime, ops: list[state.Op]) -> list[Incident]:
+        """One event through the lifecycle, then to the incidents it changes."""
+        transition = self.lifecycle.apply(event, now, ops)
         if transition == UNKNOWN_RESOLVED:
-            log.debug("notification.skipped", receiver="-", alert_key=key, reason="resolved_but_not_open")
-            return
-        holding = [i for i in self.incidents.values() if key in i.members]
+            log.debug("notification.skipped", receiver="-", alert_key=alert_key(event), reason="resolved_but_not_open")
+            return []
         if transition == RESOLVED:
-            for incident in holding:
-                incident.add(event, "resolved")
-                incident.schedule(now)
-                touched.add(incident.slot)
-            return
+            return self.grouper.update(event, "resolved", now, tell=True)
         if transition in (UNCHANGED, LOWERED):
-            for incident in holding:   # fresher details for the next repeat; nothing to tell now
-                incident.add(event, "firing")
-                touched.add(incident.slot)
-            return
-        status = "observed" if transition == OBSERVED else "firing"
-        routed = self._route(event)
+            return self.grouper.update(event, "firing", now, tell=False)
+        routed = self.router.route(event)
         if not routed:
-            self.record.decide(ops, now, "-", key, "skipped", "no_route", None, None,
+            self.record.decide(ops, now, "-", alert_key(event), "skipped", "no_route", None, None,
                                f"severity {event.severity} matched no route", level="debug")
-        for receiver, route in routed:
-            incident = self._incident_for(receiver, route, event, now)
-            # An escalation is told at once when it raises what this receiver knows of the
-            # incident (warning -> critical); members that follow it up wait group_interval.
-            told = incident.told_severity()
-            urgent = transition == ESCALATED and (told is None or severity_rank(event.severity) > severity_rank(told))
-            incident.add(event, status)
-            incident.schedule(now, urgent=urgent)
-            touched.add(incident.slot)
+        status = "observed" if transition == OBSERVED else "firing"
+        return [self.grouper.join(receiver, route, event, status, transition == ESCALATED, now)
+                for receiver, route in routed]
 
-    def _route(self, event: Event) -> list[tuple[str, RouteConfig]]:
-        """Every matching route's receiver, once (the first matching route's timers apply)."""
-        labels = labels_of(event)
-        out: dict[str, RouteConfig] = {}
-        for route in self.routes:
-            if (route.receiver not in out and severity_rank(event.severity) >= severity_rank(route.min_severity)
-                    and route.match.matches(labels)):
-                out[route.receiver] = route
-        return list(out.items())
-
-    def _incident_for(self, receiver: str, route: RouteConfig, event: Event, now: datetime) -> Incident:
-        key = alert_key(event)
-        labels = labels_of(event)
-        group = tuple(self._group_value(name, labels, event) for name in self.alerting.group_by)
-        for incident in self.incidents.values():
-            if incident.receiver == receiver and key in incident.members:
-                return incident
-        for incident in self.incidents.values():
-            if incident.receiver == receiver and incident.group == group:
-                return incident
-        repeat = route.repeat_interval or self.alerting.repeat_interval
-        if self.receivers[receiver].kind == "alertmanager":
-            repeat = min(repeat, self.receivers[receiver].resend)   # Alertmanager wants re-posts
-        # One id for the group's incident on every receiver and in every replica: derived from
-        # the group and when it began, or taken from the incident another receiver has open.
-        began = event.since or event.at
-        shared = next((i.id for i in self.incidents.values() if i.group == group), None)
-        incident = Incident(
-            id=shared or incident_id(group, began), receiver=receiver, group=group, source=event.source, cause=cause_of(event),
-            opened_at=now,
-            group_wait=self.alerting.group_wait if route.group_wait is None else route.group_wait,
-            group_interval=route.group_interval or self.alerting.group_interval, repeat_interval=repeat)
-        self.incidents[incident.slot] = incident
-        return incident
-
-    def _group_value(self, name: str, labels: dict[str, str], event: Event) -> str:
-        """A group label's value. An unreachable site is one incident whatever it serves: the
-        outages of sources on one host (two contests of KPU's) group by the host, not by
-        source, so on-call is told once that the site is down."""
-        if name == "source" and labels["cause"] == "outage":
-            try:
-                host = self.config.source(event.source).host
-            except KeyError:          # an event of a source no longer configured
-                return labels[name]
-            return f"host {host}"
-        return labels[name]
-
-    # --- stage 5: flush incidents into the outbox ---------------------------------------------
-    def _flush_due(self, now: datetime, ops: list, touched: set[str], force: bool = False) -> None:
-        for incident in list(self.incidents.values()):
-            if incident.due_at is None and incident.repeat_due(now) and self._unsent(incident):
-                # The receiver has not had the last message yet (Slack down): a reminder would
-                # only pile up behind it and arrive as a burst. Next reminder one interval on.
-                incident.quiet_since = now
-                touched.add(incident.slot)
-            if incident.due_at is None and (incident.repeat_due(now) or self._needs_update(incident, now)):
-                incident.schedule(now)
-            if incident.due_at is not None and (force or incident.due_at <= now):
-                self._flush(incident, now, ops)
-                touched.add(incident.slot)
-        for slot in touched:
-            incident = self.incidents.get(slot)
-            if incident is not None:
-                ops.append(state.put_incident(incident.slot, incident.receiver, incident.to_json(), iso_utc(now)))
-
-    def _unsent(self, incident: Incident) -> bool:
-        return any(row.notification.incident == incident.id for row in self.outbox.queues.get(incident.receiver, ()))
-
-    def _needs_update(self, incident: Incident, now: datetime) -> bool:
-        """A firing alert this receiver has not been told about (or not at its severity) that
-        is no longer silenced or inhibited: tell it now, as Alertmanager does when a silence ends."""
-        for member in incident.members.values():
-            if member.status != "firing":
-                continue
-            untold = member.told_status != "firing" or (
-                member.told_severity and severity_rank(member.event.severity) > severity_rank(member.told_severity))
-            if untold and self._suppressed(member, now) is None:
-                return True
-        return False
-
-    def _suppressed(self, member: MemberState, now: datetime) -> tuple[str, str] | None:
-        event = member.event
-        silence = silenced_by(self._silences, labels_of(event), now)
-        if silence is not None:
-            return "silenced", f"silence {silence.id}" + (f": {silence.comment}" if silence.comment else "")
-        if (self.alerting.inhibit_stall_during_outage and event.family == STOPPAGE
-                and self.book.outage_open(event.source)):
-            return "inhibited", f"outage of source {event.source} is open"
-        return None
-
-    def _flush(self, incident: Incident, now: datetime, ops: list) -> None:
-        receiver = self.receivers[incident.receiver]
-        chosen, skipped = incident.plan(now, lambda m: self._suppressed(m, now), receiver.send_resolved)
-        incident.due_at = None
-        for member, reason, detail in skipped:
-            action = "silenced" if reason in ("silenced", "inhibited") else "skipped"
-            self.record.decide(ops, now, receiver.name, alert_key(member.event), action, reason, incident.id, None,
-                               detail)
-        if chosen:
-            incident.mark_told(chosen, now)
-            changes = [change for _, change in chosen]
-            finished = incident.finished
-            status = ("observed" if all(c == "observed" for c in changes)
-                      else "resolved" if finished and "resolved" in changes else "firing")
-            members = members_for_notification(chosen)
-            notification = Notification(
-                id=uuid.uuid4().hex, receiver=receiver.name, reason=overall_reason(changes), status=status,
-                severity=max((m.event.severity for m in members), key=severity_rank), source=incident.source,
-                cause=incident.cause, incident=incident.id, members=members, created_at=now,
-                opened_at=incident.opened_at, timezone=self._zone(incident.source),
-                links=render_links(self.alerting.links, self.config, members[0].event, incident),
-                instance=self.config.instance)
-            row = self.outbox.new_row(notification)
-            ops.append(row.op())
-            self.record.decide(ops, now, receiver.name, notification.alert_key, "queued", notification.reason,
-                               incident.id, notification.id, f"{len(members)} alert(s), status {status}",
-                               members=len(members), status=status, severity=notification.severity)
-            for member in (m for m in members if m is not notification.lead):
-                self.record.decide(ops, now, receiver.name, member.key, "grouped", member.change, incident.id,
-                                   notification.id, f"in the notification of {notification.alert_key}")
-                self.metrics.notifications.labels(receiver=receiver.name, result="grouped").inc()
-        if incident.finished:
-            del self.incidents[incident.slot]
-            ops.append(state.delete_incident(incident.slot))
-
-    def _zone(self, source: str) -> str:
-        try:
-            return self.config.source(source).timezone
-        except KeyError:
-            return self.config.timezone
-
-    # --- timers, silences, metrics --------------------------------------------------------------
+    # --- timers, the database ------------------------------------------------------------------
     def _timer_pass(self, force: bool = False, refresh: bool = False) -> datetime | None:
         """Flush due incidents (all of them when forced), re-read silences, resync a failed
         database. -> the next clock time a timer falls due."""
         with self._lock:
             now = self.clock.now()
-            self._refresh_silences(refresh)
+            self.suppressor.refresh(refresh)
             self.writethrough.resync_if_due()
             ops: list[state.Op] = []
-            self._flush_due(now, ops, set(), force=force)
+            self.flusher.flush_due(now, ops, set(), force=force)
             if self._last_prune is None or now - self._last_prune > timedelta(hours=6):
                 self._last_prune = now
                 ops += state.prune(iso_utc(now - RETENTION))
             self.writethrough.commit(ops, "alerts.write")
             self.outbox.export(self.metrics, now)
-            times = [t for i in self.incidents.values() if (t := i.next_wakeup()) is not None]
-            return min(times) if times else None
-
-    def _refresh_silences(self, force: bool) -> None:
-        if not force and time.monotonic() - self._silences_read_at < SILENCE_REFRESH_WALL_SECONDS:
-            return
-        self._silences_read_at = time.monotonic()
-        runtime = self.writethrough.silences()
-        if runtime is not None:
-            self._silences = self.alerting.silences + tuple(runtime)
-
-    def _active(self, event: Event, value: int) -> None:
-        labels = dict(source=event.source, region=event.region, rule=event.rule, severity=event.severity)
-        if value:
-            self.metrics.alert_active.labels(**labels).set(1)
-        else:
-            try:
-                self.metrics.alert_active.remove(*labels.values())
-            except KeyError:
-                pass
+            return self.grouper.next_wakeup()
 
     def _snapshot_ops(self) -> list[state.Op]:
         """Everything in memory as statements: how a database that failed is caught up."""
         now = iso_utc(self.clock.now())
         ops: list[state.Op] = [("DELETE FROM alert_open", ()), ("DELETE FROM alert_incidents", ())]
-        ops += [state.put_open(k, a.to_json(), now) for k, a in self.book.open.items()]
-        ops += [state.put_incident(i.slot, i.receiver, i.to_json(), now) for i in self.incidents.values()]
+        ops += self.lifecycle.snapshot_ops(now)
+        ops += [state.put_incident(i.slot, i.receiver, i.to_json(), now) for i in self.grouper.incidents.values()]
         ops += [state.put_thread(inc, "", t["channel"], t["ts"]) for inc, t in self.delivery.threads.items()]
         ops += [row.op() for row in self.outbox.pending()]
         return ops
@@ -440,7 +275,3 @@ class AlertPipeline:
                 outcome, due = "idle", None
             if outcome != "acted":
                 self._sleep_until(due, wake)
-
-
-def state_json(text: str) -> dict:
-    return json.loads(text)
