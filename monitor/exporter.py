@@ -25,15 +25,22 @@ class Exporter:
         self.metrics = metrics
         self.thresholds = thresholds
         self._candidates: dict[str, frozenset[str]] = {}       # region -> candidates exported
+        self._polls: dict = {}                                 # result -> its polls_total child
+        self._duration = None
         metrics.init_source(source.name)
 
     def request(self, poll: Poll, depth: int) -> None:
         """What every request adds, whoever owns the region: this instance's load on the
         source and whether it reaches the top document (a shard that cannot is blind)."""
         m, name = self.metrics, self.source.name
-        m.polls.labels(source=name, result=poll.result).inc()
+        counter = self._polls.get(poll.result)
+        if counter is None:    # labels() looked up once per result, not once per document
+            counter = self._polls[poll.result] = m.polls.labels(source=name, result=poll.result)
+        counter.inc()
         if poll.latency_seconds is not None:
-            m.poll_duration_seconds.labels(source=name).observe(poll.latency_seconds)
+            if self._duration is None:
+                self._duration = m.poll_duration_seconds.labels(source=name)
+            self._duration.observe(poll.latency_seconds)
         if depth == 0:
             m.up.labels(source=name).set(1 if poll.ok else 0)
             if poll.ok:

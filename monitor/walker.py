@@ -97,10 +97,12 @@ def row_print(row: RegionCount) -> int:
                             sorted(row.votes.items()))).encode())
 
 
-def fingerprint(snapshot: Snapshot) -> tuple:
-    """What makes a document 'changed' for the poll log and the history table."""
-    return (snapshot.published_at, snapshot.stations, snapshot.stations_reported,
-            tuple(sorted(snapshot.votes.items())), snapshot.percent)
+def fingerprint(snapshot: Snapshot) -> int:
+    """What makes a document 'changed' for the poll log and the history table, as one
+    number (kept per region between passes: a hash, not the tuple, saves ~140 B a region;
+    hash() is salted per process, and these never leave it)."""
+    return hash((snapshot.published_at, snapshot.stations, snapshot.stations_reported,
+                 tuple(sorted(snapshot.votes.items())), snapshot.percent))
 
 
 class TreeWalker:
@@ -121,7 +123,7 @@ class TreeWalker:
         self.fetcher = Fetcher(source, self.stop, rate_limiter)
         self.children: dict[str, dict[str, int]] = {}        # parent region -> {child: row_print}
         self.tables_changed: dict[str, dict[str, int]] = {}  # since the last take_tables()
-        self.fingerprints: dict[str, tuple] = {}
+        self.fingerprints: dict[str, int] = {}
         self.revisit: set[str] = set()     # failed last pass, or an ancestor of one: fetch again
         # the fetch threads: the walker's own, or one pool shared by the races of an election
         self._pool = pool or ThreadPoolExecutor(max_workers=source.concurrency,
