@@ -28,7 +28,7 @@ from .history import History, MirrorView, Reading
 from .jump import JumpRule
 from .options import DetectionOptions
 from .outage import LatencyRule, OutageRule, recovery_needed
-from .regions import RegionStallRule
+from .region_stall import RegionStallRule
 from .stall import StaleSourceRule, StallRule
 from .series import SeriesState, offset_at, reset_failures
 from .thresholds import ADVANCE, PUBLICATION, Seen, Thresholds, learn
