@@ -53,9 +53,11 @@ def _moment(value: Any) -> datetime | None:
 
 
 def region_label(member: Member) -> str:
+    """`Kab. Bandung (3204)`: the name people know, the code beside it; the code alone when
+    no name is known."""
     details = member.event.details
     name = details.get("region_name") or details.get("name")
-    return f"{member.event.region} ({name})" if name else member.event.region
+    return f"{name} ({member.event.region})" if name else member.event.region
 
 
 def _regions(members: Iterable[Member], qualified: bool = False) -> str:
@@ -74,6 +76,8 @@ def headline(notification: Notification) -> str:
     if len(members) == 1:
         event = members[0].event
         text = event.summary or f"{event.rule} on {event.source} region {event.region}"
+        if region_label(members[0]) != event.region:
+            text = f"{region_label(members[0])}: {text}"
     else:
         # A firing notification names what is still wrong; members resolved in it come after.
         ended = [m for m in members if m.change == "resolved"] if notification.status == "firing" else []
@@ -150,7 +154,7 @@ def facts(member: Member, zone: str, now: datetime) -> list[tuple[str, str]]:
 
 
 def member_line(member: Member) -> str:
-    """`stall 32 (JAWA BARAT) warning: summary` for lists of members."""
+    """`stall Jawa Barat (32) [warning, new]: summary` for lists of members."""
     event = member.event
     change = {"first": "new", "escalated": "ESCALATED", "resolved": "resolved", "repeat": "still open",
               "observed": "observed"}.get(member.change, member.change)

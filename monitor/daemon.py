@@ -32,6 +32,7 @@ from .model import Event
 from . import races
 from .poll import SourceWatcher
 from .recording import RecordingWriter
+from .sources.regions import RegionNames
 from .statelock import StateDirLock
 from .store import StateStore
 
@@ -71,6 +72,7 @@ class Daemon:
             # an election definition becomes its races' sources here, for every stage alike
             config = self.config = self._expand(config)
             self.judge = Judge(config)
+            self.names = RegionNames({s.name: s.kind for s in config.sources}, self.db_path)
             self.recorder = RecordingWriter(record_path) if record_path else None
             if alerts is None:
                 from alerts.pipeline import AlertPipeline
@@ -91,6 +93,7 @@ class Daemon:
         lost_lines.attach(self.metrics.log_lines_lost.inc)
 
     def _handle_events(self, events: list[Event]) -> None:
+        events = [self.names.named(event) for event in events]   # people read names, not codes
         with self._events_lock:
             self.events.extend(events)
         self.alerts.handle(events)
@@ -174,6 +177,7 @@ class Daemon:
         so every series keeps its detector state (as across a restart) and open alerts stay
         open. RESTART_KEYS keep their running values."""
         new_config = self._expand(new_config)
+        self.names.kinds = {s.name: s.kind for s in new_config.sources}
         pending = [key for key in RESTART_KEYS if getattr(new_config, key) != getattr(self.config, key)]
         if pending:
             log.warning("config.reload_partial", keys=pending, action="these take effect at the next restart")

@@ -64,3 +64,32 @@ def test_without_matplotlib_the_report_renders_and_says_so(tmp_path, monkeypatch
     assert "| #1 " in text
     assert not (tmp_path / "timeline.png").exists()
     assert "Chart skipped: matplotlib is not installed" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def test_markers_say_what_and_when_reminders_differ_and_names_title_the_panel(tmp_path):
+    named = tmp_path / "named.log"
+    text = NIGHT.read_text(encoding="utf-8")
+    named.write_text(json.dumps({"source": "kpu-jabar", "region": "32", "name": "Jawa Barat", "event": "region.named",
+                                 "level": "info", "timestamp": "2018-06-27T12:00:00Z", "instance": "cw-a"})
+                     + "\n" + text, encoding="utf-8")
+    result = render_chart(review([named], WIB), tmp_path / "chart.png")
+    assert result["titles"] == ["kpu-jabar: Jawa Barat (32)"]
+    labels = result["labels"]
+    assert any(label.startswith("stall + stale_source detected 21:50") for label in labels), labels
+    assert any(label.startswith("first sent 21:50") for label in labels), labels
+    assert any(label.startswith("catch-up +") for label in labels), labels
+    assert len(result["ticks"]) == len(set(result["ticks"]))
+
+
+def test_ticks_never_repeat_on_a_short_run(tmp_path):
+    from datetime import datetime, timedelta, timezone
+    short = tmp_path / "short.log"
+    start = datetime(2018, 6, 27, 6, 57, tzinfo=timezone.utc)
+    lines = [json.dumps({"source": "kpu-jabar", "region": "32", "result": "ok", "stations_reported": 100 + i,
+                         "stations": 1000, "changed": True, "event": "poll", "level": "info",
+                         "timestamp": (start + timedelta(seconds=10 * i)).isoformat().replace("+00:00", "Z"),
+                         "instance": "cw"}) for i in range(15)]
+    short.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = render_chart(review([short], WIB), tmp_path / "short.png")
+    assert len(result["ticks"]) >= 3
+    assert len(result["ticks"]) == len(set(result["ticks"])), result["ticks"]

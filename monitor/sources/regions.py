@@ -68,3 +68,121 @@ def child_url(source, parent_url: str, parent_region: str, child_code: str) -> s
         raise ValueError(f"parent URL {parent_url!r} does not end in .json")
     # Query and fragment are kept: a cache-busting or auth parameter applies to the whole tree.
     return urlunsplit(parts._replace(path=parts.path[: -len(".json")] + f"/{child_code}.json"))
+
+
+# --- names ------------------------------------------------------------------------------------
+# Region codes are keys; names are data for people. The names of BPS-coded (Sirekap) regions
+# come from KPU's own wilayah lists (monitor/data/wilayah, PROVENANCE.md there); names a source
+# publishes itself (a `json` source's `name`) are learned at run time and cached in the state
+# database, so a restart while the source is down still names what it named before.
+NAMED_KINDS = frozenset({"sirekap"})      # whose codes are the BPS codes the wilayah lists use
+_KEEP_CASE = {"Dki": "DKI", "Di": "DI"}
+
+
+def styled_name(name: str, level: int | None) -> str:
+    """KPU's capitals in title case, with "Kab." or "Kota" at the kab/kota level:
+    `BANDUNG` -> `Kab. Bandung`, `KOTA BANDUNG` -> `Kota Bandung`."""
+    words = [_KEEP_CASE.get(w.capitalize(), w.capitalize()) for w in str(name).split()]
+    if level == 2 and words:
+        kind = "Kota" if words[0] == "Kota" else "Kab."
+        if words[0] in ("Kota", "Kab.", "Kabupaten"):
+            words = words[1:]
+        return f"{kind} {' '.join(words)}"
+    return " ".join(words)
+
+
+def region_label(code: str, name: str | None) -> str:
+    """`Kab. Bandung (3204)`; the bare code when no name is known (never an error)."""
+    return f"{name} ({code})" if name else str(code)
+
+
+def _packaged_names() -> dict[str, str]:
+    import json
+    from importlib import resources
+
+    names: dict[str, str] = {}
+    folder = resources.files("monitor") / "data" / "wilayah"
+    for item in folder.iterdir():
+        if not item.name.endswith(".json"):
+            continue
+        try:
+            rows = json.loads(item.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict) and isinstance(row.get("kode"), str) and isinstance(row.get("nama"), str):
+                names[row["kode"]] = styled_name(row["nama"], row.get("tingkat"))
+    return names
+
+
+class RegionNames:
+    """Display names of (source, region). `name()` never raises: an unknown region has none."""
+
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS region_names (source TEXT NOT NULL, region TEXT NOT NULL, "
+              "name TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (source, region))")
+
+    def __init__(self, kinds: dict[str, str], db_path=None):
+        import threading
+
+        self.kinds = dict(kinds)                      # source name -> kind
+        self._packaged = _packaged_names()
+        self._learned: dict[tuple[str, str], str] = {}
+        self._announced: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._db = None
+        if db_path is not None:
+            try:
+                from ..database import connect
+                self._db = connect(db_path)
+                self._db.execute(self.SCHEMA)
+                for source, region, name in self._db.execute("SELECT source, region, name FROM region_names"):
+                    self._learned[(source, region)] = name
+            except Exception:   # noqa: BLE001 - names are a nicety: a broken database costs only names
+                self._db = None
+
+    def name(self, source: str, region: str) -> str | None:
+        learned = self._learned.get((source, region))
+        if learned:
+            return learned
+        if self.kinds.get(source) in NAMED_KINDS:
+            return self._packaged.get(region)
+        return None
+
+    def label(self, source: str, region: str) -> str:
+        return region_label(region, self.name(source, region))
+
+    def learn(self, source: str, region: str, name: str, level: int | None = None) -> None:
+        """A name the source published for its region, kept for the next start."""
+        name = styled_name(name, level) if name.isupper() else name
+        if not name or self._learned.get((source, region)) == name:
+            return
+        with self._lock:
+            self._learned[(source, region)] = name
+            if self._db is not None:
+                try:
+                    from datetime import datetime, timezone
+                    self._db.execute("INSERT OR REPLACE INTO region_names VALUES (?, ?, ?, ?)",
+                                     (source, region, name, datetime.now(timezone.utc).isoformat()))
+                    self._db.commit()
+                except Exception:   # noqa: BLE001
+                    pass
+
+    def named(self, event):
+        """The event with `details.region_name` (for every message about it), when known."""
+        if event.details.get("region_name"):
+            return event
+        name = self.name(event.source, event.region)
+        if not name:
+            return event
+        if (event.source, event.region) not in self._announced:
+            # once per series and run: the log is the record the review rebuilds names from
+            self._announced.add((event.source, event.region))
+            import structlog
+            structlog.get_logger("countwatch.names").info("region.named", source=event.source,
+                                                          region=event.region, name=name)
+        import dataclasses
+        return dataclasses.replace(event, details={**event.details, "region_name": name})
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()

@@ -39,6 +39,11 @@ class Timeline:
     window: tuple[datetime | None, datetime | None] = (None, None)
     filters: dict[str, str | None] = field(default_factory=dict)
     clock_note: str = ""
+    names: dict[tuple[str, str], str] = field(default_factory=dict)   # from the daemon's region.named lines
+
+    def place(self, source: str, region: str) -> str:
+        name = self.names.get((source, region))
+        return f"{source}: {name} ({region})" if name else f"{source}/{region}"
 
 
 def _pct(reported: int | None, stations: int | None) -> str:
@@ -72,8 +77,12 @@ def build_timeline(records: list[LogRecord], stats: ReadStats, zone: tzinfo, *,
     incidents.extend(singles)
     incidents.sort(key=lambda i: (i.started, i.source, i.region))
     loose = inc.attach_notifications(incidents, records)
+    names = {(str(r.get("source")), str(r.get("region"))): str(r.get("name")) for r in records
+             if r.event == "region.named" and r.get("name")}
     for number, incident in enumerate(incidents, 1):
         incident.id = f"#{number}"
+        if (incident.source, incident.region) in names:
+            incident.extra["region_name"] = names[(incident.source, incident.region)]
         _enrich(incident, series_polls, spans, grace, end_of_log)
 
     if incident_id is not None:
@@ -100,7 +109,7 @@ def build_timeline(records: list[LogRecord], stats: ReadStats, zone: tzinfo, *,
         context=sorted((c for c in context if in_window(c.at, c.at)), key=lambda c: (c.at, c.instance)),
         series=_chart_series(series_polls, wanted, in_window),
         first=first, last=last, window=(start, end), filters={"source": source, "region": region, "incident": incident_id},
-        clock_note=clock_note)
+        clock_note=clock_note, names=names)
 
 
 def _chart_series(series_polls, wanted, in_window) -> dict[tuple[str, str], list[PollPoint]]:

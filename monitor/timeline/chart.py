@@ -42,7 +42,7 @@ def render_chart(timeline: Timeline, path: Path) -> dict[str, Any]:
     """Write the PNG; returns {"path": str} or {"path": None, "reason": why not}."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.dates import AutoDateLocator, DateFormatter
+        from matplotlib.dates import AutoDateLocator
         from matplotlib.figure import Figure
     except ImportError:
         return {"path": None, "reason": "matplotlib is not installed (pip install 'countwatch[report]')"}
@@ -60,12 +60,13 @@ def render_chart(timeline: Timeline, path: Path) -> dict[str, Any]:
     bottom = axes_list[-1]
     locator = AutoDateLocator(tz=zone)
     bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(DateFormatter("%d %b %H:%M", tz=zone))
+    bottom.xaxis.set_major_formatter(_unique_formatter(zone, "%d %b %H:%M"))
     label = timeline.first.astimezone(zone).tzname() if timeline.first else str(zone)
     bottom.set_xlabel(f"time ({label}, {zone}); UTC along the top")
     top = axes_list[0].secondary_xaxis("top")
-    top.xaxis.set_major_locator(AutoDateLocator(tz=timezone.utc))
-    top.xaxis.set_major_formatter(DateFormatter("%H:%M UTC", tz=timezone.utc))
+    top_locator = AutoDateLocator(tz=timezone.utc)
+    top.xaxis.set_major_locator(top_locator)
+    top.xaxis.set_major_formatter(_unique_formatter(timezone.utc, "%H:%M UTC"))
     top.tick_params(labelsize=8)
     # the legend sits right of the plot: inside, it hides the first hours and their markers
     figure.subplots_adjust(left=0.07, right=0.80, top=1 - 0.55 / (height / DPI), bottom=0.55 / (height / DPI) + 0.05,
@@ -74,7 +75,31 @@ def render_chart(timeline: Timeline, path: Path) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     # a fixed canvas (no bbox_inches="tight") keeps the PNG's size predictable
     figure.savefig(path, dpi=DPI, format="png")
-    return {"path": str(path), "width": width, "height": height, "series": [f"{s}/{r}" for s, r in series]}
+    ticks = [label.get_text() for label in bottom.get_xticklabels() if label.get_text()]
+    return {"path": str(path), "width": width, "height": height, "series": [f"{s}/{r}" for s, r in series],
+            "titles": [a.get_title(loc="left") for a in axes_list], "ticks": ticks,
+            "labels": [t.get_text() for a in axes_list for t in a.texts]}
+
+
+def _unique_formatter(zone, usual: str):
+    """Tick labels in `usual` form unless two ticks would read the same ("13:57 13:57" on a
+    short run): then with seconds."""
+    from matplotlib.dates import num2date
+    from matplotlib.ticker import Formatter
+
+    class UniqueTicks(Formatter):
+        def format_ticks(self, values):
+            moments = [num2date(v, tz=zone) for v in values]
+            for form in (usual, usual.replace("%H:%M", "%H:%M:%S")):
+                labels = [m.strftime(form) for m in moments]
+                if len(set(labels)) == len(labels):
+                    return labels
+            return [m.strftime("%d %b %H:%M:%S.%f")[:-3] for m in moments]
+
+        def __call__(self, x, pos=None):
+            return self.format_ticks([x])[0]
+
+    return UniqueTicks()
 
 
 def _panel(axes, timeline: Timeline, source: str, region: str) -> None:
@@ -83,7 +108,7 @@ def _panel(axes, timeline: Timeline, source: str, region: str) -> None:
     axes.step(times, [100 * p.ratio for p in polls], where="post", color="#1f4e79", linewidth=1.6,
               label="stations reported (%)")
     axes.set_ylabel("% of stations")
-    axes.set_title(f"{source} / region {region}", fontsize=10, loc="left")
+    axes.set_title(timeline.place(source, region), fontsize=10, loc="left")
     axes.grid(True, alpha=0.3)
     end = timeline.last
     shaded = set()
@@ -105,25 +130,60 @@ def _panel(axes, timeline: Timeline, source: str, region: str) -> None:
 
 
 def _markers(axes, timeline: Timeline, source: str, region: str) -> None:
-    """Detections ▼, notifications ●, resolutions ▲, point anomalies ◆, along the panel's top;
-    only the panel's own region (a source's hundred TPS-level alerts would bury its story)."""
-    kinds = {"detected": ("v", "#c00000"), "notified": ("o", "#2060c0"), "resolved": ("^", "#208020"),
-             "observed": ("D", "#7030a0")}
-    moments: dict[str, list] = {k: [] for k in kinds}
+    """Detections ▼, first notifications ●, reminders ○, resolutions ▲, point anomalies and
+    catch-ups ◆, along the panel's top, each labelled with what it was and its local time (a
+    catch-up with its size), so the chart reads without the legend. Only the panel's own
+    region (a source's hundred TPS-level alerts would bury its story)."""
+    zone = timeline.zone
+    kinds = {"detected": ("v", "#c00000", True), "notified": ("o", "#2060c0", True),
+             "reminder": ("o", "#2060c0", False), "resolved": ("^", "#208020", True),
+             "observed": ("D", "#7030a0", True)}
+    moments: dict[str, list[tuple[Any, str]]] = {k: [] for k in kinds}
     for incident in timeline.incidents:
         if (incident.source, incident.region) != (source, region):
             continue
+        rule = " + ".join(incident.rules)
         if incident.point:
-            moments["observed"].append(incident.started)
+            moments["observed"].append((incident.started, rule))
             continue
         if incident.detected:
-            moments["detected"].append(incident.detected)
-        moments["notified"] += [n.at for n in incident.sent]
+            moments["detected"].append((incident.detected, f"{rule} detected"))
+        for note in incident.sent:
+            reason = str(note.get("reason") or "")
+            kind = "reminder" if reason == "repeat" else "notified"
+            text = {"repeat": "reminder", "resolved": "resolution sent"}.get(reason, f"{reason or 'notification'} sent")
+            moments[kind].append((note.at, text))
         if incident.resolved:
-            moments["resolved"].append(incident.resolved)
-        moments["observed"] += [o.at for o in incident.observed]
+            moments["resolved"].append((incident.resolved, f"{rule} resolved"))
+        resumed = incident.extra.get("catch_up")
+        if resumed is not None:
+            point, added, _ = resumed
+            moments["observed"].append((point.at, f"catch-up +{added:,}"))
+        else:
+            moments["observed"] += [(o.at, str(o.get("rule"))) for o in incident.observed]
+    from matplotlib.dates import date2num
+
     transform = axes.get_xaxis_transform()   # x in data, y in axes fraction: markers sit at the top
-    for index, (kind, (marker, color)) in enumerate(kinds.items()):
-        if moments[kind]:
-            axes.scatter(moments[kind], [0.93 - 0.06 * index] * len(moments[kind]), marker=marker, color=color,
-                         s=36, transform=transform, zorder=5, label=kind, clip_on=False)
+    for index, (kind, (marker, color, filled)) in enumerate(kinds.items()):
+        points = sorted(moments[kind], key=lambda p: p[0])
+        if not points:
+            continue
+        y = 0.93 - 0.075 * index
+        axes.scatter([t for t, _ in points], [y] * len(points), marker=marker, s=36, transform=transform, zorder=5,
+                     label=kind, clip_on=False, facecolors=color if filled else "none", edgecolors=color)
+        last_x = None
+        for moment, text in points:
+            if last_x is not None and (moment - last_x).total_seconds() < _label_gap(axes):
+                continue        # labels of markers this close would overprint each other
+            last_x = moment
+            axes.annotate(f"{text} {moment.astimezone(zone):%H:%M}", (date2num(moment), y), xycoords=transform,
+                          xytext=(4, -3), textcoords="offset points", fontsize=6.5, color=color, zorder=6)
+
+
+def _label_gap(axes) -> float:
+    """Seconds of x axis one marker label needs (about a tenth of the panel's width)."""
+    from matplotlib.dates import num2date
+
+    left, right = axes.get_xlim()
+    span = (num2date(right) - num2date(left)).total_seconds()
+    return max(span / 10, 1.0)

@@ -65,7 +65,7 @@ def render_html(timeline: Timeline, chart: dict[str, Any]) -> str:
         rows = []
         for incident in timeline.incidents:
             cells = summary_times(incident, zone, timeline.last)
-            rows.append([incident.id, alert_ids(incident), " + ".join(incident.rules), f"{incident.source}/{incident.region}",
+            rows.append([incident.id, alert_ids(incident), " + ".join(incident.rules), incident.place,
                          incident.severity, cells["started"], cells["detected"], cells["notified"],
                          cells["resolved"], cells["time_to_detect"], cells["time_to_notify"], cells["length"]])
         parts.append(_table(list(SUMMARY_COLUMNS), rows))

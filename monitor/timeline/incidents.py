@@ -97,6 +97,12 @@ class ReviewIncident:
         return {lc.key for lc in self.lifecycles} | {(str(o.get("rule")), self.source, self.region)
                                                       for o in self.observed}
 
+    @property
+    def place(self) -> str:
+        """`kpu-jabar: Jawa Barat (32)` when the log named the region, else `kpu-jabar/32`."""
+        name = self.extra.get("region_name")
+        return f"{self.source}: {name} ({self.region})" if name else f"{self.source}/{self.region}"
+
     def key_seen(self, key: tuple[str, str, str]) -> datetime:
         """When this incident first showed the alert `key`: its detection (or start), or the
         time of the observed event of that rule."""

@@ -82,7 +82,7 @@ def alert_ids(incident: ReviewIncident) -> str:
 
 def _incident_title(incident: ReviewIncident) -> str:
     ids = f" — alert incident {', '.join(incident.alert_ids)}" if incident.alert_ids else ""
-    return f"{incident.id} {' + '.join(incident.rules)} on {incident.source}/{incident.region} ({incident.severity}){ids}"
+    return f"{incident.id} {' + '.join(incident.rules)} on {incident.place} ({incident.severity}){ids}"
 
 
 def _facts(incident: ReviewIncident, timeline: Timeline) -> list[str]:
@@ -127,7 +127,7 @@ def render_markdown(timeline: Timeline, chart: dict[str, Any]) -> str:
         out.append("|" + "---|" * len(SUMMARY_COLUMNS))
         for incident in timeline.incidents:
             cells = summary_times(incident, zone, timeline.last)
-            row = [incident.id, alert_ids(incident), " + ".join(incident.rules), f"{incident.source}/{incident.region}",
+            row = [incident.id, alert_ids(incident), " + ".join(incident.rules), incident.place,
                    incident.severity, cells["started"], cells["detected"], cells["notified"], cells["resolved"],
                    cells["time_to_detect"], cells["time_to_notify"], cells["length"]]
             out.append("| " + " | ".join(md_cell(c) for c in row) + " |")
@@ -191,7 +191,8 @@ def render_json(timeline: Timeline, chart: dict[str, Any]) -> str:
         advance = incident.extra.get("last_advance")
         ended = None if incident.point else incident.extra.get("ended")
         return {
-            "id": incident.id, "alert_ids": incident.alert_ids, "rules": incident.rules, "source": incident.source, "region": incident.region,
+            "id": incident.id, "alert_ids": incident.alert_ids, "rules": incident.rules, "source": incident.source,
+            "region": incident.region, "region_name": incident.extra.get("region_name"),
             "severity": incident.severity, "started": _moment(started, zone), "detected": _moment(detected, zone),
             "notified": _moment(notified, zone), "resolved": _moment(resolved, zone),
             "ended": _moment(ended, zone), "open": resolved is None, "point": incident.point,
