@@ -19,9 +19,9 @@ from monitor.model import SEVERITIES
 from monitor.secret import Secret
 
 from .matching import Matcher, parse_matcher
+from .notifiers import KIND_KEYS, KINDS
 from .silences import WEEKDAYS, Silence, as_aware, parse_daily
 
-RECEIVER_KINDS = ("slack_webhook", "slack_bot", "console", "webhook", "alertmanager")
 GROUP_LABELS = ("source", "cause", "rule", "region", "severity")
 LINK_FIELDS = ("source", "region", "rule", "severity", "cause", "source_url", "incident")
 SLACK_API_URL = "https://slack.com/api/"
@@ -137,27 +137,25 @@ def _parse_receiver(raw: Any, index: int, problems: Problems, environ) -> Receiv
     if not isinstance(raw, Mapping):
         problems.add(where, "must be a table")
         return None
-    problems.unknown_keys(raw, where, {"name", "kind", "url", "token", "channel", "api_url", "headers",
-                                       "timeout", "send_resolved", "resend"})
+    problems.unknown_keys(raw, where, {"name", "kind", *KIND_KEYS, "timeout", "send_resolved"})
     name = problems.get(raw, "name", where, str, f"receiver{index}", required=True)
     where = f"receivers[{index}] ({name})" if "name" in raw else where
     kind = problems.get(raw, "kind", where, str, "console", required=True)
-    if kind not in RECEIVER_KINDS:
-        problems.add(f"{where}.kind", f"must be one of {', '.join(RECEIVER_KINDS)}, got {kind!r}")
+    if kind not in KINDS:           # alerts/notifiers/__init__.py: the one list of receiver kinds
+        problems.add(f"{where}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
         return None
-    needs_url = kind in ("slack_webhook", "webhook", "alertmanager")
-    for key, allowed in (("url", needs_url), ("token", kind == "slack_bot"), ("channel", kind == "slack_bot"),
-                         ("api_url", kind == "slack_bot"), ("headers", kind == "webhook"),
-                         ("resend", kind == "alertmanager")):
-        if key in raw and not allowed:
+    takes, required = KINDS[kind].keys, KINDS[kind].required
+    for key in KIND_KEYS:
+        if key in raw and key not in takes:
             problems.add(f"{where}.{key}", f"not used by kind = {kind!r}")
-    url = _secret(raw, "url", where, problems, environ, required=needs_url) if needs_url else None
+    url = _secret(raw, "url", where, problems, environ, required="url" in required) if "url" in takes else None
     _check_http(url, f"{where}.url", problems, secret=True)
-    token = channel = None
+    token = _secret(raw, "token", where, problems, environ, required="token" in required) if "token" in takes else None
+    channel = None
+    if "channel" in takes:
+        channel = problems.get(raw, "channel", where, str, None, required="channel" in required)
     api_url = SLACK_API_URL
-    if kind == "slack_bot":
-        token = _secret(raw, "token", where, problems, environ, required=True)
-        channel = problems.get(raw, "channel", where, str, None, required=True)
+    if "api_url" in takes:
         api_url = problems.get(raw, "api_url", where, str, SLACK_API_URL)
         _check_http(api_url, f"{where}.api_url", problems, secret=False)
     headers = {}

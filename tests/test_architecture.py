@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSEMBLERS = {"monitor/cli.py", "monitor/daemon.py"}
 
@@ -37,3 +39,32 @@ def test_alerting_does_not_reach_into_fetching_sources_or_detectors():
     offenders = {str(p.relative_to(ROOT)): sorted(n for n in imports(p) if n.startswith(upstream))
                  for p in modules("alerts")}
     assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_a_receiver_kind_is_one_entry_in_the_notifiers_table(monkeypatch):
+    from alerts.notifiers import KINDS, ReceiverKind, build_notifier
+    from monitor.cli import parse_config
+    from monitor.configtools import ConfigError
+
+    class Pager:
+        kind = "pager"
+
+        def __init__(self, receiver):
+            self.name, self.url = receiver.name, receiver.url.reveal()
+
+        def notify(self, notification):
+            return None
+
+    monkeypatch.setitem(KINDS, "pager", ReceiverKind(lambda receiver, clock: Pager(receiver), keys=("url",),
+                                                     required=("url",)))
+    sources = [{"name": "kpu", "kind": "sirekap", "url": "https://sirekap.example/ppwp.json"}]
+    config = parse_config({"sources": sources, "receivers": [
+        {"name": "duty", "kind": "pager", "url": "https://pager.example/hook"}]}, environ={})
+    notifier = build_notifier(config.alerting.receiver("duty"), clock=None)
+    assert isinstance(notifier, Pager) and notifier.url == "https://pager.example/hook"
+
+    with pytest.raises(ConfigError) as error:
+        parse_config({"sources": sources, "receivers": [{"name": "duty", "kind": "pager", "token": "t"}]},
+                     environ={})
+    assert error.value.problems == ["receivers[0] (duty).token: not used by kind = 'pager'",
+                                    "receivers[0] (duty).url: is required"]
