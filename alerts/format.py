@@ -73,7 +73,11 @@ def headline(notification: Notification) -> str:
     members = notification.members
     if notification.status == "test":
         return f"Test notification from countwatch ({notification.instance}) to receiver {notification.receiver}; no action needed."
-    if len(members) == 1:
+    reminder = bool(members) and all(m.change == "repeat" for m in members)
+    if len(members) == 1 and reminder:
+        # the summary was true when the alert was news ("data is now 18m old"): say it anew
+        text = current_summary(members[0], notification.created_at, notification.timezone)
+    elif len(members) == 1:
         event = members[0].event
         text = event.summary or f"{event.rule} on {event.source} region {event.region}"
         if region_label(members[0]) != event.region:
@@ -97,14 +101,45 @@ def headline(notification: Notification) -> str:
         if ended:
             text += f"; resolved: {_regions(ended, several)}"
     began = min((m.event.since for m in members if m.event.since), default=notification.opened_at)
-    lasted = (notification.created_at - min(began, notification.opened_at)).total_seconds()
+    began = min(began, notification.opened_at)
     if notification.status == "resolved":
-        return f"Resolved after {duration(lasted)}: {text}"
-    if members and all(m.change == "repeat" for m in members):
-        # A reminder re-tells what was said when it was news ("data is now 18m old"); say
-        # first how long it has really been.
-        return f"Still open after {duration(lasted)}: {text}"
+        # measured to the resolution the detectors saw, as the review measures it, not to
+        # whenever the message left (group_wait, a retry)
+        ended = max((m.event.at for m in members if m.change == "resolved"), default=notification.created_at)
+        return f"Resolved after {duration((ended - began).total_seconds())}: {text}"
+    if reminder:
+        return f"Still open after {duration((notification.created_at - began).total_seconds())}: {text}"
     return text
+
+
+def current_summary(member: Member, now: datetime, zone: str) -> str:
+    """An open alert's state as of `now`, from the facts its event carries, for reminders."""
+    event, d = member.event, member.event.details
+    place = f"{event.source}/{region_label(member)}"
+    units = d.get("units") or "polling stations"
+    if event.rule in ("stall", "region_stall"):
+        since = _moment(d.get("last_advance_at")) or event.since
+        if since is not None:
+            return f"no new {units} at {place} for {duration((now - since).total_seconds())} (since {when(since, zone)})"
+    if event.rule == "stale_source":
+        published = _moment(d.get("last_published_at"))
+        if published is not None:
+            return (f"{place} still serves data published {when(published, zone)}, "
+                    f"now {duration((now - published).total_seconds())} old")
+    if event.rule == "outage" and event.since is not None:
+        return f"{place} unreachable for {duration((now - event.since).total_seconds())} (since {when(event.since, zone)})"
+    return event.summary or f"{event.rule} on {place}"
+
+
+def figures_of(notification: Notification) -> Member | None:
+    """The member whose figures speak for a notification: of a group, the widest region (the
+    province over its kab/kota: the group's own figure), else the lead."""
+    members = notification.members
+    if not members:
+        return None
+    if len({(m.event.source, m.event.region) for m in members}) == 1:
+        return notification.lead
+    return min(members, key=lambda m: (m.change == "resolved", len(m.event.region), m.event.region))
 
 
 def facts(member: Member, zone: str, now: datetime) -> list[tuple[str, str]]:
@@ -153,9 +188,11 @@ def facts(member: Member, zone: str, now: datetime) -> list[tuple[str, str]]:
     return out
 
 
-def member_line(member: Member) -> str:
-    """`stall Jawa Barat (32) [warning, new]: summary` for lists of members."""
+def member_line(member: Member, now: datetime | None = None, zone: str = "UTC") -> str:
+    """`stall Jawa Barat (32) [warning, new]: summary` for lists of members; a member that
+    only rides along (still open) is described as of `now`."""
     event = member.event
     change = {"first": "new", "escalated": "ESCALATED", "resolved": "resolved", "repeat": "still open",
               "observed": "observed"}.get(member.change, member.change)
-    return f"{event.rule} {region_label(member)} [{event.severity}, {change}]: {event.summary}"
+    summary = current_summary(member, now, zone) if member.change == "repeat" and now is not None else event.summary
+    return f"{event.rule} {region_label(member)} [{event.severity}, {change}]: {summary}"

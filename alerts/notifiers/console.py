@@ -8,7 +8,7 @@ from typing import TextIO
 from ..config import ReceiverConfig
 from monitor.wording import when
 
-from ..format import facts, headline
+from ..format import facts, figures_of, headline, region_label
 from ..notification import Notification, Receipt
 
 _WORD = {"resolved": "RESOLVED", "test": "TEST"}
@@ -23,12 +23,14 @@ class ConsoleNotifier:
 
     def notify(self, notification: Notification) -> Receipt | None:
         word = _WORD.get(notification.status, notification.severity.upper())
-        lead = notification.lead if notification.members else None
+        lead = figures_of(notification)
         evidence = ""
         if lead is not None:
             wanted = ("Progress", "Last advance", "Stalled for", "For", "Lasted", "Failed polls")
             shown = [f"{label.lower()} {value}" for label, value in facts(lead, notification.timezone,
                                                                          notification.created_at) if label in wanted]
+            if shown and len({(m.event.source, m.event.region) for m in notification.members}) > 1:
+                shown[0] = f"{lead.event.source}/{region_label(lead)}: {shown[0]}"   # whose figures these are
             evidence = (" | " + "; ".join(shown)) if shown else ""
         duplicate = " (possible duplicate)" if notification.possible_duplicate else ""
         line = (f"[{when(notification.created_at, notification.timezone, missing='-')}] {word:<8} {notification.reason:<9} "

@@ -58,7 +58,7 @@ def blocks(notification: Notification) -> list[dict[str, Any]]:
     for member in members[:MAX_MEMBER_SECTIONS]:
         lines = []
         if len(members) > 1:
-            lines.append(f"*{escape_slack(member_line(member))}*")
+            lines.append(f"*{escape_slack(member_line(member, now, notification.timezone))}*")
         lines += [f"*{label}:* {escape_slack(value)}" for label, value in facts(member, notification.timezone, now)]
         if lines:
             out.append(_section("\n".join(lines)))

@@ -1,0 +1,57 @@
+"""What on-call reads is true when it is sent (issue 13): a grouped message gives the group's
+own figure (the parent region's) and says whose it is, a resolution measures the incident to
+the resolution the detectors saw, a reminder re-renders its figures as of now."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from alerts.pipeline import AlertPipeline
+from monitor.clock import ManualClock
+from monitor.metrics import Metrics
+from tests.fakes.events import NIGHT, config, stall
+
+CONSOLE = [{"name": "console", "kind": "console"}]
+
+
+def build(tmp_path, registry, **alerting):
+    cfg = config(receivers=CONSOLE, state_dir=str(tmp_path), alerting=alerting or None)
+    clock = ManualClock(NIGHT)
+    return AlertPipeline(cfg, Metrics(registry), clock, tmp_path / "cw.db"), clock
+
+
+def test_a_grouped_line_gives_the_parents_figure_and_says_whose(tmp_path, registry, capsys):
+    pipeline, _ = build(tmp_path, registry)
+    kab = stall(region="3201", stations=8026, stations_reported=3347, progress_ratio=3347 / 8026)
+    province = stall(region="32", stations=74962, stations_reported=31774, progress_ratio=31774 / 74962)
+    pipeline.handle([kab, province])
+    pipeline.tick()
+    out = capsys.readouterr().out
+    assert "in 2 regions" in out
+    assert "| kpu-jabar/32: progress 42.39% (31,774 of 74,962 stations reported)" in out
+    assert "41.70%" not in out
+
+
+def test_a_resolution_is_measured_to_the_resolution_not_to_the_send(tmp_path, registry, capsys):
+    pipeline, clock = build(tmp_path, registry, group_interval="10m")
+    pipeline.handle([stall()])                       # since = NIGHT - 1h
+    pipeline.tick()
+    clock.advance(300)
+    pipeline.handle([stall(state="resolved", at=clock.now(), since=NIGHT - timedelta(hours=1))])   # 1h 05m after it began
+    clock.advance(600)                               # the message leaves 10 min later (group_interval)
+    pipeline.tick()
+    out = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert "Resolved after 1h 05m:" in out[-1], out[-1]
+
+
+def test_a_reminder_of_a_stale_source_says_how_old_the_data_is_now(tmp_path, registry, capsys):
+    pipeline, clock = build(tmp_path, registry, repeat_interval="1h")
+    stale = stall(summary="kpu-jabar/32 data is now 18m 56s old", last_published_at="2018-06-27T21:00:15+07:00")
+    stale = type(stale)(**{**stale.__dict__, "rule": "stale_source"})
+    pipeline.handle([stale])
+    pipeline.tick()
+    clock.advance(3600)
+    pipeline.tick()
+    reminder = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")][-1]
+    assert "Still open after 2h" in reminder
+    assert "kpu-jabar/32 still serves data published 27 Jun 21:00 WIB (14:00 UTC), now 1h 59m old" in reminder
+    assert "18m 56s" not in reminder
