@@ -294,3 +294,23 @@ def test_sources_of_one_host_share_its_bucket_at_their_lowest_limit(monkeypatch,
     for _ in range(21):                                      # the two sources' requests interleaved
         shared.acquire(fake)
     assert fake.now - 1000.0 == pytest.approx(2.0)           # 20 intervals of 1/10 s, whoever asks
+
+
+def test_the_generated_recording_is_what_the_daemon_records():
+    """bench/recording.py builds recording lines from the tree's numbers (a million in
+    seconds): each must be the line `--record` writes for the parsed document."""
+    import json
+
+    from bench.recording import document_line
+    from monitor.model import Poll
+    from monitor.recording import poll_to_record
+    from monitor.sources import parse_document
+
+    tree = Tree.generate(shape=SHAPE, progress=0.4)
+    source = parse_config({"sources": [{"name": "kpu-ppwp", "kind": "sirekap", "url": "http://127.0.0.1:9/ppwp.json",
+                                        "depth": 4}]}).sources[0]
+    for code in tree.codes(4):
+        body = tree.docs[document_path(code)][1]
+        poll = Poll("kpu-ppwp", code, START, "ok", parse_document(source, code, body, START))
+        expected = json.dumps(poll_to_record(poll), separators=(",", ":"))
+        assert json.dumps(document_line(tree, code, START), separators=(",", ":")) == expected
