@@ -46,6 +46,7 @@ class SourceConfig:
     rate_limit: float = 20.0
     jitter: float = 0.0              # seconds of random delay added to each run
     retries: int = 2                 # extra attempts inside one poll, within its time budget
+    max_series: int = 2_000_000      # series judged at most (about twice the national tree's 914,797)
     max_body_bytes: int = 32 * 1024 * 1024
     region: str = "0"                # region code of the document at `url`
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -168,8 +169,10 @@ def _parse_source(raw: Mapping[str, Any], index: int, defaults_tz: str, problems
     concurrency = problems.get(raw, "concurrency", where, int, 8)
     rate_limit = problems.get(raw, "rate_limit", where, (int, float), 20.0)
     retries = problems.get(raw, "retries", where, int, 2)
+    max_series = problems.get(raw, "max_series", where, int, 2_000_000)
     for key, value, low in (("depth", depth, 0), ("export_depth", export_depth, 0),
-                            ("concurrency", concurrency, 1), ("retries", retries, 0)):
+                            ("concurrency", concurrency, 1), ("retries", retries, 0),
+                            ("max_series", max_series, 1)):
         if value < low:
             problems.add(f"{where}.{key}", f"must be at least {low}, got {value}")
     if rate_limit < 0:
@@ -194,7 +197,7 @@ def _parse_source(raw: Mapping[str, Any], index: int, defaults_tz: str, problems
         jitter=problems.convert(raw, "jitter", where, parse_duration, 0.0),
         timezone=problems.convert(raw, "timezone", where, _zone, defaults_tz),
         depth=depth, export_depth=export_depth, concurrency=concurrency, rate_limit=float(rate_limit),
-        retries=retries,
+        retries=retries, max_series=max_series,
         max_body_bytes=problems.convert(raw, "max_body", where, parse_size, 32 * 1024 * 1024),
         region=str(problems.get(raw, "region", where, (str, int), "0")),
         headers=headers, mapping=dict(mapping),

@@ -83,6 +83,21 @@ class Exporter:
         for candidate, count in votes.items():
             self.metrics.votes.labels(source=name, region=region, candidate=candidate).set(count)
 
+    def forget(self, region: str) -> None:
+        """A region that is gone leaves /metrics with its state."""
+        m, name = self.metrics, self.source.name
+        for gauge in (m.stations, m.stations_reported, m.progress_ratio, m.source_published_timestamp_seconds,
+                      m.last_advance_timestamp_seconds, m.stall_threshold_seconds):
+            try:
+                gauge.remove(name, region)
+            except KeyError:
+                pass
+        for candidate in self._candidates.pop(region, frozenset()):
+            try:
+                m.votes.remove(name, region, candidate)
+            except KeyError:
+                pass
+
     def poll_line(self, poll: Poll, pass_id: str, changed: bool) -> None:
         snap = poll.snapshot
         log.info("poll", source=poll.source, region=poll.region, poll_id=pass_id, result=poll.result,

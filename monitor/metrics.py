@@ -67,6 +67,9 @@ METRICS: tuple[MetricSpec, ...] = (
                "wrong shape, bad date), moved to the state_quarantine table; their series start fresh.", ("table",)),
     MetricSpec("log_lines_lost", "counter", "Log lines the log file could not take (disk full, I/O error); "
                "said on the console at most once a minute."),
+    MetricSpec("series", "gauge", "Series (regions) of the source the detectors hold state for.", ("source",)),
+    MetricSpec("series_refused", "counter", "Regions not judged because the source holds max_series series "
+               "already (logged as series.capped).", ("source",)),
     MetricSpec("job_errors", "counter", "Unexpected errors inside a poll job (logged, never fatal).", ("source",)),
     MetricSpec("build_info", "gauge", "Always 1; labels carry the version and instance.", ("version", "instance")),
 )
@@ -110,6 +113,8 @@ class Metrics:
         self.state_errors: Counter = built.pop("state_errors")
         self.state_quarantined: Counter = built.pop("state_quarantined")
         self.log_lines_lost: Counter = built.pop("log_lines_lost")
+        self.series: Gauge = built.pop("series")
+        self.series_refused: Counter = built.pop("series_refused")
         self.job_errors: Counter = built.pop("job_errors")
         self.build_info: Gauge = built.pop("build_info")
         # a metric added to the table needs its attribute here, or nothing could reach it
@@ -123,6 +128,8 @@ class Metrics:
             self.polls.labels(source=source, result=result)
         self.poll_duration_seconds.labels(source=source)
         self.job_errors.labels(source=source)
+        self.series.labels(source=source).set(0)
+        self.series_refused.labels(source=source)
 
     def init_receiver(self, receiver: str, results: Iterable[str]) -> None:
         for result in results:

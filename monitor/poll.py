@@ -34,6 +34,7 @@ log = structlog.get_logger("countwatch.poll")
 # A restored series whose last poll is this far ahead of our clock was saved before the clock
 # was stepped back: it is rebased to now (SeriesState.rebase).
 CLOCK_AHEAD = 5.0
+CAPPED_SAY_EVERY = 3600.0    # series.capped is logged at most once an hour per source
 
 
 class SourceWatcher:
@@ -56,6 +57,8 @@ class SourceWatcher:
         self.states: dict[str, SeriesState] = {}
         self.last_pass_at = None
         self.passes = 0
+        self._refused = 0                  # regions refused by max_series in this pass
+        self._capped_said_at = None        # when series.capped was last logged (our clock)
         if store is not None:
             self._restore(store)
 
@@ -128,6 +131,8 @@ class SourceWatcher:
                     events.extend(self._tick_unchanged(visit, dirty))
         self.passes += 1
         self.last_pass_at = self.clock.now()
+        self._forget_vanished()
+        self._say_capped()
         # Alerts first: whatever happens to the state write, what was detected is told.
         if events and self.handle_events is not None:
             self.handle_events(events)
@@ -149,6 +154,9 @@ class SourceWatcher:
                changed_snapshots: list[Snapshot]) -> list[Event]:
         poll, target = fetch.poll, fetch.target
         state = self._state(target.region)
+        if state is None:                 # beyond max_series: counted, not judged
+            self.exporter.request(poll, target.depth)
+            return []
         events = self.judge.observe(state, poll)
         dirty[target.region] = state
         if not self.walker.owns(target):
@@ -183,6 +191,8 @@ class SourceWatcher:
         target, published = visit.target, visit.published
         region = target.region
         state = self._state(region)
+        if state is None:                 # beyond max_series
+            return []
         now = self.clock.now()
         current = state.current
         if (published is not None and current is not None and current.stations != 1
@@ -207,9 +217,41 @@ class SourceWatcher:
             self.exporter.event(event, None)
         return events
 
-    def _state(self, region: str) -> SeriesState:
+    def _state(self, region: str) -> SeriesState | None:
+        """The region's series; None when it is new and the source holds max_series already."""
         state = self.states.get(region)
         if state is None:
+            if len(self.states) >= self.source.max_series:
+                self._refused += 1
+                self.metrics.series_refused.labels(source=self.source.name).inc()
+                return None
             state = self.states[region] = self.judge.restore(self.source.name, region, None)
         return state
+
+    # --- bounded memory (issue #14): series leave with their regions; a cap for the rest ---
+    def _forget_vanished(self) -> None:
+        """Regions that left their parents' tables (and everything below them) leave every
+        map that describes them: the series, the judge's cross-series memory, the store's
+        rows and /metrics. A source whose child codes change every poll stays bounded."""
+        gone = self.walker.take_vanished()
+        for region in gone:
+            self.states.pop(region, None)
+            self.judge.forget(self.source.name, region)
+            self.exporter.forget(region)
+        if gone and self.store is not None:
+            self.store.forget(self.source.name, gone)
+        self.metrics.series.labels(source=self.source.name).set(len(self.states))
+
+    def _say_capped(self) -> None:
+        refused, self._refused = self._refused, 0
+        if not refused:
+            return
+        now = self.clock.now()
+        if self._capped_said_at is not None and (now - self._capped_said_at).total_seconds() < CAPPED_SAY_EVERY:
+            return
+        self._capped_said_at = now
+        log.warning("series.capped", source=self.source.name, max_series=self.source.max_series,
+                    series=len(self.states), refused=refused,
+                    consequence="regions beyond max_series are fetched but not judged (countwatch_series_refused_total); "
+                                "raise the source's max_series if its tree is really this large")
 

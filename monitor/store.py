@@ -116,6 +116,30 @@ class StateStore:
             out[region] = value
         return out
 
+    def forget(self, source: str, regions: list[str]) -> None:
+        """Series that are gone (left their parents' tables): their state and child table rows
+        go too, and any of them not yet written. History rows stay, for the retention."""
+        if not regions:
+            return
+        with self._lock:
+            for region in regions:
+                self._memory.pop((source, region), None)
+                self._tables.pop((source, region), None)
+            if self._db is None:
+                return
+            try:
+                self._db.execute("BEGIN")
+                for table in ("series_state", "child_tables"):
+                    self._db.executemany(f"DELETE FROM {table} WHERE source = ? AND region = ?",
+                                         [(source, region) for region in regions])
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                self._failed("forget", exc)
+
     def quarantine_state(self, source: str, region: str, blob: Any, error: BaseException) -> None:
         """A state that read as JSON but could not be restored: moved aside, the series starts fresh."""
         self._quarantine("series_state", source, region, json.dumps(blob, default=str), error)

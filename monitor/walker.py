@@ -125,6 +125,7 @@ class TreeWalker:
         self.tables_changed: dict[str, dict[str, int]] = {}  # since the last take_tables()
         self.fingerprints: dict[str, int] = {}
         self.revisit: set[str] = set()     # failed last pass, or an ancestor of one: fetch again
+        self.vanished: list[str] = []      # children that left their parent's table this pass
         # the fetch threads: the walker's own, or one pool shared by the races of an election
         self._pool = pool or ThreadPoolExecutor(max_workers=source.concurrency,
                                                 thread_name_prefix=f"fetch-{source.name}")
@@ -143,6 +144,20 @@ class TreeWalker:
         """The parents' tables that changed since the last call (for the store)."""
         tables, self.tables_changed = self.tables_changed, {}
         return tables
+
+    def take_vanished(self) -> list[str]:
+        """Every region below the children that left their parents' tables since the last
+        call, the children included; what the walker kept about them is gone."""
+        gone, self.vanished = self.vanished, []
+        out: list[str] = []
+        while gone:
+            region = gone.pop()
+            out.append(region)
+            gone.extend(self.children.pop(region, {}))
+            self.tables_changed.pop(region, None)
+            self.fingerprints.pop(region, None)
+            self.revisit.discard(region)
+        return out
 
     # --- one pass -----------------------------------------------------------------------
     def walk(self, known: Callable[[str], bool]) -> Iterator[Fetch | Unchanged]:
@@ -247,6 +262,8 @@ class TreeWalker:
             table = {code: row_print(row) for code, row in poll.snapshot.children.items()}
             if table != previous:
                 self.children[target.region] = self.tables_changed[target.region] = table
+                if previous:
+                    self.vanished.extend(code for code in previous if code not in table)
             published = poll.snapshot.published_at
         depth = target.depth + 1
         for code, row in table.items():

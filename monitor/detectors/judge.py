@@ -57,6 +57,9 @@ class Judge:
         self._options: dict[str, DetectionOptions] = {}
         self._rules: dict[str, list[Rule]] = {}
         self._parent: dict[tuple[str, str], str] = {}
+        # each parent's children as its last document listed them: a child that leaves the
+        # table leaves _parent (codes that change every poll grew it without limit, issue #14)
+        self._kids: dict[tuple[str, str], frozenset[str]] = {}
         self._stalled: set[tuple[str, str]] = set()
         self._mirror_of = {s.name: s.mirror_of for s in self._sources.values() if s.mirror_of}
         self._mirrored = set(self._mirror_of) | set(self._mirror_of.values())
@@ -198,7 +201,12 @@ class Judge:
         else:
             self._stalled.discard(key)
         if poll.snapshot is not None and poll.snapshot.children:
-            for code in poll.snapshot.children:
+            codes = frozenset(poll.snapshot.children)
+            before = self._kids.get(key, frozenset())
+            if codes != before:
+                self._drop_children(state.source, state.region, before - codes)
+                self._kids[key] = codes
+            for code in codes - before:
                 self._parent[(state.source, code)] = state.region
         if state.source in self._mirrored and state.current is not None:
             _, advances = self._latest.get(key, (None, deque(maxlen=MIRROR_KEEP)))
@@ -206,6 +214,25 @@ class Judge:
             if progress is not None and (not advances or progress > advances[-1][1]):
                 advances.append((poll.at.timestamp(), progress))
             self._latest[key] = (state.current, advances)
+
+    def _drop_children(self, source: str, parent: str, codes) -> None:
+        for code in codes:
+            if self._parent.get((source, code)) == parent:
+                del self._parent[(source, code)]
+
+    def forget(self, source: str, region: str) -> None:
+        """A series that is gone (it left its parent's table, or the series cap let it go):
+        it leaves every cross-series map with its state."""
+        key = (source, region)
+        self._drop_children(source, region, self._kids.pop(key, frozenset()))
+        self._parent.pop(key, None)
+        self._stalled.discard(key)
+        self._latest.pop(key, None)
+
+    def cross_series_sizes(self) -> dict[str, int]:
+        """Entries of the cross-series maps (the memory tests read them)."""
+        return {"parent": len(self._parent), "kids": len(self._kids), "stalled": len(self._stalled),
+                "latest": len(self._latest)}
 
     # -- (5) open alerts --
     @staticmethod
