@@ -57,12 +57,21 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", default="countwatch.toml", help="config file (default: countwatch.toml)")
 
 
-def _load(args) -> Config | None:
+def _load(args, secrets: bool = False) -> Config | None:
+    """silence add/list/expire send nothing: they need no receiver's secret (test-alert does)."""
     try:
-        return load_config(args.config)
+        return load_config(args.config, secrets=secrets)
     except ConfigError as exc:
         print(f"countwatch: {exc}", file=sys.stderr)
         return None
+
+
+def source_names(config: Config) -> tuple[str, ...]:
+    """The names a matcher may give: the sources, and an election's races by pattern."""
+    names = [s.name for s in config.sources]
+    names += [f"{s.election}-{race}-*" for s in config.sources if getattr(s, "election", None)
+              for race in getattr(s, "races", ())]
+    return tuple(names)
 
 
 def _db(config: Config) -> sqlite3.Connection:
@@ -78,7 +87,9 @@ def cmd_silence_add(args) -> int:
     if config is None:
         return 2
     try:
-        matcher = parse_match_args(args.match)
+        # checked against the config, as the config's own silences are: a typo
+        # (source=kpu-jabr) would silence nothing, silently
+        matcher = parse_match_args(args.match, source_names(config))
         try:
             seconds = parse_duration(args.duration)
         except ValueError as exc:
@@ -154,7 +165,7 @@ def cmd_silence_expire(args) -> int:
 
 
 def cmd_test_alert(args) -> int:
-    config = _load(args)
+    config = _load(args, secrets=True)
     if config is None:
         return 2
     alerting = config.alerting

@@ -81,7 +81,7 @@ def parse_matcher(raw: Any, where: str, problems: Problems, source_names: tuple[
     return Matcher(labels)
 
 
-def parse_match_args(pairs: list[str]) -> Matcher:
+def parse_match_args(pairs: list[str], source_names: tuple[str, ...] = ()) -> Matcher:
     """`--match region=32 --match rule=stall` (the CLI); raises ValueError naming the bad pair."""
     problems = Problems()
     raw: dict[str, list[str]] = {}
@@ -90,7 +90,7 @@ def parse_match_args(pairs: list[str]) -> Matcher:
         if not sep or not name or not value:
             raise ValueError(f"--match {pair!r}: expected LABEL=VALUE, e.g. region=32")
         raw.setdefault(name.strip(), []).append(value.strip())
-    matcher = parse_matcher(raw, "--match", problems)
+    matcher = parse_matcher(raw, "--match", problems, source_names)
     if problems.items:
         raise ValueError("; ".join(problems.items))
     return matcher

@@ -5,6 +5,7 @@ Only the CLI (and the scheduler) read wall time; every command hands a clock dow
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -23,12 +24,40 @@ def parse_config(raw: Mapping[str, Any], path: str | None = None, environ: Mappi
     return config.parse_config(raw, path, environ, alerting=parse_alerting)
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None):
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None, secrets: bool = True):
+    """The whole config file. `secrets=False` is for commands that send nothing and fetch
+    nothing (`silence`, `replay -c`): a ${VAR} that is not set reads as a placeholder instead
+    of a problem, so they run without every receiver's secret in the environment."""
+    import os
+
     from alerts.config import parse_alerting
 
     from . import config
 
+    if not secrets:
+        environ = WithoutSecrets(os.environ if environ is None else environ)
     return config.load_config(path, environ, alerting=parse_alerting)
+
+
+class WithoutSecrets(Mapping[str, str]):
+    """An environment in which every variable is set: the real value, or a placeholder."""
+
+    PLACEHOLDER = "https://secret-not-needed.invalid/"   # passes the URL checks; never used
+
+    def __init__(self, environ: Mapping[str, str]):
+        self._environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        return self._environ.get(name) or self.PLACEHOLDER
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self):
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,7 +98,19 @@ def _cmd_run(args) -> int:
     except DiscoveryError as error:
         print(f"countwatch run: {error}", file=sys.stderr)
         return 1
-    return daemon.run_forever()
+    try:
+        return daemon.run_forever()
+    except OSError as error:
+        if daemon.http_server is not None or error.errno not in _CANNOT_LISTEN:
+            raise
+        print(f"countwatch run: [metrics] listen = \"{config.metrics_listen}\": cannot listen there "
+              f"({error.strerror}); another countwatch or exporter may hold the port: choose another in "
+              f"{config.path or 'the config'}", file=sys.stderr)
+        return 2
+
+
+# errno values of a metrics address that cannot be bound: in use, not ours, not allowed
+_CANNOT_LISTEN = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 
 def _cmd_check_config(args) -> int:
@@ -107,7 +148,15 @@ def _cmd_simulate(args) -> int:
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(speed=args.speed, out_dir=args.out, metrics_listen=args.metrics_listen)
+    try:
+        return run_demo(speed=args.speed, out_dir=args.out, metrics_listen=args.metrics_listen)
+    except OSError as error:
+        if error.errno not in _CANNOT_LISTEN:
+            raise
+        print(f"countwatch demo: --metrics-listen {args.metrics_listen} (the demo's [metrics] listen): cannot "
+              f"listen there ({error.strerror}); try --metrics-listen 127.0.0.1:0 for any free port",
+              file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -112,6 +112,10 @@ def expand_env(value: str, key: str, problems: Problems, environ: Mapping[str, s
         if name not in env:
             problems.add(key, f"environment variable {name} is not set")
             return ""
+        if not env[name]:
+            # `SLACK_WEBHOOK_URL=` would otherwise pass here and fail at the first send
+            problems.add(key, f"environment variable {name} is empty")
+            return ""
         return env[name]
 
     return _ENV.sub(substitute, value)

@@ -89,7 +89,7 @@ class Daemon:
         except BaseException:
             self.state_lock.release()
             raise
-        self.metrics.build_info.labels(version=__version__, instance=config.instance).set(1)
+        self.metrics.build_info.labels(version=__version__, countwatch_instance=config.instance).set(1)
         lost_lines.attach(self.metrics.log_lines_lost.inc)
 
     def _handle_events(self, events: list[Event]) -> None:

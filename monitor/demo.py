@@ -112,6 +112,10 @@ def run_demo(speed: float | None = None, out_dir: str | Path = "var/demo", metri
         daemon.start()
         print(f"  metrics:   http://{metrics_listen.rpartition(':')[0]}:{daemon.metrics_port}/metrics", file=stream)
         print(f"  log:       {config.log_file}", file=stream)
+        receivers = [r.name for r in config.alerting.receivers]
+        where = ("the console (below) and Slack (the incoming webhook in SLACK_WEBHOOK_URL)" if "slack" in receivers
+                 else "the console only (below); Slack is off: set SLACK_WEBHOOK_URL to send there too")
+        print(f"  alerts:    {where}", file=stream)
         print("  alerts follow on the console as they are sent:\n", file=stream, flush=True)
         while clock.now() < scenario.end:
             daemon.stop_event.wait(0.1)

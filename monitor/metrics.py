@@ -71,7 +71,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("series_refused", "counter", "Regions not judged because the source holds max_series series "
                "already (logged as series.capped).", ("source",)),
     MetricSpec("job_errors", "counter", "Unexpected errors inside a poll job (logged, never fatal).", ("source",)),
-    MetricSpec("build_info", "gauge", "Always 1; labels carry the version and instance.", ("version", "instance")),
+    MetricSpec("build_info", "gauge", "Always 1; labels carry the version and the [daemon] instance name "
+               "(countwatch_instance: Prometheus keeps `instance` for the scrape target).", ("version", "countwatch_instance")),
 )
 
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

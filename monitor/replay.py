@@ -110,7 +110,7 @@ def run(args) -> int:
     if getattr(args, "config", None):
         from .cli import load_config
         try:
-            config = load_config(args.config)
+            config = load_config(args.config, secrets=False)   # replay sends nothing
         except ConfigError as exc:
             print(f"countwatch replay: {exc}", file=sys.stderr)
             return 2
