@@ -32,6 +32,8 @@ demo: $(STAMP)
 test: $(STAMP) servers
 	COUNTWATCH_NO_SKIP=1 $(PY) -m pytest -q
 
+# Issue 15's figures beside their targets, one table (docs/scaling.md): a quarter-sized tree
+# by default (~20 minutes here); `$(PY) bench/scaling.py --scale 1` for the 2024-sized one.
 bench: $(STAMP)
 	$(PY) bench/scaling.py
 

@@ -362,11 +362,20 @@ class Election(Tree):
     def generate_election(cls, scale: float = 1.0, progress: float = 0.5, seed: int = 2024,
                           shape: tuple[int, int, int, int, int] | None = None, clock=time.time,
                           provinces: list[str] | None = None) -> "Election":
+        """`scale` < 1 shrinks the kecamatan, desa and TPS but keeps every province and all 514
+        kab/kota, so every one of the 545 races is there at any scale; `shape` is for tests."""
         with open(JABAR_JSON) as handle:
             jabar = [row["kode"] for row in json.load(handle)]
-        election = cls.generate(scale, progress, seed, shape, clock, provinces, tps_share=PILKADA_TPS_SHARE,
-                                kab_fixed=KAB_FIXED if shape is None else None, kab_codes={"32": jabar})
-        return election
+        tps_share, fixed = PILKADA_TPS_SHARE, None
+        if shape is None and provinces is None:
+            fixed = KAB_FIXED
+            with open(TPS_CSV, newline="") as handle:
+                tps = sum(int(row["tps_listed_in_wilayah_tree"]) for row in csv.DictReader(handle)
+                          if row["prov_code"] != "99")
+            shape = (38, KABKOTA, max(KABKOTA, round(KECAMATAN * scale)), max(KABKOTA, round(DESA * scale)),
+                     round(tps * scale * PILKADA_TPS_SHARE))
+        return cls.generate(scale, progress, seed, shape, clock, provinces, tps_share=tps_share,
+                            kab_fixed=fixed, kab_codes={"32": jabar})
 
     def races(self) -> list[tuple[str, str]]:
         """(race kind, region code) of every race, governors first."""
@@ -684,9 +693,14 @@ class TreeServer:
         action = parts.path[len("/_tree/"):]
         tree = self.tree
         if action == "stats":
-            return 200, json.dumps({**self.stats.as_json(), **tree.counts(), "progress": tree.progress}).encode()
+            races = ({"races": len(tree.races()), "race_tps": tree.race_tps(),
+                      "race_documents": len(tree.race_paths(4))} if isinstance(tree, Election) else {})
+            return 200, json.dumps({**self.stats.as_json(), **tree.counts(), **races,
+                                    "progress": tree.progress}).encode()
         if action == "paths":
             depth = int(query.get("depth", 4))
+            if isinstance(tree, Election):
+                return 200, json.dumps(tree.race_paths(depth)).encode()
             return 200, json.dumps([document_path(c) for c in tree.codes(depth)]).encode()
         if method != "POST":
             return 400, b"POST only"
@@ -712,8 +726,9 @@ class TreeServer:
         return 404, b"unknown control"
 
 
-def _serve_in_process(scale: float, progress: float, conn) -> None:
-    tree = Tree.generate(scale=scale, progress=progress)
+def _serve_in_process(scale: float, progress: float, conn, election: bool = False) -> None:
+    tree = (Election.generate_election(scale=scale, progress=progress) if election
+            else Tree.generate(scale=scale, progress=progress))
     server = TreeServer(tree).start()
     conn.send(server.port)
     conn.recv()                          # any message (or the parent's end) stops the server
@@ -724,10 +739,10 @@ class ServerProcess:
     """The tree and its server in a child process, so that serving does not share the
     client's interpreter lock (the benchmark measures the client)."""
 
-    def __init__(self, scale: float = 1.0, progress: float = 0.5):
+    def __init__(self, scale: float = 1.0, progress: float = 0.5, election: bool = False):
         ctx = multiprocessing.get_context("fork")
         self._conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve_in_process, args=(scale, progress, child), daemon=True)
+        self.process = ctx.Process(target=_serve_in_process, args=(scale, progress, child, election), daemon=True)
         self.process.start()
         if not self._conn.poll(600):
             self.process.kill()

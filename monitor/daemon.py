@@ -25,7 +25,7 @@ from . import __version__
 from .clock import Clock, WallClock
 from .config import Config, ConfigError
 from .detectors import Judge
-from .fetch import HostLimits
+from .fetch import Fetcher, HostLimits
 from .logs import lost_lines
 from .metrics import Metrics, metrics_app, serve_metrics
 from .model import Event
@@ -243,20 +243,23 @@ class Daemon:
         (545 races must not mean 545 x concurrency threads). A shard keeps the regent and
         mayor races whose kab/kota it owns, whole."""
         limits = HostLimits(config.sources)
-        pools: dict[str, ThreadPoolExecutor] = {}
+        shared: dict[str, tuple[ThreadPoolExecutor, Fetcher]] = {}     # election -> its races' pool, fetcher
         watchers = []
         for source in config.sources:
             if races.outside_shard(source, self.shard):
                 continue
-            pool = None
+            pool = fetcher = None
             if source.race is not None:
-                pool = pools.get(source.election)
-                if pool is None:
-                    pool = pools[source.election] = ThreadPoolExecutor(
-                        max_workers=source.concurrency, thread_name_prefix=f"fetch-{source.election}")
+                if source.election not in shared:
+                    # the races of one definition differ only in name, URL and region: one
+                    # connection pool and one set of threads serve them all
+                    shared[source.election] = (
+                        ThreadPoolExecutor(max_workers=source.concurrency, thread_name_prefix=f"fetch-{source.election}"),
+                        Fetcher(source, self.stop_event, limits.for_source(source)))
+                pool, fetcher = shared[source.election]
             watchers.append(SourceWatcher(source, self.judge, self.metrics, self.clock, self.store,
                                           self._handle_events, self.recorder, self.stop_event, self.shard,
-                                          limits.for_source(source), pool=pool))
+                                          limits.for_source(source), pool=pool, fetcher=fetcher))
         return watchers
 
     def _jobs(self) -> dict[str, list[SourceWatcher]]:

@@ -42,7 +42,7 @@ class SourceWatcher:
                  store: StateStore | None = None, handle_events: Callable[[list[Event]], None] | None = None,
                  recorder: RecordingWriter | None = None, stop: threading.Event | None = None,
                  shard: Shard | None = None, rate_limiter: RateLimiter | None = None,
-                 pool: ThreadPoolExecutor | None = None):
+                 pool: ThreadPoolExecutor | None = None, fetcher: Fetcher | None = None):
         self.shard = shard
         self.judge = judge
         self.metrics = metrics
@@ -51,7 +51,7 @@ class SourceWatcher:
         self.handle_events = handle_events
         self.recorder = recorder
         self.stop = stop or threading.Event()
-        self.walker = TreeWalker(source, clock, self.stop, shard, rate_limiter, pool)
+        self.walker = TreeWalker(source, clock, self.stop, shard, rate_limiter, pool, fetcher)
         self.exporter = Exporter(source, metrics, judge.stall_thresholds)
         self.source = source
         self.states: dict[str, SeriesState] = {}

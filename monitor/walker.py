@@ -111,7 +111,7 @@ class TreeWalker:
 
     def __init__(self, source: SourceConfig, clock: Clock, stop: threading.Event | None = None,
                  shard: Shard | None = None, rate_limiter: RateLimiter | None = None,
-                 pool: ThreadPoolExecutor | None = None):
+                 pool: ThreadPoolExecutor | None = None, fetcher: Fetcher | None = None):
         self.source = source
         self.clock = clock
         self.stop = stop or threading.Event()
@@ -120,7 +120,9 @@ class TreeWalker:
         if source.race is not None:
             # a race rooted below the national level splits at the kab/kota level all the same
             self.split = min(max(SHARD_DEPTH - (level_of(source.kind, source.region) or 0), 0), source.depth)
-        self.fetcher = Fetcher(source, self.stop, rate_limiter)
+        # the walker's own fetcher, or one shared by the races of an election (one connection
+        # pool to the host instead of 545)
+        self.fetcher = fetcher or Fetcher(source, self.stop, rate_limiter)
         self.children: dict[str, dict[str, int]] = {}        # parent region -> {child: row_print}
         self.tables_changed: dict[str, dict[str, int]] = {}  # since the last take_tables()
         self.fingerprints: dict[str, int] = {}
