@@ -234,3 +234,19 @@ def test_shards_take_regent_races_whole_and_split_governor_races_at_the_kab_kota
         assert not {r for r in governor.states if len(r) > 4 and not shard.owns(r[:4])}   # nothing below others'
         watched.append(names[1:])
     assert sorted(watched[0] + watched[1]) == sorted(n for n in NAMES if "pkwkk" in n)     # each once
+
+
+def test_every_dashboard_has_a_race_variable_that_the_source_choices_follow():
+    import re
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).resolve().parent.parent / "grafana/dashboards").glob("*.json")):
+        variables = json.loads(path.read_text())["templating"]["list"]
+        names = [v["name"] for v in variables]
+        assert names.index("race") < names.index("source"), path.name
+        race = variables[names.index("race")]
+        pattern = re.compile(race["regex"].strip("/"))
+        assert [m.group(1) for name in NAMES if (m := pattern.match(name))] == \
+            ["pilkada2024-pkwkp"] + ["pilkada2024-pkwkk"] * 4
+        assert pattern.match("kpu-ppwp") is None and race["allValue"] == ".*"
+        assert "${race}" in variables[names.index("source")]["query"]["query"], path.name
