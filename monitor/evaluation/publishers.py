@@ -43,6 +43,7 @@ class Law:
     arrivals: float = 60.0          # publications per hour at the peak (cadence None; thinned by the day)
     daily: tuple[float, ...] = ()   # local hours of the day's batches once the count settles
     settle_after: float | None = None   # days after which only the `daily` batches are published
+    daily_jitter: float = 600.0     # a daily batch comes within ± this many seconds of its hour
     jitter: float = 0.0             # a slot is published uniformly within ± this many seconds
     drift: float = 0.0              # the publication minute moves this many seconds a day
     skip: float = 0.0               # chance a slot publishes nothing
@@ -140,6 +141,7 @@ class Slot:
 
     nominal: float                  # epoch seconds, drift included
     gap: float                      # seconds of counting it carries (from the slot before)
+    jitter: float                   # it appears uniformly within ± this many seconds
 
 
 @dataclass
@@ -221,13 +223,12 @@ def _plan(law: Law, rng: random.Random, begin: float, end: float) -> list[Truth]
     return out
 
 
-def _slots(law: Law, rng: random.Random, begin: float, end: float) -> list[tuple[float, float, float]]:
-    """(nominal time, seconds of counting it carries) of every scheduled slot."""
+def _slots(law: Law, phase: float, begin: float, end: float) -> list[Slot]:
+    """Every slot the law schedules, in order, the first `phase` seconds after `begin`."""
     out = []
     settle = begin + law.settle_after * 86400 if law.settle_after is not None else None
-    phase = rng.uniform(0, law.cadence or 60) if law.cadence else 0.0
-    j = 1
-    previous = begin
+    j = 0
+    previous = begin + phase - (law.cadence or 0.0)
     while law.cadence:
         nominal = begin + phase + j * law.cadence
         j += 1
@@ -236,7 +237,7 @@ def _slots(law: Law, rng: random.Random, begin: float, end: float) -> list[tuple
         nominal += law.drift * (nominal - begin) / 86400
         if nominal >= end:
             return out
-        out.append((nominal, nominal - previous))
+        out.append(Slot(nominal, nominal - previous, law.jitter))
         previous = nominal
     if settle is not None:
         day = math.floor((settle + law.utc_offset * 3600) / 86400) * 86400 - law.utc_offset * 3600
@@ -244,7 +245,7 @@ def _slots(law: Law, rng: random.Random, begin: float, end: float) -> list[tuple
             for hour in law.daily:
                 nominal = day + hour * 3600
                 if settle <= nominal < end:
-                    out.append((nominal, nominal - previous))
+                    out.append(Slot(nominal, nominal - previous, law.daily_jitter))
                     previous = nominal
             day += 86400
     return out
@@ -268,29 +269,32 @@ def publish(law: Law, seed: int, days: float = 8.0) -> Generated:
     votes = [int(reported * VOTES_PER_UNIT * s) for s in SHARES]
     publications: list[Published] = []
     slots: list[Slot] = []
+    phase = rng.uniform(0, law.cadence) if law.cadence else 0.0
+    # What is on show when the daemon starts was published one slot before the first it will see.
+    shown_since = begin + phase - law.cadence if law.cadence else begin - rng.uniform(60, 600)
     if law.test_data:
         shown = int(0.024 * stations)
-        publications.append(Published(begin - rng.uniform(60, law.cadence or 600), -2, shown, tuple(int(shown * 70 * s) for s in SHARES),
+        publications.append(Published(shown_since, -2, shown, tuple(int(shown * 70 * s) for s in SHARES),
                                       tuple(int(shown * w / sum(weights)) for w in weights)))
         cleared = begin + rng.uniform(1, 2) * 3600
         publications.append(Published(cleared, -2, 0, (0, 0, 0), tuple(0 for _ in weights)))
         truth.append(Truth("clear", _at(cleared), _at(cleared + 3 * law.poll)))
     else:
-        publications.append(Published(begin - rng.uniform(60, law.cadence or 600), -2, reported, tuple(votes),
+        publications.append(Published(shown_since, -2, reported, tuple(votes),
                                       tuple(child_reported)))
 
     backlog = 0
     child_backlog = [0] * len(weights)
     if law.cadence:
-        schedule = _slots(law, rng, begin, end)
+        schedule = _slots(law, phase, begin, end)
     else:
         schedule = []
     times: list[tuple[float, int]] = []       # (realized time, slot index or -1)
-    for index, (nominal, gap) in enumerate(schedule):
-        slots.append(Slot(nominal, gap))
+    for index, slot in enumerate(schedule):
+        slots.append(slot)
         if rng.random() < law.skip:
             continue
-        realized = nominal + rng.uniform(-law.jitter, law.jitter)
+        realized = slot.nominal + rng.uniform(-slot.jitter, slot.jitter)
         if law.late and rng.random() < law.late:
             realized += rng.uniform(0, law.late_by)
         times.append((realized, index))
@@ -302,7 +306,7 @@ def publish(law: Law, seed: int, days: float = 8.0) -> Generated:
                 break
             if rng.random() < law.rhythm(t):
                 times.append((float(int(t)), -1))
-    gaps = {index: gap for index, (_, gap) in enumerate(schedule)}
+    gaps = {index: slot.gap for index, slot in enumerate(schedule)}
     complete_at = None
     generated = Generated(law, seed, days, [], truth, slots, publications, [], child_names=names,
                           weights=tuple(weights), counting_from=counting_from, stations=stations)

@@ -24,19 +24,20 @@ from .scenarios import START
 FIXED = {"fixed 15 min": 15 * 60.0, "fixed 60 min": 3600.0, "fixed 3 h": 3 * 3600.0}
 
 
-def appeared(law, offset: float) -> float:
-    """P(a slot has appeared `offset` seconds after its nominal time): uniform jitter, and with
-    chance `late` an extra uniform delay up to `late_by`."""
+def appeared(law, offset: float, jitter: float | None = None) -> float:
+    """P(a slot has appeared `offset` seconds after its nominal time): uniform within ± `jitter`
+    (the law's by default), and with chance `late` an extra uniform delay up to `late_by`."""
+    jitter = law.jitter if jitter is None else jitter
     def uniform(x: float, low: float, high: float) -> float:
         if high <= low:
             return 1.0 if x >= low else 0.0
         return min(1.0, max(0.0, (x - low) / (high - low)))
 
-    on_time = uniform(offset, -law.jitter, law.jitter)
+    on_time = uniform(offset, -jitter, jitter)
     if not law.late or law.late_by <= 0:
         return on_time
     steps = 16          # the jitter convolved with the lateness, by the midpoint rule
-    delayed = sum(uniform(offset - law.late_by * (k + 0.5) / steps, -law.jitter, law.jitter)
+    delayed = sum(uniform(offset - law.late_by * (k + 0.5) / steps, -jitter, jitter)
                   for k in range(steps)) / steps
     return (1 - law.late) * on_time + law.late * delayed
 
@@ -97,13 +98,13 @@ def oracle_alarms(g: Generated, budget: float, what: str = "advance", child: int
     level = math.log1p(budget / mean_gap(g, what, child))
     share = 1.0 if child is None else g.weights[child] / sum(g.weights)
     nominals = [s.nominal for s in g.slots]
-    reach = law.jitter + law.late_by
+    reach = max(law.jitter, law.daily_jitter if law.daily else 0.0) + law.late_by
 
     settled: dict[int, tuple[int, float]] = {}     # per episode: slots whose term is final, and their sum
 
     def term(j: int, now: float, remaining: int) -> float:
         slot = g.slots[j]
-        p = (1 - law.skip) * appeared(law, now - slot.nominal)
+        p = (1 - law.skip) * appeared(law, now - slot.nominal, slot.jitter)
         if what == "advance":
             p *= 1 - empty_chance(law, share * g.expected(slot.nominal, slot.gap, remaining))
         return math.inf if p >= 1 else -math.log1p(-p)
@@ -123,7 +124,7 @@ def oracle_alarms(g: Generated, budget: float, what: str = "advance", child: int
             j += 1
         settled[index] = (j, total)
         for k in range(j, len(g.slots)):
-            if g.slots[k].nominal - law.jitter > now:
+            if g.slots[k].nominal - g.slots[k].jitter > now:
                 break
             total += term(k, now, remaining)
         return total
