@@ -71,6 +71,15 @@ def test_tree_children_differ_by_the_spread():
     assert max(g.weights) / min(g.weights) == 100
     last = g.publications[-1]
     assert sum(last.children) == last.reported
+    behind = publish(Law("tr", cadence=900, children=8, spread=3, lagging=True), 1, 3)
+    lagging = [t for t in behind.truth if t.kind == "lagging"]
+    assert len(lagging) == 1 and not any(t.kind == "child_stall" and t.region == lagging[0].region
+                                         for t in behind.truth)
+    k = behind.child_names.index(lagging[0].region)
+    first, last = behind.publications[0], behind.publications[-1]
+    # Left behind: far below its siblings, and barely moving while they count.
+    assert first.children[k] < 0.01 * max(first.children)
+    assert last.children[k] - first.children[k] < 0.01 * (last.reported - first.reported)
 
 
 def test_batch_laws_and_outsized_batches():

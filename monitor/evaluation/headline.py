@@ -42,6 +42,8 @@ class Score:
     tallies: dict[str, Tally] = field(default_factory=dict)         # "stall:countwatch", "stall:oracle", ...
     jumps_injected: int = 0
     jumps_found: int = 0
+    lagging: int = 0                # children left behind (tree)
+    lagging_found: int = 0          # ... flagged by a stoppage page on that child
 
     def merge(self, other: "Score") -> None:
         self.series_days += other.series_days
@@ -49,6 +51,8 @@ class Score:
         self.oracle_false += other.oracle_false
         self.jumps_injected += other.jumps_injected
         self.jumps_found += other.jumps_found
+        self.lagging += other.lagging
+        self.lagging_found += other.lagging_found
         for name, count in other.false_pages.items():
             self.false_pages[name] = self.false_pages.get(name, 0) + count
         for name, count in other.fixed_false.items():
@@ -99,6 +103,9 @@ def windows(g: Generated) -> dict[str, list[Window]]:
             k = g.child_names.index(truth.region)
             out.setdefault(f"child:{truth.region}", []).append(
                 _window(g, truth, _resumed(g, truth.start, truth.end, lambda p, k=k: p.children[k])))
+        elif truth.kind == "lagging":
+            out.setdefault(f"child:{truth.region}", []).append(Window(truth.start, truth.end, truth))
+            out.setdefault("lagging", []).append(Window(truth.start, truth.end, truth))
         elif truth.kind in ("jump", "clear"):
             out[truth.kind].append(Window(truth.start, truth.end + timedelta(seconds=3 * g.law.poll), truth))
     return out
@@ -132,6 +139,8 @@ def score_series(item: tuple[str, int, int, float]) -> Score:
     spans = windows(g)
     score = Score(family_name, series_days=days * (1 + len(g.child_names)))
     score.false_pages = {name: 0 for name in RULE_FAMILIES}
+    behind = {w.incident.region for w in spans.get("lagging", [])}
+    flagged = set()
     for page in pages(events):
         for family in page.families:
             members = [e for e in page.members if family_of(e) == family]
@@ -139,6 +148,8 @@ def score_series(item: tuple[str, int, int, float]) -> Score:
                 score.true_pages += 1
             else:
                 score.false_pages[family] = score.false_pages.get(family, 0) + 1
+            flagged |= {e.region for e in members if family == STOPPAGE and e.region in behind}
+    score.lagging, score.lagging_found = len(behind), len(flagged)
 
     def tally(name: str, alarms: list[datetime], spans_: list[Window]) -> None:
         into = score.tallies.setdefault(name, Tally())
@@ -233,6 +244,8 @@ def table(scores: list[Score]) -> tuple[list[str], list[str]]:
         ratios = [_delay_ratio(s, r) for r in DELAY_RULES]
         ratio_text = " · ".join("–" if r is None else f"{r:.2f}" for r in ratios)
         jumps = f"{s.jumps_found}/{s.jumps_injected}" if s.jumps_injected else "–"
+        if s.lagging:
+            jumps += f"; children left behind paged: {s.lagging_found}/{s.lagging}"
         lines.append(f"| **{s.family}** ({BY_NAME[s.family].axis}) | {s.series_days:g} | {fp} | {worst:.1f} | "
                      f"{_per_day(s, s.oracle_false)} | {fixed} | {long_text} | {ratio_text} | {jumps} |")
         misses = []
@@ -248,6 +261,8 @@ def table(scores: list[Score]) -> tuple[list[str], list[str]]:
                 misses.append(f"{rule} median delay {ratio:.2f}× the oracle's")
         if s.jumps_injected and s.jumps_found < s.jumps_injected:
             misses.append(f"{s.jumps_injected - s.jumps_found} of {s.jumps_injected} outsized batches missed")
+        if s.lagging and s.lagging_found < s.lagging:
+            misses.append(f"{s.lagging - s.lagging_found} of {s.lagging} children left behind never paged")
         verdicts.append(f"{s.family}: " + ("every target met" if not misses else "; ".join(misses)))
     return lines, verdicts
 

@@ -57,6 +57,7 @@ class Law:
     test_data: bool = False         # test data on show when the daemon starts, cleared after 1-2 h
     children: int = 0               # a tree of this many children ...
     spread: float = 1.0             # ... whose speeds span this factor
+    lagging: bool = False           # one child left behind: at 0.06% and 500x slower than its size says
     timestamp: bool = True          # the source dates its publications
     moving_share: float = 0.5       # share of stalls with a moving timestamp (pipeline stuck)
     stall_lengths: tuple[float, ...] = (1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 16 * 3600)
@@ -206,11 +207,11 @@ def _child_weights(law: Law, rng: random.Random) -> list[float]:
     return weights
 
 
-def _plan(law: Law, rng: random.Random, begin: float, end: float) -> list[Truth]:
+def _plan(law: Law, rng: random.Random, begin: float, end: float, behind: str | None = None) -> list[Truth]:
     lengths = list(law.stall_lengths)
     rng.shuffle(lengths)
     out, t = [], begin + rng.uniform(30, 40) * 3600
-    children = [str(11 + k) for k in range(law.children)]
+    children = [str(11 + k) for k in range(law.children) if str(11 + k) != behind]
     for k, length in enumerate(lengths):
         if t + length + 6 * 3600 > end:
             break
@@ -254,18 +255,27 @@ def _slots(law: Law, phase: float, begin: float, end: float) -> list[Slot]:
 def publish(law: Law, seed: int, days: float = 8.0) -> Generated:
     rng = random.Random(zlib.crc32(f"{law.name}:{seed}".encode()))
     begin, end = _epoch(START), _epoch(START) + days * 86400
-    weights = _child_weights(law, rng)
+    weights = _child_weights(law, rng)                 # each child's share of the pace
+    sizes = list(weights)                              # ... and of the units: the same, but for
+    behind = rng.randrange(len(weights)) if law.lagging and weights else None   # a child left behind
+    if behind is not None:
+        sizes[behind] = sum(weights) / len(weights)
+        weights[behind] = sizes[behind] / 500
     names = tuple(str(11 + k) for k in range(law.children))
     counting_from = begin + law.starts_after * 3600
-    planned = _plan(law, rng, counting_from, end)
+    planned = _plan(law, rng, counting_from, end, None if behind is None else names[behind])
     truth: list[Truth] = []
+    if behind is not None:
+        truth.append(Truth("lagging", START, _at(end), region=names[behind]))
     stations = law.stations
     reported = 0 if law.starts_after > 0 else int(stations * law.start_ratio)
-    child_sizes = [int(stations * w / sum(weights)) for w in weights] if weights else []
+    child_sizes = [int(stations * w / sum(sizes)) for w in sizes] if weights else []
+    child_reported = [int(size * (0 if law.starts_after > 0 else law.start_ratio)) for size in child_sizes]
+    if behind is not None:
+        child_reported[behind] = int(child_sizes[behind] * 0.0006)
     if child_sizes:
         stations = sum(child_sizes)
-        reported = sum(int(size * (0 if law.starts_after > 0 else law.start_ratio)) for size in child_sizes)
-    child_reported = [int(size * (0 if law.starts_after > 0 else law.start_ratio)) for size in child_sizes]
+        reported = sum(child_reported)
     votes = [int(reported * VOTES_PER_UNIT * s) for s in SHARES]
     publications: list[Published] = []
     slots: list[Slot] = []

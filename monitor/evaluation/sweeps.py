@@ -61,8 +61,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("late-start", "10-min publisher at zero for 1–20 h after the daemon starts; test data cleared first on even seeds",
            lambda x, k: Law("late-start", cadence=600, jitter=5, starts_after=_geometric(1, 20, x),
                             test_data=k % 2 == 0, utc_offset=-6.0)),
-    Family("tree", "15-min table of 8 children whose speeds differ 3–100×; children stall alone",
-           lambda x, k: Law("tree", cadence=900, jitter=5, children=8, spread=_geometric(3, 100, x))),
+    Family("tree", "15-min table of 8 children whose speeds differ 3–100×; children stall alone; on odd seeds one is left behind (0.06%, barely moving)",
+           lambda x, k: Law("tree", cadence=900, jitter=5, children=8, spread=_geometric(3, 100, x), lagging=k % 2 == 1)),
     Family("timestamps", "15-min publisher, stalls with a frozen timestamp (share 100% → 0%); no timestamp at all on the last seeds",
            lambda x, k: Law("timestamps", cadence=900, jitter=5, moving_share=x, timestamp=x < 0.8)),
 )
