@@ -95,7 +95,7 @@ def headline(notification: Notification) -> str:
         if several:
             text = f"{', '.join(sources)}: {phrase} ({len(regions)} series: {_regions(current, True)})"
         elif len(regions) == 1:
-            text = f"{notification.source} region {_regions(current)}: {phrase} ({', '.join(rules)})"
+            text = f"{notification.source}/{_regions(current)}: {phrase} ({', '.join(rules)})"
         else:
             text = f"{notification.source}: {phrase} in {len(regions)} regions: {_regions(current)}"
         if ended:

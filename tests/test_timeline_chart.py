@@ -75,8 +75,8 @@ def test_markers_say_what_and_when_reminders_differ_and_names_title_the_panel(tm
     result = render_chart(review([named], WIB), tmp_path / "chart.png")
     assert result["titles"] == ["kpu-jabar: Jawa Barat (32)"]
     labels = result["labels"]
-    assert any(label.startswith("stall + stale_source detected 21:50") for label in labels), labels
-    assert any(label.startswith("first sent 21:50") for label in labels), labels
+    assert any(label.startswith("stall+stale_source 21:50") for label in labels), labels
+    assert any(label.startswith("first 21:50") for label in labels), labels
     assert any(label.startswith("catch-up +") for label in labels), labels
     assert len(result["ticks"]) == len(set(result["ticks"]))
 

@@ -7,7 +7,7 @@ canvas directly, never pyplot: no global backend switch, no state shared with a 
 """
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def render_chart(timeline: Timeline, path: Path) -> dict[str, Any]:
     bottom = axes_list[-1]
     locator = AutoDateLocator(tz=zone)
     bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(_unique_formatter(zone, "%d %b %H:%M"))
+    bottom.xaxis.set_major_formatter(_unique_formatter(zone, "%H:%M", dated=True))
     label = timeline.first.astimezone(zone).tzname() if timeline.first else str(zone)
     bottom.set_xlabel(f"time ({label}, {zone}); UTC along the top")
     top = axes_list[0].secondary_xaxis("top")
@@ -81,20 +81,23 @@ def render_chart(timeline: Timeline, path: Path) -> dict[str, Any]:
             "labels": [t.get_text() for a in axes_list for t in a.texts]}
 
 
-def _unique_formatter(zone, usual: str):
-    """Tick labels in `usual` form unless two ticks would read the same ("13:57 13:57" on a
-    short run): then with seconds."""
+def _unique_formatter(zone, usual: str, dated: bool = False):
+    """Tick labels as times, the date only where the day changes (first tick, midnight), with
+    seconds where two ticks would otherwise read the same ("13:57 13:57" on a short run)."""
     from matplotlib.dates import num2date
     from matplotlib.ticker import Formatter
 
     class UniqueTicks(Formatter):
         def format_ticks(self, values):
             moments = [num2date(v, tz=zone) for v in values]
-            for form in (usual, usual.replace("%H:%M", "%H:%M:%S")):
-                labels = [m.strftime(form) for m in moments]
+            for clock in (usual, usual.replace("%H:%M", "%H:%M:%S"), usual.replace("%H:%M", "%H:%M:%S.%f")):
+                labels = [m.strftime(clock) for m in moments]
                 if len(set(labels)) == len(labels):
-                    return labels
-            return [m.strftime("%d %b %H:%M:%S.%f")[:-3] for m in moments]
+                    break
+            if dated:
+                labels = [(f"{m.day} {m:%b}\n" if i == 0 or m.date() != moments[i - 1].date() else "") + label
+                          for i, (m, label) in enumerate(zip(moments, labels))]
+            return labels
 
         def __call__(self, x, pos=None):
             return self.format_ticks([x])[0]
@@ -142,19 +145,19 @@ def _markers(axes, timeline: Timeline, source: str, region: str) -> None:
     for incident in timeline.incidents:
         if (incident.source, incident.region) != (source, region):
             continue
-        rule = " + ".join(incident.rules)
+        rule = "+".join(incident.rules)
         if incident.point:
             moments["observed"].append((incident.started, rule))
             continue
         if incident.detected:
-            moments["detected"].append((incident.detected, f"{rule} detected"))
+            moments["detected"].append((incident.detected, rule))
         for note in incident.sent:
             reason = str(note.get("reason") or "")
             kind = "reminder" if reason == "repeat" else "notified"
-            text = {"repeat": "reminder", "resolved": "resolution sent"}.get(reason, f"{reason or 'notification'} sent")
+            text = {"repeat": "reminder", "resolved": "resolution"}.get(reason, reason or "notification")
             moments[kind].append((note.at, text))
         if incident.resolved:
-            moments["resolved"].append((incident.resolved, f"{rule} resolved"))
+            moments["resolved"].append((incident.resolved, rule))
         resumed = incident.extra.get("catch_up")
         if resumed is not None:
             point, added, _ = resumed
@@ -171,19 +174,21 @@ def _markers(axes, timeline: Timeline, source: str, region: str) -> None:
         y = 0.93 - 0.075 * index
         axes.scatter([t for t, _ in points], [y] * len(points), marker=marker, s=36, transform=transform, zorder=5,
                      label=kind, clip_on=False, facecolors=color if filled else "none", edgecolors=color)
-        last_x = None
+        free_from = None     # where the previous label ends
         for moment, text in points:
-            if last_x is not None and (moment - last_x).total_seconds() < _label_gap(axes):
-                continue        # labels of markers this close would overprint each other
-            last_x = moment
-            axes.annotate(f"{text} {moment.astimezone(zone):%H:%M}", (date2num(moment), y), xycoords=transform,
+            label = f"{text} {moment.astimezone(zone):%H:%M}"
+            if free_from is not None and moment < free_from:
+                continue        # this label would print over the previous one
+            free_from = moment + timedelta(seconds=_label_width(axes, label))
+            axes.annotate(label, (date2num(moment), y), xycoords=transform,
                           xytext=(4, -3), textcoords="offset points", fontsize=6.5, color=color, zorder=6)
 
 
-def _label_gap(axes) -> float:
-    """Seconds of x axis one marker label needs (about a tenth of the panel's width)."""
+def _label_width(axes, label: str) -> float:
+    """Seconds of x axis a marker label covers (6.5 pt text: about 5.5 px a character)."""
     from matplotlib.dates import num2date
 
     left, right = axes.get_xlim()
     span = (num2date(right) - num2date(left)).total_seconds()
-    return max(span / 10, 1.0)
+    pixels = axes.get_window_extent().width or 1.0
+    return (len(label) + 2) * 5.5 * span / pixels

@@ -280,3 +280,16 @@ def _check_message(payload: dict) -> str | None:
             if block.get("type") == "section" and not (0 < len(text) <= 3000):
                 return "invalid_blocks"
     return None
+
+
+def render_message(payload: dict) -> str:
+    """A posted message as a person reads it in the channel: the blocks' text, one block a
+    paragraph (the fallback `text` when there are no blocks)."""
+    parts = []
+    for block in payload.get("blocks") or []:
+        if block.get("type") == "section":
+            parts.append(block["text"]["text"])
+        elif block.get("type") == "context":
+            parts.append(" ".join(element.get("text", "") for element in block.get("elements", [])))
+    return "\n".join(parts) if parts else payload.get("text", "")
+
