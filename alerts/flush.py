@@ -92,7 +92,7 @@ class Flusher:
                 id=uuid.uuid4().hex, receiver=receiver.name, reason=overall_reason(changes), status=status,
                 severity=max((m.event.severity for m in members), key=severity_rank), source=incident.source,
                 cause=incident.cause, incident=incident.id, members=members, created_at=now,
-                opened_at=incident.opened_at, timezone=self._zone(incident.source),
+                opened_at=incident.opened_at, timezone=self._zone(incident.source), units=self._units(incident.source),
                 links=render_links(self.config.alerting.links, self.config, members[0].event, incident),
                 instance=self.config.instance)
             row = self.outbox.new_row(notification)
@@ -107,6 +107,12 @@ class Flusher:
         if incident.finished:
             self.grouper.close(incident)
             ops.append(state.delete_incident(incident.slot))
+
+    def _units(self, source: str) -> str:
+        try:
+            return self.config.source(source).units
+        except KeyError:
+            return "TPS"
 
     def _zone(self, source: str) -> str:
         try:

@@ -76,7 +76,7 @@ def headline(notification: Notification) -> str:
     reminder = bool(members) and all(m.change == "repeat" for m in members)
     if len(members) == 1 and reminder:
         # the summary was true when the alert was news ("data is now 18m old"): say it anew
-        text = current_summary(members[0], notification.created_at, notification.timezone)
+        text = current_summary(members[0], notification.created_at, notification.timezone, notification.units)
     elif len(members) == 1:
         event = members[0].event
         text = event.summary or f"{event.rule} on {event.source} region {event.region}"
@@ -112,11 +112,10 @@ def headline(notification: Notification) -> str:
     return text
 
 
-def current_summary(member: Member, now: datetime, zone: str) -> str:
+def current_summary(member: Member, now: datetime, zone: str, units: str = "TPS") -> str:
     """An open alert's state as of `now`, from the facts its event carries, for reminders."""
     event, d = member.event, member.event.details
     place = f"{event.source}/{region_label(member)}"
-    units = d.get("units") or "polling stations"
     if event.rule in ("stall", "region_stall"):
         since = _moment(d.get("last_advance_at")) or event.since
         if since is not None:
@@ -142,7 +141,7 @@ def figures_of(notification: Notification) -> Member | None:
     return min(members, key=lambda m: (m.change == "resolved", len(m.event.region), m.event.region))
 
 
-def facts(member: Member, zone: str, now: datetime) -> list[tuple[str, str]]:
+def facts(member: Member, zone: str, now: datetime, units: str = "TPS") -> list[tuple[str, str]]:
     """The evidence of one alert as (label, value) pairs, in the order people read them."""
     event = member.event
     d = event.details
@@ -152,7 +151,7 @@ def facts(member: Member, zone: str, now: datetime) -> list[tuple[str, str]]:
     if isinstance(ratio, (int, float)) or isinstance(reported, int):
         text = f"{ratio * 100:.2f}%" if isinstance(ratio, (int, float)) else ""
         if isinstance(reported, int) and isinstance(stations, int):
-            text = (text + " " if text else "") + f"({reported:,} of {stations:,} stations reported)"
+            text = (text + " " if text else "") + f"({reported:,} of {stations:,} {units} reported)"
         out.append(("Progress", text))
     last_advance = _moment(d.get("last_advance_at")) or (event.since if event.rule in ("stall", "region_stall") else None)
     if last_advance is not None:
@@ -175,7 +174,7 @@ def facts(member: Member, zone: str, now: datetime) -> list[tuple[str, str]]:
             text += f" ({d['threshold_reason']})"
         out.append(("Threshold", text))
     if isinstance(d.get("catch_up_stations"), int):
-        out.append(("Catch-up", f"+{d['catch_up_stations']:,} stations in one update"))
+        out.append(("Catch-up", f"+{d['catch_up_stations']:,} {units} in one update"))
     if d.get("failures") is not None:
         out.append(("Failed polls", str(d["failures"])))
     if d.get("error_classes"):
@@ -188,11 +187,12 @@ def facts(member: Member, zone: str, now: datetime) -> list[tuple[str, str]]:
     return out
 
 
-def member_line(member: Member, now: datetime | None = None, zone: str = "UTC") -> str:
+def member_line(member: Member, now: datetime | None = None, zone: str = "UTC", units: str = "TPS") -> str:
     """`stall Jawa Barat (32) [warning, new]: summary` for lists of members; a member that
     only rides along (still open) is described as of `now`."""
     event = member.event
     change = {"first": "new", "escalated": "ESCALATED", "resolved": "resolved", "repeat": "still open",
               "observed": "observed"}.get(member.change, member.change)
-    summary = current_summary(member, now, zone) if member.change == "repeat" and now is not None else event.summary
+    summary = (current_summary(member, now, zone, units) if member.change == "repeat" and now is not None
+               else event.summary)
     return f"{event.rule} {region_label(member)} [{event.severity}, {change}]: {summary}"

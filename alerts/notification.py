@@ -74,6 +74,7 @@ class Notification:
     created_at: datetime
     opened_at: datetime         # when the incident's first member fired
     timezone: str = "UTC"       # the source's zone, for the local time shown beside UTC
+    units: str = "TPS"          # what the source counts ("precincts" for a US feed)
     links: Mapping[str, str] = field(default_factory=dict)
     instance: str = "countwatch"
     possible_duplicate: bool = False   # resent after a crash in the send-then-record window
@@ -101,7 +102,8 @@ class Notification:
                 "severity": self.severity, "source": self.source, "cause": self.cause,
                 "incident": self.incident, "members": [m.to_json() for m in self.members],
                 "created_at": iso_utc(self.created_at), "opened_at": iso_utc(self.opened_at),
-                "timezone": self.timezone, "links": dict(self.links), "instance": self.instance}
+                "timezone": self.timezone, "units": self.units, "links": dict(self.links),
+                "instance": self.instance}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Notification":
@@ -109,7 +111,8 @@ class Notification:
                    severity=data["severity"], source=data["source"], cause=data["cause"],
                    incident=data["incident"], members=tuple(Member.from_json(m) for m in data["members"]),
                    created_at=parse_iso(data["created_at"]), opened_at=parse_iso(data["opened_at"]),
-                   timezone=data.get("timezone", "UTC"), links=data.get("links") or {},
+                   timezone=data.get("timezone", "UTC"), units=data.get("units", "TPS"),
+                   links=data.get("links") or {},
                    instance=data.get("instance", "countwatch"))
 
 

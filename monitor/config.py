@@ -9,6 +9,7 @@ in (`monitor.cli.load_config` reads a whole file).
 """
 from __future__ import annotations
 
+import dataclasses
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from .detectors.options import DetectionOptions, parse_detection_options
 from .secret import Secret
 
 SOURCE_KINDS = ("sirekap", "situng2019", "json")
+KPU_KINDS = ("sirekap", "situng2019")     # KPU's documents: TPS, WIB, KPU's legal limits
 LOG_FORMATS = ("json", "console", "auto")
 JSON_MAPPING_KEYS = ("reported", "total", "votes", "published_at", "children", "percent",
                      "registered_voters", "valid_votes", "invalid_votes", "name",
@@ -61,6 +63,9 @@ class SourceConfig:
     regions: tuple[str, ...] = ()
     race: str | None = None
     display_name: str | None = None
+    # what the source counts, as people read it in messages ("TPS" for KPU's kinds; a json
+    # source names its own: "precincts", "polling units")
+    units: str = "TPS"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -189,6 +194,14 @@ def _parse_source(raw: Mapping[str, Any], index: int, defaults_tz: str, problems
     if "detection" in raw:
         detection = parse_detection_options(problems.get(raw, "detection", where, dict, {}),
                                             f"{where}.detection", problems)
+    if kind not in KPU_KINDS and not (detection and "max_votes_per_station" in detection.explicit):
+        # KPU's legal maximum per TPS is KPU's: another count has its own law, or none we know
+        base = detection or DetectionOptions()
+        detection = dataclasses.replace(base, max_votes_per_station=0,
+                                        explicit=base.explicit | {"max_votes_per_station"})
+    units = problems.get(raw, "units", where, str, "TPS" if kind in KPU_KINDS else "polling stations")
+    if not units.strip():
+        problems.add(f"{where}.units", "must name what the source counts, e.g. \"precincts\"")
     races, regions = _election(raw, where, kind, election, problems)
     return SourceConfig(
         name=name, kind=kind, url=url,
@@ -202,7 +215,7 @@ def _parse_source(raw: Mapping[str, Any], index: int, defaults_tz: str, problems
         region=str(problems.get(raw, "region", where, (str, int), "0")),
         headers=headers, mapping=dict(mapping),
         mirror_of=problems.get(raw, "mirror_of", where, str, None),
-        detection=detection, election=election, races=races, regions=regions,
+        detection=detection, election=election, races=races, regions=regions, units=units,
     )
 
 

@@ -92,7 +92,7 @@ def test_repeat_after_repeat_interval_and_not_before(tmp_path, registry, slack):
     since = stall().since
     assert reminder.startswith("WARNING"), reminder
     assert f"Still open after {duration((NIGHT + timedelta(hours=2) - since).total_seconds())}: " \
-           "no new polling stations at kpu-jabar/32 for 3h (since 27 Jun 21:00 WIB (14:00 UTC))" in reminder
+           "no new TPS at kpu-jabar/32 for 3h (since 27 Jun 21:00 WIB (14:00 UTC))" in reminder
     assert "for 1h" not in reminder
 
 
@@ -142,7 +142,7 @@ def test_routes_send_critical_to_oncall_and_everything_to_the_console(tmp_path, 
     out = capsys.readouterr().out
     assert out.count("\n") == 1
     assert "[27 Jun 22:00 WIB (15:00 UTC)] WARNING  first" in out
-    assert "progress 66.86% (50,123 of 74,962 stations reported)" in out
+    assert "progress 66.86% (50,123 of 74,962 TPS reported)" in out
     pipeline.handle([stall(state="escalated", severity="critical")])
     pipeline.tick()
     assert len(slack.accepted("webhook")) == 1

@@ -151,7 +151,7 @@ def test_message_content_local_time_beside_utc_progress_threshold_links(tmp_path
     pipeline.handle([stall()])
     pipeline.tick()
     blocks = json.dumps(slack.accepted("webhook")[0].payload["blocks"])
-    assert "66.86% (50,123 of 74,962 stations reported)" in blocks
+    assert "66.86% (50,123 of 74,962 TPS reported)" in blocks
     assert "27 Jun 21:00 WIB (14:00 UTC)" in blocks            # last advance
     assert "warning after 45m, critical after 3h (3x the usual gap between updates)" in blocks
     assert "http://grafana.local/d/cw?var-source=kpu-jabar&amp;var-region=32|Grafana" in blocks

@@ -27,7 +27,7 @@ def test_a_grouped_line_gives_the_parents_figure_and_says_whose(tmp_path, regist
     pipeline.tick()
     out = capsys.readouterr().out
     assert "in 2 regions" in out
-    assert "| kpu-jabar/32: progress 42.39% (31,774 of 74,962 stations reported)" in out
+    assert "| kpu-jabar/32: progress 42.39% (31,774 of 74,962 TPS reported)" in out
     assert "41.70%" not in out
 
 
@@ -55,3 +55,25 @@ def test_a_reminder_of_a_stale_source_says_how_old_the_data_is_now(tmp_path, reg
     assert "Still open after 2h" in reminder
     assert "kpu-jabar/32 still serves data published 27 Jun 21:00 WIB (14:00 UTC), now 1h 59m old" in reminder
     assert "18m 56s" not in reminder
+
+
+def test_a_json_source_names_its_units_and_zone_and_kpu_limits_stay_kpus(tmp_path, registry, capsys):
+    mn = {"name": "mn-sos", "kind": "json", "url": "https://electionresults.example/mn.json",
+          "timezone": "America/Chicago", "units": "precincts",
+          "mapping": {"total": "precincts", "reported": "reporting", "votes": "votes"}}
+    other = {"name": "us-feed", "kind": "json", "url": "https://results.example/feed.json",
+             "mapping": {"total": "precincts", "reported": "reporting", "votes": "votes"}}
+    cfg = config(receivers=CONSOLE, state_dir=str(tmp_path), more_sources=[mn, other])
+    assert cfg.source("mn-sos").units == "precincts" and cfg.source("us-feed").units == "polling stations"
+    assert cfg.source("kpu-jabar").units == "TPS"
+    # KPU's 300 (or Pilkada's 600) voters per TPS is KPU law, not Minnesota's
+    assert cfg.source("mn-sos").detection.max_votes_per_station == 0
+    assert cfg.source("kpu-jabar").detection is None or cfg.source("kpu-jabar").detection.max_votes_per_station
+    clock = ManualClock(NIGHT)
+    pipeline = AlertPipeline(cfg, Metrics(registry), clock, tmp_path / "cw.db")
+    pipeline.handle([stall(source="mn-sos", region="MN", stations=4110, stations_reported=98,
+                           progress_ratio=98 / 4110)])
+    pipeline.tick()
+    line = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")][-1]
+    assert "(98 of 4,110 precincts reported)" in line
+    assert line.startswith("[27 Jun 10:00 CDT (15:00 UTC)]"), line

@@ -41,7 +41,8 @@ class AlertmanagerNotifier:
                       "instance": notification.instance}
             annotations = {"summary": event.summary, "incident": notification.incident,
                            "description": "; ".join(f"{k}: {v}" for k, v in
-                                                    facts(member, notification.timezone, notification.created_at))}
+                                                    facts(member, notification.timezone, notification.created_at,
+                                                                                   notification.units))}
             annotations.update({f"{name}_url": url for name, url in notification.links.items()})
             ended = member.change == "resolved" or event.state == "observed"
             alert = {"labels": labels, "annotations": annotations,

@@ -58,8 +58,8 @@ def blocks(notification: Notification) -> list[dict[str, Any]]:
     for member in members[:MAX_MEMBER_SECTIONS]:
         lines = []
         if len(members) > 1:
-            lines.append(f"*{escape_slack(member_line(member, now, notification.timezone))}*")
-        lines += [f"*{label}:* {escape_slack(value)}" for label, value in facts(member, notification.timezone, now)]
+            lines.append(f"*{escape_slack(member_line(member, now, notification.timezone, notification.units))}*")
+        lines += [f"*{label}:* {escape_slack(value)}" for label, value in facts(member, notification.timezone, now, notification.units)]
         if lines:
             out.append(_section("\n".join(lines)))
     if len(members) > MAX_MEMBER_SECTIONS:

@@ -101,7 +101,7 @@ class OverCapacityRule(Rule):
         if registered:
             # Registered voters 0 or missing is an unread form, not an empty TPS.
             limits.append((math.ceil(registered * (1 + o.capacity_slack)), f"{count(registered)} registered voters"))
-        if stations:
+        if stations and o.max_votes_per_station:
             limits.append((math.ceil(stations * o.max_votes_per_station * (1 + o.capacity_slack)),
                            f"{count(stations)} TPS of at most {o.max_votes_per_station} voters"))
         for limit, why in limits:

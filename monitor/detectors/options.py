@@ -42,7 +42,8 @@ class DetectionOptions:
     jump_min_share: float = 0.001             # ...and at least this share of the series' stations (materiality)
     share_tolerance: float = 0.001            # vote-share shift allowed beyond what a batch can explain
     # -- consistency --
-    max_votes_per_station: int = 300          # legal maximum voters per TPS (Pemilu 2019/2024; Pilkada 600)
+    max_votes_per_station: int = 300          # legal maximum voters per TPS (Pemilu 2019/2024; Pilkada 600);
+                                              # 0: no legal maximum (a json source's default)
     capacity_slack: float = 0.02              # reserve ballots above registered voters (2% by law)
     children_tolerance: float = 0.005         # children's vote sums may differ from the parent's by this share
     percent_tolerance: float = 0.011         # percentage points between `persen` and reported/total
@@ -108,7 +109,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "latency_factor": _number(1.0, open_low=True), "latency_min": _duration,
     "jump_factor": _number(0.0, open_low=True), "jump_min_ratio": _number(1.0), "jump_min_share": _number(0.0, 1.0),
     "share_tolerance": _number(0.0, 1.0),
-    "max_votes_per_station": _count(1), "capacity_slack": _number(0.0, 10.0),
+    "max_votes_per_station": _count(0), "capacity_slack": _number(0.0, 10.0),
     "children_tolerance": _number(0.0, 1.0), "percent_tolerance": _number(0.0, 100.0),
     "region_min_expected": _number(1.0),
     "divergence_tolerance": _number(0.0, 1.0), "divergence_max_lag": _duration,
