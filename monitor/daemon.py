@@ -73,6 +73,9 @@ class Daemon:
             config = self.config = self._expand(config)
             self.judge = Judge(config)
             self.names = RegionNames({s.name: s.kind for s in config.sources}, self.db_path)
+            for source in config.sources:     # dashboards join region_info for names
+                for region, name in self.names.below(source.name, source.region, source.export_depth):
+                    self.metrics.region_info.labels(source=source.name, region=region, name=name).set(1)
             self.recorder = RecordingWriter(record_path) if record_path else None
             if alerts is None:
                 from alerts.pipeline import AlertPipeline

@@ -71,6 +71,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("series_refused", "counter", "Regions not judged because the source holds max_series series "
                "already (logged as series.capped).", ("source",)),
     MetricSpec("job_errors", "counter", "Unexpected errors inside a poll job (logged, never fatal).", ("source",)),
+    MetricSpec("region_info", "gauge", "Always 1; the display name of a region (KPU's wilayah lists, or "
+               "the source's own) for dashboards to join on source and region.", ("source", "region", "name")),
     MetricSpec("build_info", "gauge", "Always 1; labels carry the version and the [daemon] instance name "
                "(countwatch_instance: Prometheus keeps `instance` for the scrape target).", ("version", "countwatch_instance")),
 )
@@ -117,6 +119,7 @@ class Metrics:
         self.series: Gauge = built.pop("series")
         self.series_refused: Counter = built.pop("series_refused")
         self.job_errors: Counter = built.pop("job_errors")
+        self.region_info: Gauge = built.pop("region_info")
         self.build_info: Gauge = built.pop("build_info")
         # a metric added to the table needs its attribute here, or nothing could reach it
         if built:

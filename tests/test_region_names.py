@@ -62,3 +62,13 @@ def test_a_named_event_carries_its_name_into_the_messages(tmp_path, registry, sl
     assert "stall Kab. Bandung (3204) [warning, new]" in blocks
     named = [line for line in logs() if line["event"] == "region.named"]
     assert {(line["region"], line["name"]) for line in named} == {("3204", "Kab. Bandung"), ("3273", "Kota Bandung")}
+
+
+def test_region_info_lists_the_named_regions_a_source_exports():
+    names = RegionNames(KINDS)
+    below = dict(names.below("kpu-jabar", "32", 1))
+    assert below["32"] == "Jawa Barat" and below["3204"] == "Kab. Bandung" and below["3273"] == "Kota Bandung"
+    assert len(below) == 28 and "1101" not in below and "11" not in below      # Jawa Barat and its 27 kab/kota
+    national = dict(names.below("kpu-ppwp", "0", 1))
+    assert len(national) == 39 and national["99"] == "Luar Negeri"              # 38 provinces and overseas
+    assert names.below("mn-sos", "0", 2) == []

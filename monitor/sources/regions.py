@@ -148,6 +148,19 @@ class RegionNames:
             return self._packaged.get(region)
         return None
 
+    def below(self, source: str, top: str, depth: int) -> list[tuple[str, str]]:
+        """(code, name) of the named regions of `source` from `top` down to `depth` levels
+        below it (the series it exports): what region_info publishes for dashboards."""
+        out = {region: name for (src, region), name in self._learned.items() if src == source}
+        if self.kinds.get(source) in NAMED_KINDS:
+            first = level_of("sirekap", top)
+            first = 0 if first is None else first
+            for code, name in self._packaged.items():
+                level = level_of("sirekap", code)
+                if level is not None and first <= level <= first + depth and (top == "0" or code.startswith(top)):
+                    out.setdefault(code, name)
+        return sorted(out.items())
+
     def label(self, source: str, region: str) -> str:
         return region_label(region, self.name(source, region))
 

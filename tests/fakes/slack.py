@@ -23,6 +23,8 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.feed import QuietHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -108,7 +110,7 @@ class FakeSlack:
             def log_message(self, format, *args):  # keep test output clean
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="fake-slack", daemon=True)

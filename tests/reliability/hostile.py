@@ -13,8 +13,10 @@ import resource
 import socket
 import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.feed import QuietHTTPServer
 
 GB = 1000**3
 _CHUNK = 256 * 1024
@@ -69,7 +71,7 @@ class StreamServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass   # the client hung up: that is the point
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
@@ -272,7 +274,7 @@ class ScriptedReceiver:
 
             do_GET = do_POST = do_PUT = _answer
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
