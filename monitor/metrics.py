@@ -146,10 +146,17 @@ def exposition_names(specs: Iterable[MetricSpec] = METRICS) -> set[str]:
     return {PREFIX + s.name + ("_total" if s.kind == "counter" else "") for s in specs}
 
 
+# Connections served at once. Prometheus holds one per scrape; a flood of slow clients got a
+# thread each (688 in issue 14): beyond this many, a connection is closed at once instead.
+MAX_HTTP_CLIENTS = 16
+# The paths served; anything else is a 404 (a scanner learns nothing, a typo is told).
+HTTP_PATHS = ("/metrics", "/healthz")
+
+
 class _QuietHandler(WSGIRequestHandler):
     # A client that connects and says nothing (or never finishes a TLS handshake) holds one
-    # thread for at most this long.
-    timeout = 30
+    # of the MAX_HTTP_CLIENTS slots for at most this long.
+    timeout = 10
 
     def log_message(self, format: str, *args) -> None:  # scrapes are not incident records
         pass
@@ -157,6 +164,26 @@ class _QuietHandler(WSGIRequestHandler):
 
 class _ThreadingWSGIServer(ThreadingHTTPServer, WSGIServer):
     daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_HTTP_CLIENTS)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)       # every slot taken: refused, not queued
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request, client_address) -> None:
         # A plain-HTTP client on the TLS port, a scanner, a reset: the client's problem, and
@@ -166,7 +193,9 @@ class _ThreadingWSGIServer(ThreadingHTTPServer, WSGIServer):
 
 def metrics_app(registry: CollectorRegistry, health: Callable[[], tuple[bool, str]],
                 basic_auth: tuple[str, str] | None = None):
-    """WSGI app: /metrics (prometheus-client), /healthz (200 when healthy, 503 otherwise)."""
+    """WSGI app: /metrics (prometheus-client), /healthz (200 when healthy, 503 otherwise), and a
+    404 for every other path (after the credentials check: an unauthenticated client learns
+    nothing about the paths)."""
     prometheus = make_wsgi_app(registry)
     expected = None
     if basic_auth is not None:
@@ -179,7 +208,11 @@ def metrics_app(registry: CollectorRegistry, health: Callable[[], tuple[bool, st
             start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="countwatch"'),
                                                 ("Content-Type", "text/plain")])
             return [b"unauthorized\n"]
-        if environ.get("PATH_INFO") == "/healthz":
+        path = environ.get("PATH_INFO")
+        if path not in HTTP_PATHS:
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"not found: countwatch serves /metrics and /healthz\n"]
+        if path == "/healthz":
             healthy, text = health()
             start_response("200 OK" if healthy else "503 Service Unavailable",
                            [("Content-Type", "text/plain; charset=utf-8")])

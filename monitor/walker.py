@@ -8,7 +8,8 @@ table changed since the last pass (a child whose row did not change is handed ba
 `Unchanged`, to be judged without a request). Requests of one level run in parallel, up to
 `concurrency`, through the source's rate limit; parsing runs in the caller's thread (the
 pass's), so the detectors never see two threads. A level is fetched in chunks of
-LEVEL_CHUNK documents, so memory holds a chunk of documents, not a level of 83,731 desa.
+LEVEL_CHUNK documents and at most LEVEL_BYTES of bodies, so memory holds a chunk of documents,
+not a level of 83,731 desa.
 
 A child whose last fetch failed is fetched again on the next pass even if its row did not
 change (its ancestors too, so the pass reaches it), or one 503 would hide it until its row
@@ -39,6 +40,29 @@ SHARD_DEPTH = 2
 # fetch threads run costs less CPU (bench/scaling.py measured 1.0 vs 1.3 ms per document
 # when the judge thread fought eight fetch threads for the interpreter lock).
 LEVEL_CHUNK = 2048
+# ...and bytes: a chunk's bodies stop being fetched once they add up to this (the rest of the
+# chunk goes in the next round), so a tree of 4 MB children holds LEVEL_BYTES plus one body per
+# fetch thread, not 2,048 x max_body (1.6 GB in issue 14, item 10). Real KPU documents (5-25
+# KB) fill a chunk with ~50 MB at most: their chunks are never split.
+LEVEL_BYTES = 64 * 1024 * 1024
+
+
+class _Bytes:
+    """The bodies fetched so far in one round of a chunk (shared by the fetch threads)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def spent(self) -> bool:
+        return self.used >= self.limit
+
+    def add(self, fetched) -> None:
+        body = getattr(fetched, "body", None)
+        if body:
+            with self._lock:
+                self.used += len(body)
 
 
 @dataclass(frozen=True)
@@ -201,10 +225,32 @@ class TreeWalker:
                 if self.stop.is_set():
                     return
                 chunk = targets[start:start + LEVEL_CHUNK]
-                for target, got in zip(chunk, list(self._pool.map(self._get, chunk))):
-                    yield self._read(target, got)
+                while chunk:
+                    if self.stop.is_set():
+                        return
+                    budget = _Bytes(LEVEL_BYTES)
+                    first = chunk[0]
+                    got = list(self._pool.map(lambda target: self._get_within(target, budget, target is first),
+                                              chunk))
+                    done = 0
+                    for target, result in zip(chunk, got):
+                        if result is None:        # not fetched: this round's bytes were spent
+                            break
+                        yield self._read(target, result)
+                        got[done] = None          # the body goes once it is parsed
+                        done += 1
+                    chunk = chunk[done:]
         except CancelledError:
             return      # close() cancelled the pool's queue: the daemon is stopping
+
+    def _get_within(self, target: Target, budget: _Bytes, first: bool) -> tuple[Fetched | FetchError, float] | None:
+        """_get, unless the round's bytes are spent (None: fetched in the next round; the
+        round's first target always is, so every round makes progress)."""
+        if budget.spent() and not first:
+            return None
+        got = self._get(target)
+        budget.add(got[0])
+        return got
 
     def _get(self, target: Target) -> tuple[Fetched | FetchError, float]:
         """The network part of a poll (a pool thread): the document or the classified

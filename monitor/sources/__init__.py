@@ -3,7 +3,7 @@
     parse_document(source, region, body, at, content_type=None) -> Snapshot
     child_url(source, parent_url, parent_region, child_code) -> str
     level_of(kind, region_code) -> int | None
-    DocumentError(result, detail)       result: "invalid_json" | "schema"
+    DocumentError(result, detail)       result: "invalid_json" | "schema" | "too_large"
 
 parse_document never raises anything but DocumentError for any body (a hypothesis test feeds
 it arbitrary bytes and JSON), so the poll job can count every failure under its class.
@@ -15,7 +15,7 @@ from datetime import datetime
 from ..config import SourceConfig
 from ..model import Snapshot
 from . import jsonfeed, sirekap, situng2019
-from .common import DocumentError, load_json
+from .common import JSON_LIMITS, KPU_LIMITS, DocumentError, load_json
 from .regions import child_url, level_of
 
 __all__ = ["DocumentError", "child_url", "level_of", "parse_document"]
@@ -26,8 +26,9 @@ def parse_document(source: SourceConfig, region: str, body: bytes, at: datetime,
     """Parse one document of `source` about `region`, fetched at `at` (aware, our clock).
 
     The body is tried as JSON whatever `content_type` says (object stores label JSON
-    `binary/octet-stream`); the content type only goes into the error detail."""
-    doc = load_json(body, content_type)
+    `binary/octet-stream`); the content type only goes into the error detail. What a document
+    may cost to parse is bounded per kind (common.KPU_LIMITS, common.JSON_LIMITS)."""
+    doc = load_json(body, content_type, JSON_LIMITS if source.kind == "json" else KPU_LIMITS)
     zone = source.zone
     if source.kind == "sirekap":
         fields = sirekap.parse(doc, region, zone)

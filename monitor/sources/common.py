@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Mapping
 
@@ -33,10 +34,32 @@ MIN_YEAR, MAX_YEAR = 1970, 2100
 MAX_CANDIDATES = 1_000
 MAX_CHILDREN = 10_000
 MAX_CANDIDATE_ID = 64          # characters; a label value, where Sirekap's ids have 6 digits
+MAX_CHILD_CODE = 64            # characters; a child code goes into URLs, metric labels and logs
 _DETAIL_MAX = 200
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """What one document may cost to parse, counted on the raw bytes before json.loads (a fast
+    scan): values (commas + 1) and containers (`{` and `[`). Braces and commas inside strings
+    count too, which only errs on the safe side. Python's objects cost 50-100 bytes a value
+    against 2-3 bytes of JSON (`{},`), so a 32 MB body of `[{},{},...]` took RSS from 43 MB to
+    about 800 MB before these bounds (issue 14, item 9)."""
+    values: int
+    containers: int
+
+
+# Sirekap and Situng documents: the largest real ones (tests/fixtures, ../shared/data/kpu) have
+# 651 values and 142 containers (a 23 KB Pilkada document); a Pileg desa table of a few hundred
+# TPS x 24 parties is ~12,000 values. 100,000 / 20,000 is a margin of 8x over that and 150x
+# over the largest seen; the worst document within it costs ~10 MB of objects.
+KPU_LIMITS = ParseLimits(values=100_000, containers=20_000)
+# `json` feeds are anyone's and may be large (MAX_CHILDREN children with their votes): ten
+# times the KPU bound; the worst document within it costs ~100 MB of objects.
+JSON_LIMITS = ParseLimits(values=1_000_000, containers=200_000)
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 
-RESULTS = ("invalid_json", "schema")
+RESULTS = ("invalid_json", "schema", "too_large")
 
 # What an adapter's parse() returns: Snapshot keyword arguments; parse_document adds
 # source, region and at.
@@ -82,8 +105,9 @@ def show(value: Any) -> str:
     return type(value).__name__
 
 
-def load_json(body: bytes | str, content_type: str | None = None) -> Any:
-    """json.loads once, with each way it can fail sorted into invalid_json or schema.
+def load_json(body: bytes | str, content_type: str | None = None, limits: ParseLimits = JSON_LIMITS) -> Any:
+    """json.loads once, with each way it can fail sorted into invalid_json or schema, and a
+    document that would cost more than `limits` to parse refused as too_large.
 
     orjson first (a third of the stdlib's cost with the duplicate-key hook, which a national
     pass pays 91,561 times): its document is taken only when it provably has no duplicate
@@ -91,6 +115,15 @@ def load_json(body: bytes | str, content_type: str | None = None) -> Any:
     (UTF-16, a BOM, NaN, a 100-digit integer), goes the stdlib way, whose answer is today's."""
     if not body or body.isspace():
         raise DocumentError("invalid_json", "empty body" + _ctype(content_type))
+    comma, opening, bracket = (",", "{", "[") if isinstance(body, str) else (b",", b"{", b"[")
+    values = body.count(comma) + 1
+    if values > limits.values:
+        raise DocumentError("too_large", f"{values:,} values in one document, over the parse cap of "
+                                         f"{limits.values:,}")
+    containers = body.count(opening) + body.count(bracket)
+    if containers > limits.containers:
+        raise DocumentError("too_large", f"{containers:,} objects and arrays in one document, over the parse cap "
+                                         f"of {limits.containers:,}")
     if _orjson_loads is not None:
         try:
             doc = _orjson_loads(body)

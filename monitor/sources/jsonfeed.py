@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 import jmespath
 
 from ..model import RegionCount
-from .common import (MAX_CHILDREN, Fields, capped_votes, count, opt_count, percent, schema, show, timestamp,
+from .common import (MAX_CHILD_CODE, MAX_CHILDREN, Fields, capped_votes, count, opt_count, percent, schema, show, timestamp,
                      unix_timestamp)
 
 _compiled: dict[tuple, dict[str, Any]] = {}
@@ -89,6 +89,12 @@ def _pairs(value: Any, what: str) -> list[tuple[str, Any]]:
                     and not isinstance(item[0], bool)):
                 raise schema(f"{what}: expected an object or a list of [key, value] pairs, got an item {show(item)}")
             pairs.append((str(item[0]), item[1]))
+        # An object cannot repeat a key (load_json refuses it); a list of pairs could, and the
+        # last value would win silently while a reader of the feed may take the first.
+        if len({key for key, _ in pairs}) != len(pairs):
+            seen: set[str] = set()
+            duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+            raise schema(f"{what}: {duplicate[:40]!r} appears twice in the list of pairs")
         return pairs
     raise schema(f"{what}: expected an object or a list of [key, value] pairs, got {show(value)}")
 
@@ -134,6 +140,9 @@ def _children(value: Any, search: Callable[[str, Any], Any]) -> dict[str, Region
         raise schema(f"children: {len(pairs):,} rows, more than the cap of {MAX_CHILDREN:,}")
     for code, child in pairs:
         where = f"children[{code[:40]!r}]"
+        if not code or len(code) > MAX_CHILD_CODE:
+            # a child code becomes a region label, a URL part and a key of every series map
+            raise schema(f"{where}: a child code of {len(code):,} characters (1 to {MAX_CHILD_CODE} allowed)")
         children[_clean(code)] = RegionCount(
             stations=opt_count(search("child_total", child), f"{where} child_total"),
             stations_reported=opt_count(search("child_reported", child), f"{where} child_reported"),

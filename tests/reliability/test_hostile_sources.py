@@ -112,16 +112,22 @@ CASES = [
          "schema", "unreadable number"),
     Case("nan_percent", _on_feed("/pct.json", Reply(200, _replace_in_good(b'"persen": 40.0', b'"persen": Infinity'))),
          "schema", "expected a percentage"),
-    Case("candidates_100k", _on_feed("/cand.json", Reply(200, _doc(candidates={str(100000 + i): i for i in range(100_000)}))),
-         "schema", f"chart: 100,000 candidates, more than the cap of {MAX_CANDIDATES:,}"),
-    Case("children_100k", _on_feed("/kids.json", Reply(200, _doc(table={f"{i:06d}": None for i in range(100_000)}))),
-         "schema", f"table: 100,000 rows, more than the cap of {MAX_CHILDREN:,}"),
+    Case("candidates_5k", _on_feed("/cand.json", Reply(200, _doc(candidates={str(100000 + i): i for i in range(5_000)}))),
+         "schema", f"chart: 5,000 candidates, more than the cap of {MAX_CANDIDATES:,}"),
+    Case("children_20k", _on_feed("/kids.json", Reply(200, _doc(table={f"{i:06d}": None for i in range(20_000)}))),
+         "schema", f"table: 20,000 rows, more than the cap of {MAX_CHILDREN:,}"),
+    Case("children_100k", _on_feed("/kids100k.json", Reply(200, _doc(table={f"{i:06d}": None for i in range(100_000)}))),
+         "too_large", "values in one document, over the parse cap of 100,000"),
+    Case("empty_objects_flood", _on_feed("/flood.json", Reply(200, b"[" + b"{}," * 500_000 + b"{}]")),
+         "too_large", "values in one document, over the parse cap of 100,000"),
     Case("long_candidate_key", _on_feed("/longkey.json", Reply(200, _doc(candidates={"1" * 5000: 1}))),
          "schema", "candidate id"),
     Case("duplicate_keys", _on_feed("/dup.json", Reply(200, _replace_in_good(
         b'"progres": 400', b'"progres": 400, "progres": 999'))), "schema", "duplicate key 'progres' in one object"),
-    Case("deep_nesting", _on_feed("/deep.json", Reply(200, b'{"ts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")),
+    Case("deep_nesting", _on_feed("/deep.json", Reply(200, b'{"ts": ' + b"[" * 10_000 + b"]" * 10_000 + b"}")),
          "schema", "nested too deeply"),
+    Case("deep_nesting_100k", _on_feed("/deep100k.json", Reply(200, b'{"ts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")),
+         "too_large", "objects and arrays in one document, over the parse cap of 20,000"),
 ]
 
 
