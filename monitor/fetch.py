@@ -302,4 +302,8 @@ class Fetcher:
             if guard.expired:
                 raise
             raise _classify(exc) from None
+        if guard.expired:
+            # the deadline's shutdown reads as an end of file: a body without a length would
+            # look complete, truncated
+            raise FetchError("timeout", "body still arriving at the end of the timeout")
         return b"".join(chunks)

@@ -70,6 +70,8 @@ def post(http: requests.Session, url: str, timeout: float, what: str, *, data: b
                     if len(body) > ANSWER_LIMIT:
                         body = body[:ANSWER_LIMIT]
                         break
+                if deadline.expired:         # the deadline's shutdown reads as an end of file
+                    raise TimeoutError("answer cut at the deadline")
                 return Answer(status, dict(response.headers), body)
         except NotifyError:
             raise
