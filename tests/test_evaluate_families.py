@@ -152,3 +152,41 @@ def test_evaluate_cli_prints_the_family_table(capsys):
     assert "| **timestamps**" in text and "### stall" not in text
     bad = SimpleNamespace(**{**vars(args), "families": "nope"})
     assert run(bad) == 2
+
+
+def test_the_paging_model_sends_what_the_alert_pipeline_sends(tmp_path, registry, logs):
+    """The model against the real pipeline (alerts/), example config's grouping, on a series
+    whose events escalate, group stall with stale_source and mix jumps in."""
+    import itertools
+
+    from alerts.pipeline import AlertPipeline
+    from monitor.cli import parse_config
+    from monitor.clock import ManualClock
+    from monitor.metrics import Metrics
+    from monitor.replay import replay
+
+    g = publish(laws(BY_NAME["skipped-late"], 10)[5], 5, 8)
+    events = list(replay(g.polls))
+    config = parse_config({
+        "daemon": {"state_dir": str(tmp_path), "timezone": "Asia/Jakarta", "instance": "test"},
+        "sources": [{"name": g.source, "kind": "json", "url": "http://127.0.0.1:9/feed.json",
+                     "mapping": {"reported": "done", "total": "all"}}],
+        "alerting": {"group_wait": "30s", "group_interval": "5m", "repeat_interval": "4h"},
+        "receivers": [{"name": "ops", "kind": "console"}],
+        "routes": [{"match": {}, "receiver": "ops"}]}, environ={})
+    clock = ManualClock(events[0].at - timedelta(seconds=1))
+    pipeline = AlertPipeline(config, Metrics(registry), clock, tmp_path / "countwatch.db")
+    for at, batch in itertools.groupby(events, key=lambda e: e.at):
+        while (due := pipeline.grouper.next_wakeup()) is not None and due < at:
+            clock.set(max(due, clock.now()))
+            pipeline.tick()
+        clock.set(at)
+        pipeline.handle(list(batch))
+        pipeline.tick()
+    clock.set(events[-1].at + timedelta(hours=1))
+    pipeline.tick()
+    sent = sorted((row["created_at"], row["reason"]) for row in pipeline.records()["outbox"]
+                  if row["reason"] in ("first", "escalated", "observed"))
+    model = pages(events)
+    assert len(sent) >= 15 and any(len(p.members) > 1 for p in model)
+    assert [at for at, _ in sent] == [p.at.isoformat(timespec="milliseconds").replace("+00:00", "Z") for p in model]

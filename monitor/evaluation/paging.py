@@ -3,10 +3,11 @@ alerting would send them (countwatch.example.toml: group_by source and cause, gr
 group_interval 5 min, routes of warning and critical; no silences).
 
 A notification is counted when it brings news: an incident's first message, a member joining an
-open incident, an escalation to a severity not told yet (sent at once), a point event (a jump,
-a regression). Reminders and resolutions are not counted: they wake nobody new. This is a
-small model of alerts/grouping.py, kept here so that the evaluation does not drive the outbox
-and its threads; `test_evaluate_families.py` checks it against the documented behaviour.
+open incident, an escalation (sent at once when it raises what the incident told), a point event
+(a jump, a regression). Reminders and resolutions are not counted: they wake nobody new. This is a
+small model of alerts/ (grouping and flush), kept here so that the evaluation does not drive the
+outbox and its database for every series; `test_evaluate_families.py` checks that it sends what
+the real AlertPipeline sends, notification for notification.
 """
 from __future__ import annotations
 
@@ -64,52 +65,72 @@ def _key(event: Event) -> str:
 
 
 def pages(events: list[Event]) -> list[Page]:
-    """The paging notifications of `events` (in time order), in time order."""
+    """The paging notifications of `events` (in time order), in time order. The events of one
+    poll share their time and are handled together, then what is due is sent (the pipeline's
+    handle: apply every event, then flush)."""
     out: list[Page] = []
     open_: dict[tuple[str, str], _Incident] = {}
+    where: dict[str, tuple[str, str]] = {}     # open alert -> its incident's group (its cause may change)
 
-    def flush(until: datetime | None) -> None:
+    def send(group: tuple[str, str], incident: _Incident) -> None:
+        news = [e for k, e in incident.pending.items() if k in incident.firing or e.state == "observed"]
+        if news:
+            out.append(Page(incident.due, group, news))
+            incident.sent = incident.due
+            for e in news:
+                incident.told[_key(e)] = e.severity
+        incident.pending.clear()
+        incident.due = None
+        if not incident.firing:
+            del open_[group]
+            for key in [k for k, g in where.items() if g == group]:
+                del where[key]
+
+    def flush(until: datetime | None, inclusive: bool) -> None:
         for group, incident in list(open_.items()):
-            if incident.due is not None and (until is None or incident.due <= until):
-                news = [e for k, e in incident.pending.items()
-                        if k in incident.firing or e.state == "observed"]
-                if news:
-                    out.append(Page(incident.due, group, news))
-                    incident.sent = incident.due
-                    for e in news:
-                        incident.told[_key(e)] = e.severity
-                incident.pending.clear()
-                incident.due = None
-            if not incident.firing and incident.due is None:
-                del open_[group]
+            due = incident.due
+            if due is not None and (until is None or due < until or (inclusive and due == until)):
+                send(group, incident)
 
-    for e in sorted(events, key=lambda e: e.at):
-        flush(e.at)
+    def apply(e: Event) -> None:
         if RANK.get(e.severity, 0) < RANK["warning"] and e.state != "resolved":
-            continue
-        group = (e.source, cause_of(e))
+            return
         key = _key(e)
+        group = where.get(key) or (e.source, cause_of(e))
         if e.state == "resolved":
+            where.pop(key, None)
             incident = open_.get(group)
             if incident is not None:
                 incident.firing.pop(key, None)
                 incident.pending.pop(key, None)
                 incident.told.pop(key, None)
                 if not incident.firing and not incident.pending:
-                    incident.due = None
                     del open_[group]
-            continue
+            return
         incident = open_.setdefault(group, _Incident(e.at))
+        # Urgent when it raises what this receiver knows of the incident (warning -> critical).
+        told = max((RANK[v] for k, v in incident.told.items() if k in incident.firing), default=None)
+        urgent = e.state == "escalated" and (told is None or RANK[e.severity] > told)
         if e.state != "observed":
             incident.firing[key] = e.severity
+            where[key] = group
         incident.pending[key] = e
-        told = incident.told.get(key)
-        if e.state == "escalated" and told is not None and RANK[e.severity] > RANK[told]:
-            due = e.at                                   # a rise in severity does not wait
+        if urgent:
+            due = e.at
         elif incident.sent is None:
             due = incident.opened + GROUP_WAIT
         else:
             due = max(e.at, incident.sent + GROUP_INTERVAL)
         incident.due = due if incident.due is None else min(incident.due, due)
-    flush(None)
+
+    ordered = sorted(events, key=lambda e: e.at)
+    k = 0
+    while k < len(ordered):
+        at = ordered[k].at
+        flush(at, inclusive=False)                  # timers that fell due before this poll
+        while k < len(ordered) and ordered[k].at == at:
+            apply(ordered[k])
+            k += 1
+        flush(at, inclusive=True)                   # what this poll made due now
+    flush(None, inclusive=True)
     return out
