@@ -147,6 +147,17 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/ppwp.json"
 
 
+def self_signed(directory) -> tuple[str, str]:
+    """A certificate and key for 127.0.0.1 (openssl's command line), for loopback TLS servers."""
+    import subprocess
+
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return str(cert), str(key)
+
+
 def log_lines(buffer: io.StringIO) -> list[dict]:
     """The JSON log lines written so far (configure_logging("json", stream=buffer))."""
     return [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
@@ -182,8 +193,14 @@ class DripServer:
 
     HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Drip: "
 
-    def __init__(self, interval: float = 0.5):
+    def __init__(self, interval: float = 0.5, tls: tuple[str, str] | None = None):
+        import ssl
+
         self.interval = interval
+        self.context = None
+        if tls is not None:                     # (certificate, key): the same drip over TLS
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.context.load_cert_chain(*tls)
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.hung_up = 0
         self._lock = threading.Lock()
@@ -197,7 +214,7 @@ class DripServer:
         self.thread = threading.Thread(target=self._accept, name="drip-server", daemon=True)
 
     def url(self, path: str = "/ppwp.json") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self.context else 'http'}://127.0.0.1:{self.port}{path}"
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -208,8 +225,14 @@ class DripServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        if self.context is not None:
+            try:
+                conn = self.context.wrap_socket(conn, server_side=True)
+            except OSError:
+                conn.close()
+                return
         with conn:
-            conn.settimeout(5)
             head = b""
             try:
                 while b"\r\n\r\n" not in head and len(head) < 65536:

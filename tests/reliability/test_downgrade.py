@@ -3,26 +3,20 @@ has the same host:port string, and was followed with the source's Authorization 
 loopback server speaks TLS and plain HTTP on one port (the test trusts its certificate)."""
 from __future__ import annotations
 
-import subprocess
 from urllib.parse import urlsplit
 
 import pytest
 
 from monitor.config import parse_config
 from monitor.fetch import Fetcher, FetchError, _refused_redirect
-from tests.reliability.hostile import DualSchemeServer, body, province_doc
+from tests.reliability.hostile import DualSchemeServer, body, province_doc, self_signed
 
 TOKEN = "Bearer source-t0ken-secret"
 
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    return str(cert), str(key)
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 def test_a_redirect_from_https_to_http_on_the_same_host_and_port_is_refused(certificate):

@@ -10,6 +10,7 @@ import signal
 import threading
 from datetime import datetime, timezone
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from alerts.pipeline import AlertPipeline
@@ -19,7 +20,7 @@ from monitor.fetch import Fetcher, FetchError
 from monitor.metrics import Metrics
 from tests.fakes.events import config as alerts_config, stall
 from tests.feed import Feed, Reply, wait_until
-from tests.reliability.hostile import DripServer, body, province_doc
+from tests.reliability.hostile import DripServer, body, province_doc, self_signed
 from tests.reliability.procs import DaemonProcess
 
 CLOSE = {"Connection": "close"}
@@ -52,11 +53,15 @@ file = "{tmp_path / 'countwatch.log'}"
 """
 
 
-def test_a_source_dripping_its_headers_fails_at_its_timeout():
-    with DripServer(0.5) as drip:
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_source_dripping_its_headers_fails_at_its_timeout(scheme, tmp_path):
+    tls = self_signed(tmp_path) if scheme == "https" else None
+    with DripServer(0.5, tls=tls) as drip:
         source = parse_config({"sources": [{"name": "drip", "kind": "sirekap", "url": drip.url(),
                                             "timeout": "1s", "retries": 0}]}).sources[0]
         fetcher = Fetcher(source)
+        if tls is not None:
+            fetcher.session.verify = tls[0]      # trust the test's certificate
         outcome: list = []
 
         def fetch():
