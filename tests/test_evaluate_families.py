@@ -139,7 +139,7 @@ def test_one_series_is_scored_and_the_table_puts_the_worst_first():
     scores = evaluate_families(2, 3.0, ["timestamps", "tree"], jobs=1)
     assert [s.worst[0] for s in scores] == sorted((s.worst[0] for s in scores), reverse=True)
     lines, verdicts = table(scores)
-    assert len(lines) == 4 and len(verdicts) == 2
+    assert len(lines) == 4 and len(verdicts) == 2 and lines[2].count("|") == 11
     assert next(s for s in scores if s.family == "tree").series_days == 2 * 3.0 * 9    # the 8 children are series
 
 
