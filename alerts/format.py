@@ -105,11 +105,18 @@ def headline(notification: Notification) -> str:
     if notification.status == "resolved":
         # measured to the resolution the detectors saw, as the review measures it, not to
         # whenever the message left (group_wait, a retry)
-        ended = max((m.event.at for m in members if m.change == "resolved"), default=notification.created_at)
+        ended = max((ended_at(m.event) for m in members if m.change == "resolved"), default=notification.created_at)
         return f"Resolved after {duration((ended - began).total_seconds())}: {text}"
     if reminder:
         return f"Still open after {duration((notification.created_at - began).total_seconds())}: {text}"
     return text
+
+
+def ended_at(event) -> datetime:
+    """When a resolved condition really ended: an outage at its first good poll (the detector
+    waits for a few more before it resolves), anything else at its resolution."""
+    recovered = _moment(event.details.get("recovered_at"))
+    return recovered if recovered is not None and recovered <= event.at else event.at
 
 
 def current_summary(member: Member, now: datetime, zone: str, units: str = "TPS") -> str:
@@ -160,7 +167,7 @@ def facts(member: Member, zone: str, now: datetime, units: str = "TPS") -> list[
     if published is not None:
         out.append(("Source timestamp", when(published, zone, missing='-')))
     if member.change == "resolved" and event.since is not None:
-        out.append(("Lasted", duration((event.at - event.since).total_seconds())))
+        out.append(("Lasted", duration((ended_at(event) - event.since).total_seconds())))
     elif isinstance(d.get("stalled_seconds"), (int, float)):
         stalled = d["stalled_seconds"] + max(0.0, (now - event.at).total_seconds())
         out.append(("Stalled for", duration(stalled)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.evaluation.builders import at, drive, failed, not_modified, ok
+from monitor.model import iso_utc
 
 
 def minute(n: float):
@@ -50,8 +51,12 @@ def test_recovery_waits_for_good_polls_and_a_mostly_clean_window():
     assert [e[0] for e in outage_events(events)] == ["firing"]
     _, state, more = drive([not_modified(minute(13))], judge, state)
     resolved = [e for e in more if e.rule == "outage"]
+    # the failures lasted from minute 1 to the first good poll at minute 6 (issue 13: the message
+    # says what the review measures, not when the hysteresis let go at minute 13)
     assert [(e.state, e.details["downtime_seconds"], e.details["failures"]) for e in resolved] == [
-        ("resolved", 12 * 60.0, 5)]
+        ("resolved", 5 * 60.0, 5)]
+    assert resolved[0].details["recovered_at"] == iso_utc(minute(6))
+    assert "answers again since" in resolved[0].summary and "after 5m of failures" in resolved[0].summary
     assert state.failing_since is None and state.error_classes == {}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from statistics import median
 
-from ..model import Event
+from ..model import Event, iso_utc
 from .base import Rule, label, lifecycle
 from .history import History
 from .options import DetectionOptions
@@ -49,10 +49,14 @@ class OutageRule(Rule):
                 # mostly forgotten the failures; a site failing every few polls stays one incident.
                 if state.ok_streak < recovery_needed(state, o) or in_window > int(o.outage_ratio * o.outage_window / 2):
                     return []
-                down = (now - opened.since).total_seconds() if opened.since else 0.0
+                # the failures ended at the first good poll, not when the hysteresis let go:
+                # the same span the review measures (first failed poll -> first good poll)
+                answering = state.answering_since if state.answering_since and state.answering_since <= now else now
+                down = (answering - opened.since).total_seconds() if opened.since else 0.0
                 details["downtime_seconds"] = round(down, 3)
-                summary = (f"{label(h)} answers again after {duration(down)} of failures "
-                           f"({failures} failed polls: {classes}).")
+                details["recovered_at"] = iso_utc(answering)
+                summary = (f"{label(h)} answers again since {when(answering, h.zone)} after {duration(down)} of "
+                           f"failures ({failures} failed polls: {classes}).")
                 return lifecycle(h, now, "outage", "outage", None, None, details, {"resolved": summary})
             severity = self._severity(state, now)
             escalated = (f"{label(h)} still unreachable after {duration((now - opened.since).total_seconds())}: "

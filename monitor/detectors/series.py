@@ -41,7 +41,7 @@ class SeriesState:
     __slots__ = ("source", "region", "first_at", "last_at", "current", "high_water", "paced", "last_advance_at",
                  "last_advance_published_at", "advance_gaps", "steps", "pub_gaps", "pub_seen_at", "lags", "blind",
                  "rhythm", "poll_gap", "learned_poll_gap", "fail_streak", "ok_streak", "flaps", "window_bits",
-                 "window_len", "failing_since", "error_classes", "last_error", "latencies", "latency_base",
+                 "window_len", "failing_since", "answering_since", "error_classes", "last_error", "latencies", "latency_base",
                  "children", "open_alerts", "version", "cache")
 
     def __init__(self, source: str, region: str):
@@ -71,6 +71,7 @@ class SeriesState:
         self.window_bits = 0                          # recent polls, 1 = failed, newest in bit 0
         self.window_len = 0
         self.failing_since: datetime | None = None
+        self.answering_since: datetime | None = None   # first good poll after the last failure
         self.error_classes: dict[str, int] = {}
         self.last_error: str | None = None
         self.latencies: list[float] = []
@@ -139,6 +140,8 @@ class SeriesState:
             state.error_classes[poll.result] = state.error_classes.get(poll.result, 0) + 1
             state.last_error = poll.result + (f": {poll.detail}" if poll.detail else "")
             return
+        if state.ok_streak == 0:
+            state.answering_since = poll.at
         state.ok_streak += 1
         state.fail_streak = 0
         if "outage" not in state.open_alerts and state.ok_streak >= o.outage_recovery and state.failing_since:
@@ -295,7 +298,8 @@ class SeriesState:
             out["lpgap"] = _compact(self.learned_poll_gap)
         if self.window_len:
             out["fails"] = [self.fail_streak, self.ok_streak, self.flaps, self.window_bits, self.window_len,
-                            _epoch(self.failing_since), self.error_classes, self.last_error]
+                            _epoch(self.failing_since), self.error_classes, self.last_error,
+                            _epoch(self.answering_since)]
         if self.latency_base is not None:
             out["latb"] = self.latency_base
         if self.children:
@@ -328,9 +332,11 @@ class SeriesState:
         state.poll_gap = data.get("pgap")
         state.learned_poll_gap = data.get("lpgap")
         if "fails" in data:
+            fails = list(data["fails"]) + [None] * (9 - len(data["fails"]))    # 8 before answering_since
             (state.fail_streak, state.ok_streak, state.flaps, state.window_bits, state.window_len,
-             failing_since, errors, state.last_error) = data["fails"]
+             failing_since, errors, state.last_error, answering_since) = fails[:9]
             state.failing_since = _from_epoch(failing_since)
+            state.answering_since = _from_epoch(answering_since)
             state.error_classes = dict(errors)
         state.latency_base = data.get("latb")
         state.children = {code: ChildTrack.from_json(v) for code, v in data.get("kids", {}).items()}
