@@ -99,7 +99,10 @@ class _Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="http-deadlines", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0][2] is deadline:
+                # only an earlier deadline changes the watchdog's sleep (requests of one
+                # timeout arrive in deadline order: most adds wake nobody)
+                self._cond.notify()
 
     def _run(self) -> None:
         with self._cond:
