@@ -2,8 +2,8 @@
 every 0.5 s, forever. Per-read timeouts never fire on it; the wall-clock deadline of
 monitor/deadline.py must. The source's poll fails as `timeout` and the outage is told; SIGHUP
 during such a poll reloads without waiting for it (the other sources keep being polled);
-SIGTERM ends the process while the request is still stuck; a Slack endpoint that drips is a
-timed-out notification, retried and logged."""
+SIGTERM ends the process while the request is still stuck; a receiver (Slack webhook or bot,
+webhook, Alertmanager) that drips is a timed-out notification, retried and logged."""
 from __future__ import annotations
 
 import signal
@@ -132,11 +132,19 @@ def test_sighup_during_a_stuck_poll_reloads_without_waiting_and_sigterm_still_wo
             daemon.close()
 
 
-def test_a_dripping_slack_webhook_times_out_and_is_retried(tmp_path, logs):
+def _dripping(kind: str, drip: DripServer) -> dict:
+    if kind == "slack_webhook":
+        return {"name": "oncall", "kind": kind, "url": drip.url("/services/T0/B0/secret"), "timeout": "2s"}
+    if kind == "slack_bot":
+        return {"name": "oncall", "kind": kind, "token": "xoxb-secret", "channel": "#ops", "api_url": drip.url("/api/"),
+                "timeout": "2s"}
+    return {"name": "oncall", "kind": kind, "url": drip.url("/secret"), "timeout": "2s"}
+
+
+@pytest.mark.parametrize("kind", ["slack_webhook", "slack_bot", "webhook", "alertmanager"])
+def test_a_dripping_receiver_times_out_and_is_retried(tmp_path, logs, kind):
     with DripServer(0.5) as drip:
-        receivers = [{"name": "oncall", "kind": "slack_webhook", "url": drip.url("/services/T0/B0/secret"),
-                      "timeout": "2s"}]
-        cfg = alerts_config(receivers=receivers, state_dir=str(tmp_path),
+        cfg = alerts_config(receivers=[_dripping(kind, drip)], state_dir=str(tmp_path),
                             alerting={"retry_initial": "1s", "retry_max": "1s"})
         registry = CollectorRegistry()
         pipeline = AlertPipeline(cfg, Metrics(registry), WallClock(), tmp_path / "countwatch.db")
