@@ -77,3 +77,24 @@ def test_a_json_source_names_its_units_and_zone_and_kpu_limits_stay_kpus(tmp_pat
     line = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")][-1]
     assert "(98 of 4,110 precincts reported)" in line
     assert line.startswith("[27 Jun 10:00 CDT (15:00 UTC)]"), line
+
+
+def test_a_us_feed_is_summarised_in_its_units_and_zone(tmp_path, capsys):
+    """The real Minnesota 2020 recording replayed with its source declared as a json feed of
+    precincts in Central time: the detectors' own sentences say precincts and CST, not TPS/WIB."""
+    import json as json_module
+    from pathlib import Path
+
+    from monitor.cli import main
+
+    recording = Path(__file__).parent / "fixtures" / "external" / "mn2020" / "mn2020_sos_uspres.jsonl"
+    cfg = tmp_path / "mn.toml"
+    cfg.write_text('[[sources]]\nname = "mn-sos-uspres"\nkind = "json"\nurl = "https://electionresults.example/mn"\n'
+                   'timezone = "America/Chicago"\nunits = "precincts"\n'
+                   '[sources.mapping]\nreported = "reporting"\ntotal = "precincts"\n', encoding="utf-8")
+    assert main(["replay", str(recording), "-c", str(cfg)]) == 0
+    events = [json_module.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    stalls = [e for e in events if e["rule"] == "stall" and e["state"] == "firing"]
+    assert stalls, [e["rule"] for e in events]
+    assert "of 4,110 precincts" in stalls[0]["summary"] and "TPS" not in stalls[0]["summary"]
+    assert "CST" in stalls[0]["summary"] and "WIB" not in stalls[0]["summary"]

@@ -122,6 +122,7 @@ class History:
     complete: bool                        # the count is finished: no stall alerts
     ancestor_stalled: bool = False        # a parent series has an open stall (a national freeze)
     mirror: MirrorView | None = None
+    units: str = "TPS"                    # what the source counts, as its summaries say it
 
     @property
     def previous(self) -> Reading | None:

@@ -78,6 +78,10 @@ class Judge:
             self._rules[source] = [cls(options) for cls in RULE_CLASSES if options.enabled(cls.name)]
         return self._rules[source]
 
+    def units(self, state: SeriesState) -> str:
+        configured = self._sources.get(state.source)
+        return getattr(configured, "units", "TPS") if configured is not None else "TPS"
+
     def zone(self, state: SeriesState) -> tzinfo:
         configured = self._sources.get(state.source)
         if configured is not None:
@@ -115,7 +119,7 @@ class Judge:
         stale_before = self._stale(state, options)
         facts = state.observe(poll, options, self.zone(state), stall_before, stale_before)
         history = History(
-            poll=poll, state=state, facts=facts, zone=self.zone(state),
+            poll=poll, state=state, facts=facts, zone=self.zone(state), units=self.units(state),
             stall=stall_before if facts.advance > 0 else self._stall(state, options),
             stale=self._stale(state, options), complete=self._complete(state),
             ancestor_stalled=self._ancestor_stalled(state), mirror=self._mirror_view(state))

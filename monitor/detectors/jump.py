@@ -68,7 +68,7 @@ class JumpRule(Rule):
             "usual_rate_per_hour": None if usual is None else round(usual, 1),
             "catch_up": catch_up,
         }
-        unit = "TPS" if h.current.stations_reported is not None else "points"
+        unit = h.units if h.current.stations_reported is not None else "points"
         usual_text = f" (usually {count(typical)} per update)" if typical is not None else ""
         pace = ""
         if rate:

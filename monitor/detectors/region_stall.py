@@ -50,7 +50,7 @@ class RegionStallRule(Rule):
                        "stalled_seconds": round(quiet, 3), "cause": "region_stalled"}
             pct = f" at {track.percent:.2f}%" if track.percent is not None else ""
             firing = (f"Region {code} of {label(h)} stands still{pct} since {when(changed_at, h.zone)} "
-                      f"({duration(quiet)}) while the rest gained {count(details['parent_advance'])} TPS, "
+                      f"({duration(quiet)}) while the rest gained {count(details['parent_advance'])} {h.units}, "
                       f"enough for about {details['expected_changes']} of its usual changes.")
             resolved = (f"Region {code} of {label(h)} moves again{pct} after {duration(quiet)}."
                         if not track.complete else f"Region {code} of {label(h)} is complete.")

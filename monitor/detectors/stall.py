@@ -42,14 +42,14 @@ class StallRule(Rule):
             details = self._details(h, now, opened.since) | {
                 "catch_up_stations": h.advance, "stalled_seconds": stalled}
             summary = (f"Count at {label(h)} moving again after {duration(stalled or 0)} stalled: "
-                       f"{_amount(h.advance, current)} in one update, now {_standing(current)} "
+                       f"{_amount(h.advance, current, h.units)} in one update, now {_standing(current, h.units)} "
                        f"at {when(now, h.zone)}.")
             return lifecycle(h, now, "stall", "stall", None, opened.since, details, {"resolved": summary})
         if not h.poll.ok:
             return []
         if h.complete:
             details = self._details(h, now, opened.since if opened else None) | {"resolution": "complete"}
-            summary = f"Count at {label(h)} is complete ({_standing(current)}): stall closed."
+            summary = f"Count at {label(h)} is complete ({_standing(current, h.units)}): stall closed."
             return lifecycle(h, now, "stall", "stall", None, None, details, {"resolved": summary})
         since = h.state.last_advance_at or h.state.first_at
         elapsed = (now - since).total_seconds()
@@ -66,11 +66,12 @@ class StallRule(Rule):
                   if cause == "publisher_stopped" else
                   f"though its timestamp moved on to {when(current.published_at, h.zone)}"
                   if cause == "pipeline_stuck" else "")
-        what = "new polling stations" if current.stations_reported is not None else "progress"
+        what = ("progress" if current.stations_reported is None
+                else "new polling stations" if h.units == "TPS" else f"new {h.units}")
         firing = (f"No {what} at {label(h)} for {duration(elapsed)} (since {when(since, h.zone)}): "
-                  f"still {_standing(current)}{', ' + frozen if frozen else ''} — {thresholds.reason}.")
+                  f"still {_standing(current, h.units)}{', ' + frozen if frozen else ''} — {thresholds.reason}.")
         escalated = (f"Stall at {label(h)} is now critical: no {what} for {duration(elapsed)} "
-                     f"since {when(since, h.zone)}, still {_standing(current)}.")
+                     f"since {when(since, h.zone)}, still {_standing(current, h.units)}.")
         return lifecycle(h, now, "stall", "stall", severity, since, details,
                          {"firing": firing, "escalated": escalated})
 
@@ -111,7 +112,7 @@ class StaleSourceRule(Rule):
         }
         if h.new_publication or h.complete:
             why = (f"published again at {when(published, h.zone)}" if h.new_publication
-                   else f"complete ({_standing(current)}), so an unchanging timestamp is expected")
+                   else f"complete ({_standing(current, h.units)}), so an unchanging timestamp is expected")
             stale_for = (now - opened.since).total_seconds() if opened and opened.since else 0.0
             details["stale_seconds"] = round(stale_for, 3)
             summary = f"{label(h)} {why}; its data had been stale for {duration(stale_for)}."
@@ -122,9 +123,9 @@ class StaleSourceRule(Rule):
         first = " already" if details["first_poll"] else ""
         firing = (f"{label(h)} serves stale data: its timestamp says {when(published, h.zone)}, "
                   f"{duration(age)} old{first} at our poll of {when(now, h.zone)}, "
-                  f"with {_standing(current)} — {h.stale.reason}.")
+                  f"with {_standing(current, h.units)} — {h.stale.reason}.")
         escalated = (f"{label(h)} data is now {duration(age)} old (timestamp {when(published, h.zone)}), "
-                     f"{_standing(current)}.")
+                     f"{_standing(current, h.units)}.")
         return lifecycle(h, now, "stale_source", "stale_source", severity, published, details,
                          {"firing": firing, "escalated": escalated})
 
@@ -137,13 +138,13 @@ class StaleSourceRule(Rule):
         return "publisher_stopped"
 
 
-def _standing(reading) -> str:
+def _standing(reading, units: str = "TPS") -> str:
     if reading.stations_reported is not None and reading.stations:
-        return f"{count(reading.stations_reported)} of {count(reading.stations)} TPS ({percent(reading.progress_ratio)})"
+        return f"{count(reading.stations_reported)} of {count(reading.stations)} {units} ({percent(reading.progress_ratio)})"
     if reading.percent is not None:
         return f"{reading.percent:.2f}%"
     return "no count yet"
 
 
-def _amount(advance: float, reading) -> str:
-    return f"+{count(advance)} TPS" if reading.stations_reported is not None else f"+{advance:.2f} points"
+def _amount(advance: float, reading, units: str = "TPS") -> str:
+    return f"+{count(advance)} {units}" if reading.stations_reported is not None else f"+{advance:.2f} points"
