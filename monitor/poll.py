@@ -157,7 +157,8 @@ class SourceWatcher:
         if state is None:                 # beyond max_series: counted, not judged
             self.exporter.request(poll, target.depth)
             return []
-        events = self.judge.observe(state, poll)
+        events = self._observe(state, poll)
+        state = self.states[target.region]      # a fresh one if the restored one was quarantined
         dirty[target.region] = state
         if not self.walker.owns(target):
             # Another shard's region above the split: fetched to find our way down, judged so
@@ -203,7 +204,8 @@ class SourceWatcher:
             poll = Poll(self.source.name, region, now, "ok", snapshot)
         else:
             poll = Poll(self.source.name, region, now, "not_modified")
-        events = self.judge.observe(state, poll)
+        events = self._observe(state, poll)
+        state = self.states[region]
         owner = self.walker.owns(target)
         if owner:
             # Gauges of a region we did not fetch still move: its publication time, and the
@@ -216,6 +218,24 @@ class SourceWatcher:
         for event in events:
             self.exporter.event(event, None)
         return events
+
+    def _observe(self, state: SeriesState, poll: Poll) -> list[Event]:
+        """Judge one poll. A series whose state cannot be judged (a stored value of the wrong
+        type restores, then fails at a poll) is quarantined and starts fresh, so the rest of
+        the pass goes on; if a fresh state fails too, the error is the pass's (job.error)."""
+        region = state.region
+        try:
+            return self.judge.observe(state, poll)
+        except Exception as error:  # noqa: BLE001 - one unreadable state must not stop the source
+            try:
+                blob = state.to_json()
+            except Exception:  # noqa: BLE001
+                blob = None
+            if self.store is not None:
+                self.store.quarantine_state(self.source.name, region, blob, error)
+            self.judge.forget(self.source.name, region)
+            fresh = self.states[region] = self.judge.restore(self.source.name, region, None)
+            return self.judge.observe(fresh, poll)
 
     def _state(self, region: str) -> SeriesState | None:
         """The region's series; None when it is new and the source holds max_series already."""

@@ -1,11 +1,13 @@
 """One malformed row in the state database (issue #14, item 13): bad JSON or a wrong shape in
 series_state, child_tables, alert_open, alert_incidents, the outbox or alert_silences, a bad
-date in an outbox row's due_at. Each used to stop `countwatch run` at start-up with exit 1
+date in an outbox row's due_at, a stored value of the wrong type that only fails at the series'
+first poll. Each used to stop `countwatch run` at start-up with exit 1
 and a traceback. Now each is quarantined: a `state.quarantined` line, a count in
 countwatch_state_quarantined_total{table}, the row moved to state_quarantine; its series starts
 fresh and everything else runs."""
 from __future__ import annotations
 
+import json
 import sqlite3
 import urllib.request
 
@@ -47,8 +49,12 @@ def _corrupt(db_path) -> dict[str, int]:
     """Spoil one row of every kind; returns the rows spoiled per table."""
     db = sqlite3.connect(db_path)
     with db:
-        assert db.execute("UPDATE series_state SET state = '{not json' WHERE source = ? AND region = '0'",
-                          (SOURCE,)).rowcount == 1
+        # the watched series: a state that reads and restores, with a value of the wrong type
+        # that fails at its first poll (quarantined then, and the series starts fresh)
+        (text,) = db.execute("SELECT state FROM series_state WHERE source = ? AND region = '0'", (SOURCE,)).fetchone()
+        assert db.execute("UPDATE series_state SET state = ? WHERE source = ? AND region = '0'",
+                          (json.dumps({**json.loads(text), "pgap": "x"}), SOURCE)).rowcount == 1
+        db.execute("INSERT INTO series_state VALUES (?, '13', '2024-01-01T00:00:00Z', '{not json')", (SOURCE,))
         db.execute("INSERT INTO series_state VALUES (?, '11', '2024-01-01T00:00:00Z', '[1, 2]')", (SOURCE,))
         db.execute("INSERT INTO series_state VALUES (?, '12', '2024-01-01T00:00:00Z', '{\"nope\": 1}')", (SOURCE,))
         db.execute("INSERT INTO child_tables VALUES (?, '0', '2024-01-01T00:00:00Z', '\"x\"')", (SOURCE,))
@@ -65,7 +71,7 @@ def _corrupt(db_path) -> dict[str, int]:
                        [spoiled[c] for c in columns])
         db.execute("INSERT INTO alert_silences (id, matchers, comment) VALUES ('bad-silence', '{not json', 'x')")
     db.close()
-    return {"series_state": 3, "child_tables": 1, "alert_open": 1, "alert_incidents": 1, "alert_outbox": 3,
+    return {"series_state": 4, "child_tables": 1, "alert_open": 1, "alert_incidents": 1, "alert_outbox": 3,
             "alert_silences": 1}
 
 
@@ -119,7 +125,8 @@ def test_malformed_rows_are_quarantined_and_the_daemon_runs(tmp_path):
     # the spoiled series started fresh and was saved again, readable; the others are gone
     state = db.execute("SELECT state FROM series_state WHERE source = ? AND region = '0'", (SOURCE,)).fetchone()
     assert state is not None and state[0].startswith("{\"")
-    assert db.execute("SELECT COUNT(*) FROM series_state WHERE region IN ('11', '12')").fetchone()[0] == 0
+    assert json.loads(state[0]).get("pgap") != "x"
+    assert db.execute("SELECT COUNT(*) FROM series_state WHERE region IN ('11', '12', '13')").fetchone()[0] == 0
     assert db.execute("SELECT COUNT(*) FROM alert_outbox WHERE id LIKE 'spoiled-%'").fetchone()[0] == 0
     assert db.execute("SELECT COUNT(*) FROM alert_silences").fetchone()[0] == 0
     db.close()
