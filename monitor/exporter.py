@@ -4,8 +4,6 @@ here fetches or judges; monitor/poll.py hands it each Poll with its series' stat
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import structlog
 
 from .config import SourceConfig
@@ -15,15 +13,10 @@ from .model import Event, Poll
 
 log = structlog.get_logger("countwatch.poll")
 
-# (warning, critical) stall thresholds of a series in seconds, or None (Judge.stall_thresholds)
-Thresholds = Callable[[SeriesState], "tuple[float, float] | None"]
-
-
 class Exporter:
-    def __init__(self, source: SourceConfig, metrics: Metrics, thresholds: Thresholds):
+    def __init__(self, source: SourceConfig, metrics: Metrics):
         self.source = source
         self.metrics = metrics
-        self.thresholds = thresholds
         self._candidates: dict[str, frozenset[str]] = {}       # region -> candidates exported
         self._polls: dict = {}                                 # result -> its polls_total child
         self._duration = None
@@ -68,9 +61,8 @@ class Exporter:
                     snap.published_at.timestamp())
         if state.last_advance_at is not None:
             m.last_advance_timestamp_seconds.labels(source=name, region=region).set(state.last_advance_at.timestamp())
-        thresholds = self.thresholds(state)
-        if thresholds is not None:
-            m.stall_threshold_seconds.labels(source=name, region=region).set(thresholds[0])
+        if state.stall_thresholds is not None:   # in force after the poll the Judge just took in
+            m.stall_threshold_seconds.labels(source=name, region=region).set(state.stall_thresholds[0])
 
     def _votes(self, region: str, votes) -> None:
         """The region's candidates as the document lists them now: candidates that left it

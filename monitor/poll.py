@@ -52,7 +52,7 @@ class SourceWatcher:
         self.recorder = recorder
         self.stop = stop or threading.Event()
         self.walker = TreeWalker(source, clock, self.stop, shard, rate_limiter, pool, fetcher)
-        self.exporter = Exporter(source, metrics, judge.stall_thresholds)
+        self.exporter = Exporter(source, metrics)
         self.source = source
         self.states: dict[str, SeriesState] = {}
         self.last_pass_at = None

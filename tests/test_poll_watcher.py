@@ -137,7 +137,7 @@ def test_the_exporter_writes_series_to_export_depth_and_drops_candidates_that_le
     registry = CollectorRegistry()
     source = _config("http://127.0.0.1:9/ppwp.json", export_depth=1).sources[0]
     judge = Judge(_config("http://127.0.0.1:9/ppwp.json"))
-    exporter = Exporter(source, Metrics(registry), judge.stall_thresholds)
+    exporter = Exporter(source, Metrics(registry))
     value = registry.get_sample_value
     state = judge.restore("kpu", "11", None)
     poll = Poll("kpu", "11", START, "ok", _snapshot("11", {"1": 3, "2": 4}), None, 0.25)
@@ -166,7 +166,7 @@ def test_the_exporter_logs_poll_lines_and_counts_anomalies():
     clock = ManualClock(START)
     configure_logging("json", stream=stream, level="info", instance="test", clock=clock)
     source = _config("http://127.0.0.1:9/ppwp.json").sources[0]
-    exporter = Exporter(source, Metrics(registry), lambda state: None)
+    exporter = Exporter(source, Metrics(registry))
     exporter.poll_line(Poll("kpu", "32", START, "http_5xx", None, "503 Service Unavailable", 0.5), "p1", False)
     event = Event(START, "stall", "firing", "critical", "kpu", "32", "no advance", START)
     exporter.event(event, "p1")

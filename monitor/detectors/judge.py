@@ -3,7 +3,7 @@
     judge = Judge(config)                                  # config may be None (replay without -c)
     state = judge.restore(source, region, blob_or_None)    # SeriesState
     events = judge.observe(state, poll)                    # appends the poll, runs the rules
-    judge.stall_thresholds(state) -> (warning_s, critical_s) | None
+    state.stall_thresholds                                 # (warning_s, critical_s) | None after it
 
 For each poll it (1) appends the poll to the series' bounded history, (2) builds the read-only
 History, (3) runs every enabled rule `rule(history, now)`, (4) marks events that share one cause
@@ -139,6 +139,7 @@ class Judge:
         events = _group(state, events)
         self._apply(state, events, options)
         self._remember(state, poll)
+        state.stall_thresholds = self.stall_thresholds(state)
         return events
 
     # -- thresholds, cached until the gaps change --

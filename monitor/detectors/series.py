@@ -42,7 +42,7 @@ class SeriesState:
                  "last_advance_published_at", "advance_gaps", "steps", "pub_gaps", "pub_seen_at", "lags", "blind",
                  "rhythm", "poll_gap", "learned_poll_gap", "fail_streak", "ok_streak", "flaps", "window_bits",
                  "window_len", "failing_since", "answering_since", "error_classes", "last_error", "latencies", "latency_base",
-                 "children", "open_alerts", "version", "cache")
+                 "children", "open_alerts", "version", "cache", "stall_thresholds")
 
     def __init__(self, source: str, region: str):
         self.source = source
@@ -79,6 +79,9 @@ class SeriesState:
         self.children: dict[str, ChildTrack] = {}
         self.open_alerts: dict[str, Event] = {}
         self.version = 0                              # bumped when gaps change: thresholds are cached on it
+        # (warning, critical) stall thresholds in force after the last poll, set by the Judge
+        # (None: no count, or a complete one): what the exporter shows. Derived, not saved.
+        self.stall_thresholds: tuple[float, float] | None = None
         self.cache: dict[str, Any] = {}
 
     def observe(self, poll: Poll, o: DetectionOptions, zone: tzinfo, stall_before: Thresholds,
