@@ -16,18 +16,19 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import datetime, tzinfo
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from ..model import STOPPAGE, Event, Poll, is_station
+from .base import Rule
 from .consistency import CorrectionRule, InconsistentRule, OverCapacityRule, RegressionRule
 from .divergence import DivergenceRule
 from .history import History, MirrorView, Reading
 from .jump import JumpRule
 from .options import DetectionOptions
-from .outage import LatencyRule, OutageRule, recovery_needed
+from .outage import LatencyRule, OutageRule
 from .region_stall import RegionStallRule
 from .stall import StaleSourceRule, StallRule
 from .series import SeriesState, offset_at, reset_failures
@@ -46,7 +47,6 @@ STATION_EXEMPT = ("stall", "stale_source", "jump")   # rules about a count's pac
 # frozen; stale_source: timestamp frozen); both open at once are one incident.
 PUBLISHER_STOPPED = ("stale_source", "stall")
 
-Rule = Callable[[History, datetime], list[Event]]
 
 
 class Judge:
@@ -277,7 +277,7 @@ def _group(state: SeriesState, events: list[Event]) -> list[Event]:
     return out
 
 
-__all__ = ["Judge", "RULE_CLASSES", "recovery_needed"]
+__all__ = ["Judge", "RULE_CLASSES"]
 
 
 def _is_station(poll: Poll, state: SeriesState) -> bool:

@@ -32,7 +32,6 @@ PRIOR_SKIPS = 0.01        # pseudo-count of skipped publications: no history is 
 CRITICAL_BUDGET = 10.0    # critical: ten times rarer than a warning by chance
 MIN_CADENCE = 60.0        # below a minute a "cadence" is indistinguishable from a continuous feed
 ALIGNED_SHARE = 0.8       # share of gaps on the lattice that makes a source cadenced
-LAG_WINDOW = 12
 JITTER = 30.0            # seconds a cadenced publisher may be late by its own clock
 LEARNING = " (its daily rhythm is not known yet: ten times the usual certainty)"
 WINSOR = 5.0             # gaps above this many medians count as this many
