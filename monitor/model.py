@@ -29,6 +29,7 @@ STATION_LEVEL = 5                    # a polling station (TPS): 0 national ... 4
 # detectors look it up, and the reading of events written before it was stamped.
 RULE_FAMILIES = {
     "stall": "stoppage", "stale_source": "stoppage", "region_stall": "stoppage", "lagging": "stoppage",
+    "not_started": "stoppage",
     "jump": "jump",
     "regression": "consistency", "correction": "consistency", "over_capacity": "consistency",
     "inconsistent": "consistency",

@@ -152,8 +152,10 @@ def test_the_annotated_example_checks_and_states_the_real_defaults(tmp_path):
     example = Path(__file__).resolve().parent.parent / "countwatch.example.toml"
     raw = tomllib.loads(example.read_text())
     defaults = DetectionOptions()
-    listed = {f.name for f in dataclasses.fields(DetectionOptions)} - {"explicit"}
+    unset = {f.name for f in dataclasses.fields(DetectionOptions) if getattr(defaults, f.name) is None}
+    listed = {f.name for f in dataclasses.fields(DetectionOptions)} - {"explicit"} - unset
     assert set(raw["detection"]) == listed
+    assert all(f"# {name} = " in example.read_text() for name in unset)   # TOML has no null: shown commented
     parsed = parse_config(raw, environ=EXAMPLE_ENV).detection
     assert all(getattr(parsed, name) == getattr(defaults, name) for name in listed)
 

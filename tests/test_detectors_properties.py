@@ -102,6 +102,7 @@ def test_alerts_follow_their_life_cycle(polls):
             assert event.since == open_.pop(key).since
     assert {(e.rule, e.region) for e in state.open_alerts.values()} == set(open_)
     for event in events:
-        if event.rule == "correction":
-            assert event.severity == "info"
+        if event.rule == "correction":      # sized: a few votes are info, 2% of the region's a warning
+            assert event.severity == ("warning" if event.details["decrease_share"] >= 0.02 else "info")
+        assert event.details["family"] and event.details["cause"]
         assert {"stations", "stations_reported", "progress_ratio"} <= set(event.details)

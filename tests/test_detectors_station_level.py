@@ -32,13 +32,19 @@ def test_station_series_raises_no_stall_or_stale_source():
 
 
 def test_aggregate_with_the_same_history_does():
-    rules = run("3204052003", 4, 11)
+    rules = run("3204052003", 4, 11, reported=lambda minute: 3)
     assert "stale_source" in rules
 
 
-def reports_once(region: str, level: int, stations: int) -> list[str]:
-    """Hours of nothing, then the form comes in: 0 -> 1 station reported."""
-    return run(region, level, stations, hours=8, reported=lambda minute: 1 if minute >= 7 * 60 else 0,
+def test_an_aggregate_that_has_not_started_does_not():
+    # 0 of 11 counted: the count has not started, so nothing is stale or stalled yet.
+    rules = run("3204052003", 4, 11)
+    assert "stall" not in rules and "stale_source" not in rules
+
+
+def reports_once(region: str, level: int, stations: int, before: int = 0) -> list[str]:
+    """Hours of standing still, then a form comes in: before -> before + 1 stations reported."""
+    return run(region, level, stations, hours=8, reported=lambda minute: before + (minute >= 7 * 60),
                published=lambda at: at)
 
 
@@ -46,5 +52,10 @@ def test_a_station_reporting_after_hours_is_no_catch_up_jump():
     assert "jump" not in reports_once("3204052003001", 5, 1)
 
 
-def test_an_aggregate_whose_first_station_comes_after_hours_is_one():
-    assert "jump" in reports_once("3204052003", 4, 11)
+def test_an_aggregate_whose_next_station_comes_after_hours_is_one():
+    assert "jump" in reports_once("3204052003", 4, 11, before=1)
+
+
+def test_an_aggregate_whose_first_station_comes_after_hours_has_started_counting():
+    # From zero the first data is the count starting, not a catch-up (phase not_started).
+    assert "jump" not in reports_once("3204052003", 4, 11)

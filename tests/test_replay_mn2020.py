@@ -72,3 +72,18 @@ def test_the_first_batches_after_counting_starts_are_not_jumps(tmp_path, capsys)
     first = [e for e in events if e["rule"] == "jump" and e["severity"] in PAGING
              and "2020-11-04T02:20:00Z" <= e["at"] <= "2020-11-04T02:50:05Z"]
     assert first == [], [e["summary"] for e in first]
+
+
+def test_no_stall_or_stale_page_while_it_stands_at_zero(tmp_path, capsys):
+    # Test data cleared at 16:10 UTC on 3 Nov; counting starts at 02:20 on 4 Nov.
+    pages = [e for e in _events(tmp_path, capsys)
+             if e["rule"] in ("stall", "stale_source") and e["severity"] in PAGING
+             and e["state"] in ("firing", "escalated") and "2020-11-03T16:10:16Z" <= e["at"] < "2020-11-04T02:20:00Z"]
+    assert pages == [], [e["summary"] for e in pages]
+
+
+def test_no_stall_or_stale_page_once_nearly_every_precinct_is_in(tmp_path, capsys):
+    events = _events(tmp_path, capsys)
+    pages = [e for e in events if e["rule"] in ("stall", "stale_source") and e["severity"] in PAGING
+             and e["state"] in ("firing", "escalated") and (e["details"].get("progress_ratio") or 0) >= 0.995]
+    assert pages == [], [e["summary"] for e in pages]

@@ -3,8 +3,9 @@
 - `regression`: stations reported (or the source's timestamp) went down. It never happened in
   the real 2024 count, so it is a warning. A growing *total* of stations (823,236 -> 823,378 on
   6 March 2024) is not a regression.
-- `correction`: some candidate's votes went down. 295 of 648 real 2024 updates had one, so it
-  is `info` and must never page.
+- `correction`: some candidate's votes went down. 295 of 648 real 2024 updates had one, so a
+  few votes is `info` and must never page; a drop of `correction_share` (2%) or more of the
+  region's votes is a `warning`: that much taken back is news.
 - `over_capacity`: a TPS with more votes than its registered voters (plus the 2% reserve
   ballots) or than the legal maximum per TPS; 0 or missing registered voters means unknown.
 - `inconsistent`: reported > total; candidates' sum != valid votes; children's votes not adding
@@ -59,9 +60,14 @@ class CorrectionRule(Rule):
         if not decreases:
             return []
         listed = ", ".join(f"{c} {count(d)}" for c, d in sorted(decreases.items()))
-        details = {"decreases": decreases, "total_decrease": -sum(decreases.values())}
-        summary = f"Votes corrected downwards at {label(h)} at {when(now, h.zone)}: {listed}."
-        return [event(h, now, "correction", "observed", "info", summary, now, details)]
+        total = sum(before.values())
+        decrease = -sum(decreases.values())
+        share = decrease / total if total > 0 else 0.0
+        details = {"decreases": decreases, "total_decrease": decrease, "decrease_share": round(share, 6)}
+        sized = share >= self.options.correction_share
+        summary = (f"Votes corrected downwards at {label(h)} at {when(now, h.zone)}: {listed}"
+                   + (f", {100 * share:.1f}% of its votes." if sized else "."))
+        return [event(h, now, "correction", "observed", "warning" if sized else "info", summary, now, details)]
 
 
 class OverCapacityRule(Rule):

@@ -72,15 +72,37 @@ class ChildTrack:
     spacing: float | None = None   # EWMA of parent stations advanced between two child changes
     percent: float | None = None
     complete: bool = False
+    # For `lagging`: the child's progress ratio now, and the child's and the parent's ratios at
+    # the start of the window it is judged over (epoch seconds `ref_at`; the window restarts
+    # whenever the child is seen keeping up).
+    ratio: float | None = None
+    ref_ratio: float | None = None
+    ref_parent: float | None = None
+    ref_at: float | None = None
 
     def to_json(self) -> list:
-        return [self.signature, self.parent_mark, _compact(self.changed_at), self.changes,
-                self.spacing, self.percent, int(self.complete)]
+        out = [self.signature, self.parent_mark, _compact(self.changed_at), self.changes,
+               self.spacing, self.percent, int(self.complete)]
+        if self.ratio is not None or self.ref_ratio is not None:
+            out += [self.ratio, self.ref_ratio, self.ref_parent, self.ref_at]
+        return out
 
     @classmethod
     def from_json(cls, data: list) -> "ChildTrack":
-        sig, mark, changed_at, changes, spacing, pct, complete = data
-        return cls(sig, mark, float(changed_at), changes, spacing, pct, bool(complete))
+        sig, mark, changed_at, changes, spacing, pct, complete = data[:7]
+        ratio, ref_ratio, ref_parent, ref_at = data[7:11] if len(data) >= 11 else (None, None, None, None)
+        return cls(sig, mark, float(changed_at), changes, spacing, pct, bool(complete),
+                   ratio, ref_ratio, ref_parent, ref_at)
+
+    def behind(self, parent_ratio: float | None) -> tuple[float, float] | None:
+        """(gained, due): the child's gain in ratio since the window began, and the gain the
+        parent's pace would have brought it (each remaining unit of the child coming in at the
+        hazard the parent's remaining units did: parent gain x child remaining / parent
+        remaining). None when the ratios are not known."""
+        if None in (self.ratio, self.ref_ratio, self.ref_parent, parent_ratio) or parent_ratio >= 1.0:
+            return None
+        due = max(parent_ratio - self.ref_parent, 0.0) * (1.0 - self.ratio) / (1.0 - parent_ratio)
+        return self.ratio - self.ref_ratio, due
 
 
 @dataclass(frozen=True)
@@ -120,6 +142,7 @@ class History:
     stale: Any                            # Thresholds for the source's timestamp, or None
     zone: tzinfo
     complete: bool                        # the count is finished: no stall alerts
+    phase: str = "counting"               # not_started | counting | tail | complete (phase.py)
     ancestor_stalled: bool = False        # a parent series has an open stall (a national freeze)
     mirror: MirrorView | None = None
     units: str = "TPS"                    # what the source counts, as its summaries say it

@@ -27,22 +27,24 @@ from .consistency import CorrectionRule, InconsistentRule, OverCapacityRule, Reg
 from .divergence import DivergenceRule
 from .history import History, MirrorView, Reading
 from .jump import JumpRule
+from .lagging import LaggingRule
 from .options import DetectionOptions
 from .outage import LatencyRule, OutageRule
 from .region_stall import RegionStallRule
 from .stall import StaleSourceRule, StallRule
+from .phase import NotStartedRule, phase_of, tail_pace
 from .series import SeriesState, offset_at, reset_failures
 from .thresholds import ADVANCE, PUBLICATION, Seen, Thresholds, learn
 
 log = structlog.get_logger("countwatch.detectors")
 
 RULE_CLASSES = (StallRule, StaleSourceRule, OutageRule, LatencyRule, JumpRule, RegressionRule, CorrectionRule,
-                OverCapacityRule, InconsistentRule, RegionStallRule, DivergenceRule)
+                OverCapacityRule, InconsistentRule, RegionStallRule, DivergenceRule, LaggingRule, NotStartedRule)
 DEFAULT_ZONE = "Asia/Jakarta"     # DESIGN.md: [daemon] timezone default; KPU publishes in WIB
 MIRROR_KEEP = 64
 ANCESTOR_DEPTH = 8
 
-STATION_EXEMPT = ("stall", "stale_source", "jump")   # rules about a count's pace, not one TPS
+STATION_EXEMPT = ("stall", "stale_source", "jump", "not_started")   # rules about a count's pace, not one TPS
 # The stoppage rules that can say "the publisher stopped" about one series (stall: counts
 # frozen; stale_source: timestamp frozen); both open at once are one incident.
 PUBLISHER_STOPPED = ("stale_source", "stall")
@@ -97,7 +99,7 @@ class Judge:
         state = SeriesState.from_json(blob)
         if (state.source, state.region) != (source, region):
             raise ValueError(f"state of {state.source}/{state.region} restored as {source}/{region}")
-        if "stall" in state.open_alerts:
+        if "stall" in state.open_alerts or "not_started" in state.open_alerts:
             self._stalled.add((source, region))
         return state
 
@@ -122,6 +124,7 @@ class Judge:
             poll=poll, state=state, facts=facts, zone=self.zone(state), units=self.units(state),
             stall=stall_before if facts.advance > 0 else self._stall(state, options),
             stale=self._stale(state, options), complete=self._complete(state),
+            phase=phase_of(state, options, poll.at),
             ancestor_stalled=self._ancestor_stalled(state), mirror=self._mirror_view(state))
         events: list[Event] = []
         # A TPS document's `ts` is when that one station's form came in, not a publication
@@ -153,9 +156,11 @@ class Judge:
             if state.last_advance_published_at is not None:
                 lag0 = (state.last_advance_at - state.last_advance_published_at).total_seconds()
                 start = state.last_advance_published_at
+        newest = state.current.published_at if state.current is not None else None
         thresholds = learn(Seen(ADVANCE, state.advance_gaps, state.pub_gaps, state.lags, lag0, state.learned_poll_gap,
                                 state.rhythm, start.timestamp() if start else None,
-                                offset_at(start, self.zone(state)) if start else 0.0), o)
+                                offset_at(start, self.zone(state)) if start else 0.0,
+                                newest.timestamp() if newest else None, self._pace(state, o)), o)
         state.cache["stall"] = (state.version, thresholds)
         return thresholds
 
@@ -168,13 +173,20 @@ class Judge:
             return cached[1]
         # A Poisson-like source publishes when it advances: the advances' rhythm is the one.
         thresholds = learn(Seen(PUBLICATION, state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap,
-                                state.rhythm, published.timestamp(), offset_at(published, self.zone(state))), o)
+                                state.rhythm, published.timestamp(), offset_at(published, self.zone(state)),
+                                published.timestamp(), self._pace(state, o)), o)
         state.cache["stale"] = ((state.version, published), thresholds)
         return thresholds
 
     def _complete(self, state: SeriesState) -> bool:
         ratio = state.progress_ratio
         return ratio is not None and ratio >= self.options(state.source).complete_ratio
+
+    @staticmethod
+    def _pace(state: SeriesState, o: DetectionOptions) -> float:
+        """In the count's tail, the pace expected now against the recent advances' (phase.py)."""
+        ratio = state.progress_ratio
+        return tail_pace(state) if ratio is not None and o.tail_ratio <= ratio < o.complete_ratio else 1.0
 
     # -- cross-series memory --
     def _ancestor_stalled(self, state: SeriesState) -> bool:
@@ -201,7 +213,7 @@ class Judge:
 
     def _remember(self, state: SeriesState, poll: Poll) -> None:
         key = (state.source, state.region)
-        if "stall" in state.open_alerts:
+        if "stall" in state.open_alerts or "not_started" in state.open_alerts:
             self._stalled.add(key)
         else:
             self._stalled.discard(key)

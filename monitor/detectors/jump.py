@@ -1,20 +1,31 @@
 """`jump`: an update whose increment lies far outside the recent ones, or whose vote shares
 moved more than its new stations can explain.
 
-Increments are judged per update with robust statistics (median and MAD of the recent
-increments), because a catch-up after a freeze is large per update yet ordinary per hour: the
-+31,743 TPS of 19 Feb 2024 arrived after 35.5 hours, about 900 TPS/h, KPU's usual daytime pace.
-So an outlier that follows a stall is reported as a catch-up (info, the stall's resolution is
-the news), one that does not as a jump (warning), both with the rate per hour beside the usual.
+An increment is judged against what this advance was expected to bring: the median of the
+recent increments, times the publications its gap spans (a catch-up after a short freeze or an
+outage at the usual pace brings the usual pace), times this hour's pace against the hours the
+recent increments came in (the dawn ramp), once the daily rhythm is known. Batch sizes are
+heavy-tailed (lognormal, Pareto: a coefficient of variation of 1-3 is ordinary), so the scale is
+the tail's own: the upper half of the recent increments, in logs over the median, is an
+exponential tail (a Pareto's, by Hill's estimate), and a batch is outsized when it is as rare
+as one false alarm per `false_alarm_budget` of advances; never less than `jump_min_ratio` times
+what was expected, nor under `jump_min_share` of the stations.
+
+A catch-up after a freeze is large per update yet ordinary per hour: the +31,743 TPS of 19 Feb
+2024 arrived after 35.5 hours, about 900 TPS/h, KPU's usual daytime pace. So a big batch that
+follows a stall is reported as a catch-up (info, the stall's resolution is the news), an
+outsized one that does not as a jump (warning), both with the rate per hour beside the usual.
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from statistics import median
 
 from ..model import Event
 from .base import Rule, event, label
 from .history import History
+from .series import offset_at
 from .text import count, duration
 
 MIN_STEPS = 6
@@ -40,13 +51,17 @@ class JumpRule(Rule):
         catch_up = "stall" in h.open_alerts or (h.advance_gap is not None and h.stall is not None
                                                   and h.advance_gap >= h.stall.warning)
         typical = median(steps) if steps else None
+        expected = ratio = None
         if typical is not None and len(steps) >= MIN_STEPS:
             spread = 1.4826 * median(abs(s - typical) for s in steps)
             scale = max(spread, 0.1 * typical, 1.0)
             robust_z = (increment - typical) / scale
+            expected = typical * self._publications(h) * self._hour_factor(h, now)
+            ratio = self._rare_ratio(h, steps, typical)
             # After a stall a big batch is expected, so size alone makes it a catch-up; out of the
-            # blue it must also be far outside the spread of recent increments.
-            outlier = increment >= o.jump_min_ratio * typical and (catch_up or robust_z >= o.jump_factor)
+            # blue it must be outsized against what this advance was expected to bring.
+            outlier = (increment >= o.jump_min_ratio * typical if catch_up
+                       else increment >= ratio * expected and robust_z >= o.jump_factor)
             stations = h.current.stations
             if stations and increment < o.jump_min_share * stations:
                 outlier = False               # +22 TPS of 823,236 is noise however unusual
@@ -62,6 +77,8 @@ class JumpRule(Rule):
         usual = self._usual_rate(h)
         details = {
             "kind": "stations", "increment": increment, "median_increment": typical,
+            "expected_increment": None if expected is None else round(expected, 1),
+            "outsized_ratio": None if ratio is None else round(ratio, 2),
             "robust_z": None if robust_z is None else round(robust_z, 2),
             "seconds_since_previous_advance": None if gap is None else round(gap, 3),
             "rate_per_hour": None if rate is None else round(rate, 1),
@@ -80,8 +97,48 @@ class JumpRule(Rule):
                        f"{duration(gap or 0)} without progress{usual_text}{pace}.")
             return [event(h, now, "jump", "observed", "info", summary, now - timedelta(seconds=gap or 0.0), details)]
         summary = (f"Jump at {label(h)}: +{count(increment)} {unit} in one update{usual_text} after "
-                   f"{duration(gap or 0)}{pace}, {details['robust_z']} robust deviations above the recent increments.")
+                   f"{duration(gap or 0)}{pace}: {increment / expected:.1f}x the {count(round(expected))} this update "
+                   f"was expected to bring, where {ratio:.1f}x happens by chance once in the false-alarm budget.")
         return [event(h, now, "jump", "observed", "warning", summary, now, details)]
+
+    @staticmethod
+    def _publications(h: History) -> float:
+        """How many usual gaps this advance's gap spans (at least one)."""
+        gaps = h.state.advance_gaps[-MIN_STEPS * 4:-1]
+        gap = h.source_gap or h.advance_gap
+        if not gaps or not gap:
+            return 1.0
+        return max(1.0, gap / median(gaps))
+
+    @staticmethod
+    def _hour_factor(h: History, now: datetime) -> float:
+        """This gap's pace by the daily rhythm against the pace over the hours the recent
+        increments came in (>= 1: a morning ramp raises what is expected, nothing lowers it)."""
+        rhythm = h.state.rhythm
+        gap = h.source_gap or h.advance_gap
+        window = sum(h.state.advance_gaps[-len(h.state.steps):])
+        if not rhythm.mature or not gap or window <= gap:
+            return 1.0
+        end = now.timestamp()
+        offset = offset_at(now, h.zone)
+        here = rhythm.expected_stations(end - gap, end, offset) / gap
+        usual = rhythm.expected_stations(end - window, end, offset) / window
+        return max(1.0, here / usual) if usual > 0 else 1.0
+
+    def _rare_ratio(self, h: History, steps: list[float], typical: float) -> float:
+        """How many times the expected increment is as rare as the budget allows: the upper
+        half of the increments, in logs over the median, as an exponential tail of mean m (a
+        Pareto's 1/alpha, by Hill's estimate), exceeded with chance 0.5 * e**(-t/m); the chance
+        allowed per advance is the usual gap over `false_alarm_budget`."""
+        o = self.options
+        upper = [math.log(s / typical) for s in steps if typical > 0 and s > typical]
+        if not upper:
+            return o.jump_min_ratio
+        tail = sum(upper) / len(upper)
+        gaps = h.state.advance_gaps[-len(steps):]
+        usual_gap = median(gaps) if gaps else 3600.0
+        chance = min(usual_gap / o.false_alarm_budget, 0.25)
+        return max(o.jump_min_ratio, math.exp(min(tail * math.log(0.5 / chance), 50.0)))
 
     def _usual_rate(self, h: History) -> float | None:
         steps, gaps = h.state.steps[:-1], h.state.advance_gaps[:-1]

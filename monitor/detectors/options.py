@@ -8,12 +8,13 @@ global ones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from ..configtools import Problems, parse_duration
 
 RULES = ("stall", "stale_source", "outage", "latency", "jump", "regression", "correction",
-         "over_capacity", "inconsistent", "region_stall", "divergence")
+         "over_capacity", "inconsistent", "region_stall", "divergence", "lagging", "not_started")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class DetectionOptions:
     stall_min_gaps: int = 6                   # advances needed before the learned threshold replaces the prior
     stall_window: int = 48                    # recent gaps kept per series (two days of an hourly source)
     complete_ratio: float = 1.0               # progress at or above this is a finished count: no stall
+    # -- the count's lifecycle: not_started -> counting -> tail -> complete --
+    counting_starts: datetime | None = None   # before this moment the count has not started: no stall
+    start_grace: float = 30 * 60.0            # counting_starts passed this long ago with nothing counted: not_started
+    tail_ratio: float = 0.9                   # from this progress on the pace is expected in proportion to what remains
     # -- outage --
     outage_failures: int = 3                  # consecutive failed polls that open an outage
     outage_window: int = 10                   # polls in the failure-ratio window
@@ -47,8 +52,11 @@ class DetectionOptions:
     capacity_slack: float = 0.02              # reserve ballots above registered voters (2% by law)
     children_tolerance: float = 0.005         # children's vote sums may differ from the parent's by this share
     percent_tolerance: float = 0.011         # percentage points between `persen` and reported/total
-    # -- region_stall --
-    region_min_expected: float = 8.0          # expected child changes (from siblings' pace) before it is stalled
+    correction_share: float = 0.02            # votes corrected down by this share of the region's votes: a warning
+    # -- region_stall / lagging --
+    region_min_expected: float = 3.0          # floor of the expected child changes (the budget sets the rest)
+    lagging_share: float = 0.5                # a child below this share of its parent's progress...
+    lagging_pace: float = 0.1                 # ...gaining less than this share of what the parent's pace brings it
     # -- divergence --
     divergence_tolerance: float = 0.002       # relative difference of votes at equal stations reported
     divergence_max_lag: float = 30 * 60.0     # a mirror may trail the other by this long
@@ -91,6 +99,18 @@ def _number(low: float, high: float | None = None, open_low: bool = False) -> Ca
     return parse
 
 
+def _moment(value: Any) -> datetime:
+    """An ISO 8601 date and time with its zone (TOML's own datetimes too)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"must be an ISO 8601 time like 2024-02-14T13:00:00+07:00, got {value!r}") from None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValueError(f"must be a date and time with its zone (e.g. +07:00 or Z), got {value!r}")
+    return value.astimezone(timezone.utc)
+
+
 def _rules(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"must be a list of rule names, got {value!r}")
@@ -104,6 +124,9 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "false_alarm_budget": _duration, "stall_prior": _duration, "stall_floor": _duration,
     "stall_ceiling": _duration, "critical_ceiling": _duration,
     "stall_min_gaps": _count(2), "stall_window": _count(8), "complete_ratio": _number(0.0, 1.0, open_low=True),
+    "counting_starts": _moment, "start_grace": _duration, "tail_ratio": _number(0.0, 1.0, open_low=True),
+    "correction_share": _number(0.0, 1.0, open_low=True),
+    "lagging_share": _number(0.0, 1.0, open_low=True), "lagging_pace": _number(0.0, 1.0, open_low=True),
     "outage_failures": _count(1), "outage_window": _count(2), "outage_ratio": _number(0.0, 1.0, open_low=True),
     "outage_recovery": _count(1), "outage_critical": _duration,
     "latency_factor": _number(1.0, open_low=True), "latency_min": _duration,

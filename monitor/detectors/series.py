@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from statistics import median
 from typing import Any, Mapping
 
-from ..model import Event, Poll, Snapshot, is_station
+from ..model import Event, Poll, Snapshot, is_station, progress_ratio
 from .diurnal import Rhythm
 from .history import ChildTrack, Facts, Reading, _compact, _epoch, _from_epoch
 from .options import DetectionOptions
@@ -31,6 +31,7 @@ POLL_GAP_WEIGHT = 0.2
 LATENCY_WEIGHT = 0.02
 BLIND_ADVANCE, BLIND_PUBLICATION = 1, 2  # state.blind: polls failed since the last advance / publication
 BACKLOG_WINDOW = 3                 # advances before a gap that set the pace it is judged by
+LAG_EVIDENCE = 0.01                # a child is judged behind once its parent's pace would have brought it 1 point
 
 
 class SeriesState:
@@ -188,6 +189,19 @@ class SeriesState:
             state.high_water = state.paced = progress     # first sighting is no advance...
             state.last_advance_published_at = current.published_at   # ...but dates the data we start from
             return
+        if progress <= 0:
+            if state.high_water > 0:
+                # Cleared to zero (test data taken down): the count starts afresh from nothing.
+                state.high_water = state.paced = 0
+            return
+        if state.high_water <= 0:
+            # Counting begins: its first data is no advance, and the wait before it is no gap
+            # of the count's (a feed at zero has not started, phase.py).
+            state.high_water = state.paced = progress
+            state.last_advance_at, state.last_advance_published_at = at, current.published_at
+            state.blind &= ~BLIND_ADVANCE
+            _learned(state)
+            return
         if progress <= state.high_water:
             return
         advance = progress - state.high_water
@@ -224,6 +238,7 @@ class SeriesState:
     def _track_children(self, snapshot: Snapshot, at: datetime, o: DetectionOptions) -> None:
         state = self
         mark = state.paced or 0.0
+        parent_ratio = snapshot.progress_ratio
         seen = set()
         for code, child in snapshot.children.items():
             if is_station(stations=child.stations):
@@ -233,10 +248,21 @@ class SeriesState:
             complete = ((child.stations is not None and child.stations_reported is not None
                          and child.stations_reported >= o.complete_ratio * child.stations)
                         or (child.percent is not None and child.percent >= 100 * o.complete_ratio))
+            ratio = progress_ratio(child.stations, child.stations_reported, child.percent)
+            ratio = None if ratio is None else round(ratio, 6)
             track = state.children.get(code)
+            now = round(at.timestamp(), 3)
             if track is None:
-                state.children[code] = ChildTrack(signature, mark, round(at.timestamp(), 3), 0, None, child.percent, complete)
+                state.children[code] = ChildTrack(signature, mark, now, 0, None, child.percent, complete,
+                                                  ratio, ratio, parent_ratio and round(parent_ratio, 6), now)
                 continue
+            track.ratio = ratio
+            behind = track.behind(parent_ratio)
+            if behind is None and ratio is not None and parent_ratio is not None and track.ref_ratio is None:
+                track.ref_ratio, track.ref_parent, track.ref_at = ratio, round(parent_ratio, 6), now
+            elif behind is not None and behind[1] >= LAG_EVIDENCE and behind[0] >= o.lagging_pace * behind[1]:
+                # Kept up over a window long enough to tell: the next window starts here.
+                track.ref_ratio, track.ref_parent, track.ref_at = ratio, round(parent_ratio, 6), now
             if signature == track.signature:
                 continue
             if track.changes >= 1:                        # the first change ends a censored interval
@@ -265,6 +291,8 @@ class SeriesState:
             self.current = replace(self.current, at=self.current.at + delta)
         for track in self.children.values():
             track.changed_at = round(track.changed_at + seconds, 3)
+            if track.ref_at is not None:
+                track.ref_at = round(track.ref_at + seconds, 3)
         self.open_alerts = {key: replace(event, at=event.at + delta, since=move(event.since))
                             for key, event in self.open_alerts.items()}
         self.cache.clear()

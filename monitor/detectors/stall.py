@@ -14,6 +14,7 @@ from datetime import datetime
 from ..model import Event, iso_utc
 from .base import Rule, label, lifecycle
 from .history import History
+from .phase import NOT_STARTED
 from .text import count, duration, local_iso, percent, when
 
 
@@ -50,6 +51,12 @@ class StallRule(Rule):
         if h.complete:
             details = self._details(h, now, opened.since if opened else None) | {"resolution": "complete"}
             summary = f"Count at {label(h)} is complete ({_standing(current, h.units)}): stall closed."
+            return lifecycle(h, now, "stall", "stall", None, None, details, {"resolved": summary})
+        if h.phase == NOT_STARTED:
+            # Nothing counted (cleared to zero, or before counting_starts): nothing can stall.
+            details = self._details(h, now, opened.since if opened else None) | {"resolution": "not_started"}
+            summary = (f"Count at {label(h)} has not started ({_standing(current, h.units)}): "
+                       f"a count that has not started cannot stall; stall closed.")
             return lifecycle(h, now, "stall", "stall", None, None, details, {"resolved": summary})
         since = h.state.last_advance_at or h.state.first_at
         elapsed = (now - since).total_seconds()
@@ -110,9 +117,10 @@ class StaleSourceRule(Rule):
             "cause": self._cause(h),
             "first_poll": h.state.first_at == now,
         }
-        if h.new_publication or h.complete:
+        if h.new_publication or h.complete or h.phase == NOT_STARTED:
             why = (f"published again at {when(published, h.zone)}" if h.new_publication
-                   else f"complete ({_standing(current, h.units)}), so an unchanging timestamp is expected")
+                   else f"complete ({_standing(current, h.units)}), so an unchanging timestamp is expected"
+                   if h.complete else f"has not started counting ({_standing(current, h.units)}), so nothing is stale yet")
             stale_for = (now - opened.since).total_seconds() if opened and opened.since else 0.0
             details["stale_seconds"] = round(stale_for, 3)
             summary = f"{label(h)} {why}; its data had been stale for {duration(stale_for)}."

@@ -8,6 +8,11 @@ Two models, chosen from the data:
   probability s; a run of M skipped publications then has probability s**M, so the warning goes
   off at the first M with s**M <= budget share ("one missed publication" when s is ~0), plus the
   largest delay we have seen between a publication and our seeing it.
+  A publisher whose publication time wanders (jitter of up to a tenth of the cadence either
+  way, a minute that drifts day by day, publications now and then late) is still on a lattice:
+  its publication times, not its gaps, are compared with the best-fitting lattice, and the
+  latest a publication has come after its slot (with a quarter of the observed spread to spare)
+  is added to the wait instead of a fixed half minute.
 - **Poisson-like** (a feed that updates whenever data arrives). For rate lambda the optimal
   detector of a rate falling to zero (CUSUM) alarms after tau = ln(1 + lambda*ARL0)/lambda
   without an event, ARL0 being the mean time between false alarms.
@@ -33,6 +38,8 @@ CRITICAL_BUDGET = 10.0    # critical: ten times rarer than a warning by chance
 MIN_CADENCE = 60.0        # below a minute a "cadence" is indistinguishable from a continuous feed
 ALIGNED_SHARE = 0.8       # share of gaps on the lattice that makes a source cadenced
 JITTER = 30.0            # seconds a cadenced publisher may be late by its own clock
+WANDER_MIN = 12          # publications before a wandering lattice can be told from chance
+WANDER_SHARE = 0.25      # ...which keeps most publications within this share of the period of their slot
 LEARNING = " (its daily rhythm is not known yet: ten times the usual certainty)"
 WINSOR = 5.0             # gaps above this many medians count as this many
 
@@ -67,6 +74,78 @@ def detect_cadence(gaps: Sequence[float], jitter: float = 0.0) -> float | None:
     period = median(singles)
     aligned = sum(1 for g in values if round(g / period) >= 1 and abs(g - round(g / period) * period) <= tol)
     return period if aligned >= ALIGNED_SHARE * len(values) else None
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """Publication times that wander about a lattice: its period (fitted to the times, so a
+    drifting minute is part of it) and each publication's offset from its slot, oldest first
+    (seconds), with `end` the slot-frame time of the newest one."""
+
+    period: float
+    intercept: float
+    slots: tuple[int, ...]
+    deviations: tuple[float, ...]
+
+    def late_edge(self) -> float:
+        """How late after its slot a publication may come: the latest seen, plus a quarter of
+        the spread seen (a sample sees less than the whole of a bounded wander)."""
+        high, low = max(self.deviations), min(self.deviations)
+        return high + 0.25 * (high - low)
+
+    def deviation_at(self, seconds_after_last: float) -> float:
+        """The offset from its slot of an event `seconds_after_last` after the newest one (<= 0:
+        before it)."""
+        t = self.intercept + self.period * self.slots[-1] + self.deviations[-1] + seconds_after_last
+        slot = round((t - self.intercept) / self.period)
+        return t - (self.intercept + self.period * slot)
+
+
+def wandering_lattice(gaps: Sequence[float], jitter: float = 0.0) -> Lattice | None:
+    """The lattice that publication times (the running sums of `gaps`) wander about, or None.
+
+    Each publication is given the slot its gap from the previous one says (a skipped
+    publication is a gap of two slots), the period and phase are fitted to the times by least
+    squares, and the lattice is accepted when most publications lie within WANDER_SHARE of the
+    period of their slot: a Poisson-like feed's times fall anywhere, so about half would."""
+    values = [g for g in gaps if g > 0]
+    if len(values) < WANDER_MIN:
+        return None
+    ordered = sorted(values)
+    candidate = ordered[len(ordered) // 4]
+    if candidate < MIN_CADENCE or jitter > 0.1 * candidate:
+        return None
+    period = median([g for g in ordered if abs(g - candidate) <= WANDER_SHARE * candidate])
+    for _ in range(2):                     # fit, then fit again with the slots the fit implies
+        slots, times, k, t = [0], [0.0], 0, 0.0
+        for g in values:
+            k += max(1, round(g / period))
+            t += g
+            slots.append(k)
+            times.append(t)
+        n = len(slots)
+        mean_k, mean_t = sum(slots) / n, sum(times) / n
+        var_k = sum((x - mean_k) ** 2 for x in slots)
+        if var_k <= 0:
+            return None
+        period = sum((x - mean_k) * (y - mean_t) for x, y in zip(slots, times)) / var_k
+        if period < MIN_CADENCE:
+            return None
+    intercept = mean_t - period * mean_k
+    deviations = tuple(y - (intercept + period * x) for x, y in zip(slots, times))
+    within = sum(1 for d in deviations if abs(d) <= WANDER_SHARE * period)
+    if within < ALIGNED_SHARE * len(deviations):
+        return None
+    return Lattice(period, intercept, tuple(slots), deviations)
+
+
+def publisher_skips(pub_gaps: Sequence[float], cadence: float) -> float:
+    """The share of the lattice's slots in which the source published nothing (a gap of k slots
+    is k - 1 skipped), with PRIOR_SKIPS pseudo-skips: never seen is not never."""
+    slots = [max(1, round(g / cadence)) for g in pub_gaps if g > 0]
+    if not slots:
+        return 0.0
+    return (sum(slots) - len(slots) + PRIOR_SKIPS) / (sum(slots) + PRIOR_SKIPS)
 
 
 def max_lag(lags: Sequence[float]) -> float | None:
@@ -112,6 +191,8 @@ class Seen:
     rhythm: Rhythm | None = None
     start: float | None = None
     offset: float = 0.0
+    anchor: float | None = None      # epoch of the newest publication (where pub_gaps end)
+    pace: float = 1.0                # the pace expected now against the gaps' (< 1 in a count's tail)
 
 
 @dataclass(frozen=True)
@@ -133,9 +214,11 @@ class Cadence:
     period: float
     daily: Rhythm | None = None
     strict: float = 1.0
+    late: float | None = None        # a wandering lattice: seconds after its slot a publication may come
+    pace: float = 1.0                # advances expected now against the gaps' (a count's tail)
 
     def thresholds(self, seen: Seen, o: DetectionOptions) -> Thresholds:
-        return _cadenced(seen, self.period, o, self.daily, self.strict)
+        return _cadenced(seen, self.period, o, self.daily, self.strict, self.late, self.pace)
 
 
 @dataclass(frozen=True)
@@ -144,9 +227,10 @@ class Poisson:
 
     daily: Rhythm | None = None
     strict: float = 1.0
+    pace: float = 1.0
 
     def thresholds(self, seen: Seen, o: DetectionOptions) -> Thresholds:
-        return _poissonian(seen, o, self.daily, self.strict)
+        return _poissonian(seen, o, self.daily, self.strict, self.pace)
 
 
 Model = Union[Prior, Cadence, Poisson]
@@ -160,7 +244,12 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
     cadence = detect_cadence(pub_gaps) if len(pub_gaps) >= 4 else None
     if cadence is None and not pub_gaps:
         cadence = detect_cadence(gaps, jitter=1.5 * (seen.poll_gap or 0.0))
-    timed = rhythm is not None and seen.start is not None
+    late = None
+    if cadence is None:
+        cadence, late = _wandering(seen)
+    # In a count's tail the hours' history is of another regime (more remained then): the
+    # recent gaps, scaled by what remains (seen.pace), are the evidence.
+    timed = rhythm is not None and seen.start is not None and seen.pace >= 1.0
     daily = rhythm if timed and rhythm.mature else None
     learning = rhythm if timed and not rhythm.mature else None
     # Until the rhythm has seen a whole day, the first evening's slow-down is unknown: ask for
@@ -168,15 +257,31 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
     # instead walks the hours seen so far, `learning`: its beliefs carry their uncertainty.)
     strict = CRITICAL_BUDGET if rhythm is not None and not rhythm.mature else 1.0
     if cadence is None:
-        return Poisson(daily if daily is not None and not daily.cadence else None, strict)
+        return Poisson(daily if daily is not None and not daily.cadence else None, strict, seen.pace)
     if seen.clock.steady:
-        return Cadence(cadence)        # a cadenced publisher keeps its cadence day and night
+        return Cadence(cadence, late=late)   # a cadenced publisher keeps its cadence day and night
     # The rhythm counts in publications of its own cadence: only that cadence can use it.
     if daily is not None and abs(daily.cadence - cadence) > 0.1 * cadence:
         daily = None
     if learning is not None and abs(learning.cadence - cadence) > 0.1 * cadence:
         learning = None
-    return Cadence(cadence, daily or learning, strict)
+    return Cadence(cadence, daily or learning, strict, late, seen.pace)
+
+
+def _wandering(seen: Seen) -> tuple[float | None, float | None]:
+    """A wandering lattice's period and how late after the slot of the event the clock runs
+    from (seen.start) the next publications may come, or (None, None)."""
+    if seen.pub_gaps:
+        lattice = wandering_lattice(seen.pub_gaps)
+        behind = (seen.start - seen.anchor) if seen.start is not None and seen.anchor is not None else 0.0
+    else:                              # no timestamps: our clock's advances, the clock's own start
+        lattice = wandering_lattice(seen.gaps, jitter=1.5 * (seen.poll_gap or 0.0))
+        behind = 0.0
+    if lattice is None:
+        return None, None
+    edge = lattice.late_edge()
+    late = edge - lattice.deviation_at(behind)
+    return lattice.period, min(max(late, JITTER), edge - min(lattice.deviations))
 
 
 def learn(seen: Seen, options: DetectionOptions) -> Thresholds:
@@ -185,20 +290,24 @@ def learn(seen: Seen, options: DetectionOptions) -> Thresholds:
     return model_of(seen, options).thresholds(seen, options)
 
 
-def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | None, strict: float) -> Thresholds:
+def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | None, strict: float,
+              late: float | None = None, pace: float = 1.0) -> Thresholds:
     gaps, start, offset = seen.gaps, seen.start, seen.offset
     steps = [max(1, round(g / cadence)) for g in gaps]
     short = steps[-SHORT_WINDOW:]
     skip_long = (sum(steps) - len(steps) + PRIOR_SKIPS) / (sum(steps) + PRIOR_SKIPS)
     skip_short = (sum(short) - len(short)) / sum(short)
     skip = min(max(skip_long, skip_short), 0.999)
+    if pace < 1.0:
+        # In a tail, a publication brings no stations more often: e**-(lambda*pace), not e**-lambda.
+        skip = min(skip ** pace, 0.999)
     mean_gap = cadence * sum(steps) / len(steps)
     budget = mean_gap / o.false_alarm_budget / strict
     missed_w = max(1, math.ceil(math.log(budget) / math.log(skip) - 1e-9))
     missed_c = max(missed_w + 1, math.ceil(math.log(budget / CRITICAL_BUDGET) / math.log(skip) - 1e-9))
     rhythmic = ""
     if daily is not None:
-        level = _level(daily, 1.0 - skip_long, gaps, start, offset)
+        level = _level(daily, 1.0 - skip_long, gaps, start, offset) * pace
         if daily.mature:
             per_publication = sum(daily.stations) / max(sum(daily.exposure), 1e-9)
             beliefs = daily.beliefs(per_publication)
@@ -211,7 +320,10 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
             per_publication = sum(st for st, _ in hours) / max(sum(e for _, e in hours), 1e-9)
             beliefs = daily.beliefs(per_publication, unseen=daily.slowest())
             budget = mean_gap / o.false_alarm_budget
-        empty = daily.empty_chances(beliefs, PRIOR_SKIPS)
+        # A publisher that skips slots of its own (no new timestamp at all) comes empty at least
+        # that often, whatever the stations explain; the hours' own evidence may say more.
+        skipped = publisher_skips(seen.pub_gaps, cadence)
+        empty = [max(e, skipped) for e in daily.empty_chances(beliefs, PRIOR_SKIPS)]
         missed_w = max(1, publications_believed(beliefs, empty, start, cadence, -math.log(budget), offset, level))
         missed_c = max(missed_w + 1, publications_believed(beliefs, empty, start, cadence,
                                                            -math.log(budget / CRITICAL_BUDGET), offset, level))
@@ -221,29 +333,31 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
     if lag is None:
         lag = seen.poll_gap or 0.0
     # Publication j after the one the clock runs from is visible by P0 + j*c + lag; the clock
-    # started lag0 after P0. JITTER absorbs the source's own (Sirekap: HH:00:14..HH:00:20).
-    offset = lag - (lag0 if lag0 is not None and 0 <= lag0 <= lag else 0.0) + JITTER
+    # started lag0 after P0. JITTER absorbs the source's own (Sirekap: HH:00:14..HH:00:20); a
+    # wandering publisher's is learned (`late`).
+    offset = lag - (lag0 if lag0 is not None and 0 <= lag0 <= lag else 0.0) + (JITTER if late is None else late)
     warning = missed_w * cadence + offset
     critical = missed_c * cadence + offset
     noun = "missed publication" if missed_w == 1 else "missed publications"
     skipped = "" if skip < 0.005 else f", {100 * skip:.0f}% {seen.clock.skipped}"
-    reason = f"{_every(cadence)} cadence{skipped}{rhythmic}: {missed_w} {noun}" + (LEARNING if strict > 1 and not daily else "")
+    wander = "" if late is None else f" (publications wander: up to {duration(late)} after their slot)"
+    reason = f"{_every(cadence)} cadence{wander}{skipped}{rhythmic}{_tail(pace)}: {missed_w} {noun}" + (LEARNING if strict > 1 and not daily else "")
     return _finish(warning, critical, reason, "cadence", o, cadence, missed_w, missed_c)
 
 
-def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: float) -> Thresholds:
+def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: float, pace: float = 1.0) -> Thresholds:
     gaps, start, offset, what = seen.gaps, seen.start, seen.offset, seen.clock.noun
     lag0, poll_gap = seen.lag0, seen.poll_gap
     mean_long = robust_mean(gaps[-o.stall_window:])
     short = gaps[-SHORT_WINDOW:]
     mean_short = robust_mean(short) if len(short) >= SHORT_WINDOW // 2 else 0.0
-    mean_gap = max(mean_long, mean_short, 1.0)
+    mean_gap = max(mean_long, mean_short, 1.0) / pace
     if poll_gap:
         mean_gap = 1.0 / unmerged(1.0 / mean_gap, poll_gap)
     warning = mean_gap * math.log1p(strict * o.false_alarm_budget / mean_gap)
     critical = mean_gap * math.log1p(strict * CRITICAL_BUDGET * o.false_alarm_budget / mean_gap)
     if daily is not None:
-        level = _level(daily, 1.0 / mean_long, gaps, start, offset)
+        level = _level(daily, 1.0 / mean_long, gaps, start, offset) * pace
         beliefs = daily.beliefs(1.0 / mean_long, poll_gap)
         usual = daily.mean_gap()
         already = lag0 if lag0 is not None and lag0 >= 0 else 0.0
@@ -251,12 +365,12 @@ def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: f
         critical = time_to_believed(beliefs, start, math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / usual),
                                     offset, level) - already
         rate_now = level * beliefs[hour_of(start, offset)[0]][1] * 3600
-        reason = (f"irregular updates following their daily rhythm, about {rate_now:.1f} {what}s/h at this hour: "
+        reason = (f"irregular updates following their daily rhythm, about {rate_now:.1f} {what}s/h at this hour{_tail(pace)}: "
                   f"no {what} for {duration(warning)} happens by chance once in {duration(o.false_alarm_budget)}")
         return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
     rate = 3600.0 / mean_gap
-    pace = f"{rate:.1f} {what}s/h" if rate >= 1 else f"one {what} per {duration(mean_gap)}"
-    reason = (f"irregular updates, about {pace}: a gap of {duration(warning)} happens by chance "
+    usual = f"{rate:.1f} {what}s/h" if rate >= 1 else f"one {what} per {duration(mean_gap)}"
+    reason = (f"irregular updates, about {usual}{_tail(pace)}: a gap of {duration(warning)} happens by chance "
               f"once in {duration(strict * o.false_alarm_budget)}" + (LEARNING if strict > 1 else ""))
     return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
 
@@ -285,6 +399,10 @@ def _finish(warning: float, critical: float, reason: str, model: str, o: Detecti
         reason += f" (held to the {'floor' if clamped_w > warning else 'ceiling'} of {duration(clamped_w)})"
     clamped_c = _clamp(critical, clamped_w, o.critical_ceiling)
     return Thresholds(clamped_w, clamped_c, reason, model, cadence, missed_w, missed_c)
+
+
+def _tail(pace: float) -> str:
+    return "" if pace >= 1.0 else f", in its tail at {100 * pace:.0f}% of the recent pace (in proportion to what remains)"
 
 
 def _clamp(value: float, low: float, high: float) -> float:

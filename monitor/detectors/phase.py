@@ -1,0 +1,99 @@
+"""A count's phase per series (DESIGN.md): `not_started`, `counting`, `tail`, `complete`.
+
+- **not_started**: nothing counted yet (the feed reports zero, or test data was cleared to
+  zero), or before the configured `counting_starts`. Nothing can stall or go stale: the
+  stoppage rules stay quiet, and an open stall closes. Once `counting_starts` has passed by
+  `start_grace` with nothing counted, `not_started` is its own alert. A feed already counting on
+  our first poll is counting (the real 2024 recording starts at 66%).
+- **counting**: the stoppage rules judge it against its learned rhythm.
+- **tail**: from `tail_ratio` on, what is left comes in at a pace in proportion to what remains
+  (a count at 99.76% with its last 10 of 4,110 units trickling in is not stalled): the learned
+  rates are scaled by `tail_pace()`.
+- **complete**: at or above `complete_ratio`; no stoppage alerts.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..model import Event, iso_utc
+from .base import Rule, label, lifecycle
+from .history import History
+from .options import DetectionOptions
+from .series import SeriesState
+from .text import duration, when
+
+NOT_STARTED, COUNTING, TAIL, COMPLETE = "not_started", "counting", "tail", "complete"
+TAIL_WINDOW = 24          # recent advances whose pace is compared with what remains now
+
+
+def phase_of(state: SeriesState, o: DetectionOptions, now: datetime) -> str:
+    current = state.current
+    if o.counting_starts is not None and now < o.counting_starts:
+        return NOT_STARTED
+    if current is None or current.progress is None:
+        return COUNTING
+    if current.progress <= 0:
+        return NOT_STARTED
+    ratio = current.progress_ratio
+    if ratio is not None and ratio >= o.complete_ratio:
+        return COMPLETE
+    if ratio is not None and ratio >= o.tail_ratio:
+        return TAIL
+    return COUNTING
+
+
+def tail_pace(state: SeriesState) -> float:
+    """In the tail, how fast the count should go now relative to the recent advances' pace
+    (<= 1): with each remaining unit coming in at a constant hazard, the rate now is in
+    proportion to what remains now against what remained, gap-weighted, while the recent
+    advances came. 1.0 when the count does not say what remains."""
+    current = state.current
+    if current is None or current.progress is None:
+        return 1.0
+    total = current.stations if current.stations_reported is not None else (100.0 if current.percent is not None else None)
+    if not total:
+        return 1.0
+    remaining_now = max(total - current.progress, 0.0)
+    steps, gaps = state.steps[-TAIL_WINDOW:], state.advance_gaps[-TAIL_WINDOW:]
+    n = min(len(steps), len(gaps))
+    if n == 0:
+        return 1.0
+    steps, gaps = steps[-n:], gaps[-n:]
+    remaining, weighted = remaining_now, 0.0
+    for step, gap in zip(reversed(steps), reversed(gaps)):
+        remaining += step                 # what remained before that advance, during its gap
+        weighted += gap * remaining
+    if weighted <= 0:
+        return 1.0
+    return max(min(remaining_now * sum(gaps) / weighted, 1.0), 1e-3)
+
+
+
+
+class NotStartedRule(Rule):
+    """`not_started`: `counting_starts` passed `start_grace` ago and nothing is counted yet.
+    Only a source that configures counting_starts can know the count is late; a child of a
+    series with this alert open is part of its incident."""
+
+    name = "not_started"
+
+    def __call__(self, h: History, now: datetime) -> list[Event]:
+        o = self.options
+        current = h.current
+        if o.counting_starts is None or not h.poll.ok or current is None or current.progress is None:
+            return []
+        opened = h.open_alerts.get("not_started")
+        late = (now - o.counting_starts).total_seconds()
+        waiting = current.progress <= 0 and late >= o.start_grace
+        if opened is None and (not waiting or h.ancestor_stalled):
+            return []
+        details = {"counting_starts": iso_utc(o.counting_starts), "late_seconds": round(late, 3),
+                   "cause": "count_not_started"}
+        firing = (f"The count at {label(h)} has not started: counting was to start at "
+                  f"{when(o.counting_starts, h.zone)}, {duration(late)} ago, and nothing is counted yet.")
+        resolved = f"The count at {label(h)} has started, {duration(late)} after {when(o.counting_starts, h.zone)}."
+        return lifecycle(h, now, "not_started", "not_started", "warning" if waiting else None, o.counting_starts,
+                         details, {"firing": firing, "resolved": resolved})
+
+
+__all__ = ["COMPLETE", "COUNTING", "NOT_STARTED", "NotStartedRule", "TAIL", "phase_of", "tail_pace"]

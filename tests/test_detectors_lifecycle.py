@@ -1,0 +1,119 @@
+"""The count's lifecycle (not_started, counting, tail, complete), regions left behind
+(`lagging`), sized corrections and a cadence whose publications wander (issue 12)."""
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from monitor.cli import parse_config
+from monitor.detectors import DetectionOptions, Judge
+from monitor.detectors.thresholds import ADVANCE, Seen, learn, wandering_lattice
+from monitor.evaluation.builders import at, drive, ok
+from monitor.model import RegionCount
+
+
+def judge_with(**detection) -> Judge:
+    return Judge(parse_config({"sources": [{"name": "src", "kind": "json", "url": "http://127.0.0.1:9/",
+                                            "mapping": {"reported": "a", "total": "b"},
+                                            "detection": detection}]}, environ={}))
+
+
+def rules(events, *names):
+    return [(e.rule, e.state, e.severity) for e in events if e.rule in names]
+
+
+def test_a_feed_at_zero_has_not_started_and_neither_stalls_nor_goes_stale():
+    published = at(0)
+    polls = [ok(at(600 * i), 0, 4110, published=published) for i in range(6 * 24)]
+    _, _, events = drive(polls)
+    assert rules(events, "stall", "stale_source", "not_started") == []
+
+
+def test_test_data_cleared_to_zero_is_a_regression_and_closes_the_stall():
+    polls = [ok(at(600 * i), 98, 4110) for i in range(40)]          # test data standing still: a stall
+    polls += [ok(at(600 * (40 + i)), 0, 4110) for i in range(60)]   # cleared: news, then nothing to judge
+    _, state, events = drive(polls)
+    assert ("regression", "observed", "warning") in rules(events, "regression")
+    stall = rules(events, "stall")
+    assert stall[0][:2] == ("stall", "firing") and stall[-1][:2] == ("stall", "resolved")
+    assert [e.details["resolution"] for e in events if e.rule == "stall" and e.state == "resolved"] == ["not_started"]
+    assert "stall" not in state.open_alerts
+
+
+def test_the_first_data_after_zero_starts_the_count_without_a_jump_or_a_learned_gap():
+    polls = [ok(at(600 * i), 0, 4110) for i in range(30)]
+    polls += [ok(at(600 * (30 + i)), 100 * (i + 1), 4110) for i in range(3)]
+    _, state, events = drive(polls)
+    assert rules(events, "jump") == [] and state.advance_gaps == [600.0, 600.0]
+
+
+def test_counting_starts_silences_until_then_and_pages_if_nothing_is_counted_after():
+    starts = at(3 * 3600)
+    judge = judge_with(counting_starts=starts.isoformat(), start_grace="30m")
+    polls = [ok(at(600 * i), 0, 4110) for i in range(30)]
+    _, state, events = drive(polls, judge)
+    fired = [e for e in events if e.rule == "not_started"]
+    assert [(e.state, e.severity) for e in fired] == [("firing", "warning")]
+    assert fired[0].at == at(3 * 3600 + 1800) and fired[0].since == starts
+    assert fired[0].details["family"] == "stoppage"
+    resumed = judge.observe(state, ok(at(600 * 30), 5, 4110))
+    assert rules(resumed, "not_started") == [("not_started", "resolved", "warning")]
+
+
+def test_a_count_in_its_tail_expects_a_pace_in_proportion_to_what_remains():
+    # 15-min publisher: ~40 units per publication at 90%, then each publication brings its share
+    # of what remains; the last units trickle in. No stall while it does.
+    polls, reported, rng = [], 3700, random.Random(3)
+    for i in range(2 * 24 * 4):
+        reported += sum(rng.random() < 0.1 * 15 / 60 / 6 for _ in range(4110 - reported))
+        polls.append(ok(at(900 * i + 30), reported, 4110, published=at(900 * i)))
+    _, _, events = drive(polls)
+    assert reported < 4110
+    assert rules(events, "stall") == []
+
+
+def test_a_province_left_behind_is_lagging_with_both_numbers():
+    # The country advances 0.1 point an hour; province 95 stays at 0.05-0.07%, 93 at 18.08%.
+    def table(hour):
+        national = 65 + 0.1 * hour
+        return {"11": RegionCount(percent=round(national + 2, 2)), "32": RegionCount(percent=round(national - 1, 2)),
+                "93": RegionCount(percent=18.08), "95": RegionCount(percent=0.05 if hour < 3 else 0.07)}
+    polls = [ok(at(3600 * h), int(823_236 * (0.65 + 0.001 * h)), 823_236, children=table(h)) for h in range(12)]
+    _, state, events = drive(polls)
+    fired = {e.region: e for e in events if e.rule == "lagging" and e.state == "firing"}
+    assert set(fired) == {"93", "95"}
+    assert fired["95"].at <= at(5 * 3600) and fired["93"].at <= at(6 * 3600)
+    assert "0.07% while" in fired["95"].summary and "is at 65." in fired["95"].summary
+    assert fired["93"].details["child_ratio"] == 0.1808
+
+
+def test_a_child_that_keeps_up_is_not_lagging_however_far_behind_it_started():
+    def table(hour):
+        return {"11": RegionCount(percent=round(60 + 0.1 * hour, 2)),
+                "12": RegionCount(percent=round(10 + 0.4 * hour, 2))}     # behind, but catching up
+    polls = [ok(at(3600 * h), int(823_236 * (0.6 + 0.001 * h)), 823_236, children=table(h)) for h in range(48)]
+    _, _, events = drive(polls)
+    assert rules(events, "lagging") == []
+
+
+def test_a_few_votes_corrected_are_info_several_percent_a_warning():
+    votes = {"1": 50_000, "2": 50_000}
+    _, _, small = drive([ok(at(0), 10, 100, votes=votes), ok(at(60), 11, 100, votes={"1": 49_990, "2": 50_100})])
+    _, _, large = drive([ok(at(0), 10, 100, votes=votes), ok(at(60), 11, 100, votes={"1": 47_000, "2": 50_100})])
+    assert rules(small, "correction") == [("correction", "observed", "info")]
+    assert rules(large, "correction") == [("correction", "observed", "warning")]
+    assert [e.details["decrease_share"] for e in large if e.rule == "correction"] == [0.03]
+
+
+def test_a_cadence_whose_publications_wander_is_still_a_cadence():
+    rng = random.Random(7)
+    times = [900 * k + rng.uniform(-90, 90) for k in range(48)]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    lattice = wandering_lattice(gaps)
+    assert lattice is not None and abs(lattice.period - 900) < 5
+    poisson = [rng.expovariate(1 / 900) for _ in range(48)]
+    assert wandering_lattice(poisson) is None
+    thresholds = learn(Seen(ADVANCE, gaps, gaps, [40.0] * 12, 40.0, 60.0, start=times[-1], anchor=times[-1]),
+                       DetectionOptions())
+    assert thresholds.model == "cadence" and thresholds.missed_warning == 1
+    assert 900 + 60 < thresholds.warning < 900 + 400          # one missed publication and its wander
