@@ -68,17 +68,21 @@ class Delivery:
                 if row is None:
                     return "idle", None
                 now = self.clock.now()
-                give_up = self.give_up_after
-                if give_up is not None and (now - row.created_at).total_seconds() >= give_up:
-                    self._finish(row, now, "expired", error=f"unsent after {give_up:g}s "
-                                                            f"({row.attempts} attempt(s); last error: {row.last_error})")
-                    return "acted", None
-                if row.due_at is not None and row.due_at > now:
+                try:
+                    give_up = self.give_up_after
+                    if give_up is not None and (now - row.created_at).total_seconds() >= give_up:
+                        self._finish(row, now, "expired", error=f"unsent after {give_up:g}s "
+                                                                f"({row.attempts} attempt(s); last error: {row.last_error})")
+                        return "acted", None
+                    if row.due_at is not None and row.due_at > now:
+                        return "wait", row.due_at
+                    row.status, row.attempts = "inflight", row.attempts + 1
+                    self.writethrough.commit([row.op()], "alerts.write")
+                    notification = row.notification.with_thread(self.threads.get(thread_slot(row.notification)),
+                                                                 row.possible_duplicate)
+                except Exception as exc:  # noqa: BLE001 - see _hold: not sent, and not due again at once
+                    self._hold(row, exc, now, sent=False)
                     return "wait", row.due_at
-                row.status, row.attempts = "inflight", row.attempts + 1
-                self.writethrough.commit([row.op()], "alerts.write")
-                notification = row.notification.with_thread(self.threads.get(thread_slot(row.notification)),
-                                                             row.possible_duplicate)
             try:
                 receipt, error = self.notifiers[receiver].notify(notification), None
             except NotifyError as exc:

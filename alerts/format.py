@@ -126,7 +126,8 @@ def current_summary(member: Member, now: datetime, zone: str, units: str = "TPS"
     if event.rule in ("stall", "region_stall"):
         since = _moment(d.get("last_advance_at")) or event.since
         if since is not None:
-            return f"no new {units} at {place} for {duration((now - since).total_seconds())} (since {when(since, zone)})"
+            what = "polling stations" if units == "TPS" else units
+            return f"no new {what} at {place} for {duration((now - since).total_seconds())} (since {when(since, zone)})"
     if event.rule == "stale_source":
         published = _moment(d.get("last_published_at"))
         if published is not None:

@@ -86,7 +86,10 @@ class Daemon:
             # A reload does not wait for passes in flight (one may be stuck on a slow source):
             # the new watcher of a kept source takes over its predecessor's state when that
             # one's last pass has ended (_run_pass). Source name -> predecessor; passes running.
+            # Replaced watchers are closed only once none of them runs a pass: the races of an
+            # election share one fetcher and pool, which closing one would take from another.
             self._predecessors: dict[str, SourceWatcher] = {}
+            self._retired: list[SourceWatcher] = []
             self._running: set[int] = set()
             self._passes_lock = threading.Lock()
         except BaseException:
@@ -194,9 +197,8 @@ class Daemon:
             old = {name: self._predecessors.get(name, watcher) for name, watcher in old.items()}
             self._predecessors.clear()
             busy = {name for name, watcher in old.items() if id(watcher) in self._running}
-            for watcher in self.watchers:
-                if watcher is not old[watcher.source.name] and id(watcher) not in self._running:
-                    watcher.close()
+            self._retired += [w for w in self.watchers if w not in self._retired]
+            self._retired += [w for w in old.values() if w not in self._retired]
         alerting_changed = new_config.alerting != self.config.alerting
         self.config = new_config
         self.judge = Judge(new_config)
@@ -216,10 +218,11 @@ class Daemon:
                 # the states in memory are at least as new as the store's (it may be failing)
                 watcher.states.update({region: self.judge.restore(watcher.source.name, region, state.to_json())
                                        for region, state in previous.states.items()})
-                previous.close()
         for name in set(old) - {s.name for s in new_config.sources}:
-            old[name].close()        # a pass in flight is abandoned: the source is gone
+            if old[name].source.race is None:
+                old[name].close()    # a pass in flight is abandoned: the source is gone
             self._forget_source(name)
+        self._close_retired()
         self.scheduler = self._new_scheduler()
         if running:
             self._schedule()
@@ -298,11 +301,23 @@ class Daemon:
                 # the states in memory are at least as new as the store's (it may be failing)
                 watcher.states.update({region: self.judge.restore(name, region, state.to_json())
                                        for region, state in previous.states.items()})
-                previous.close()
+                self._close_retired()
             watcher.poll_once()
         finally:
             with self._passes_lock:
                 self._running.discard(id(watcher))
+                retired = any(w is watcher for w in self._retired)
+            if retired:                  # the last pass of a replaced watcher has ended
+                self._close_retired()
+
+    def _close_retired(self) -> None:
+        """Close the watchers reloads replaced, once none of them runs a pass."""
+        with self._passes_lock:
+            if any(id(watcher) in self._running for watcher in self._retired):
+                return
+            retired, self._retired = self._retired, []
+        for watcher in retired:
+            watcher.close()
 
     def _new_scheduler(self) -> BackgroundScheduler:
         """The one place the scheduler is made (start-up, reload, a failed reload's restart):
@@ -343,8 +358,8 @@ class Daemon:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         with self._passes_lock:
-            predecessors = list(self._predecessors.values())
-        for watcher in self.watchers + predecessors:
+            retired = list(self._retired)
+        for watcher in self.watchers + retired:
             watcher.close()         # requests in flight are cut: a stuck one cannot hold the exit
         self.alerts.stop(timeout)
         if self.http_server is not None:

@@ -73,14 +73,20 @@ def summarize(events: list[Event], incidents) -> str:
     for (minute, state, severity, rule, source), members in groups.items():
         head = f"  {_both(minute if len(members) >= GROUP_AT else members[0].at)}  {state:<9} {severity:<8} {rule:<13} "
         if len(members) >= GROUP_AT:
-            regions = [e.region for e in members]
+            regions = [_place(e) for e in members]
             listed = ", ".join(regions[:6]) + (f" and {len(regions) - 6} more" if len(regions) > 6 else "")
             lines.append(f"{head}{source}: {len(members)} regions ({listed}); first: {members[0].summary}")
         else:
-            lines.extend(f"{head}{e.source}/{e.region}: {e.summary}" for e in members)
+            lines.extend(f"{head}{e.source}/{_place(e)}: {e.summary}" for e in members)
     if not shown:
         lines.append("  (nothing)")
     return "\n".join(lines)
+
+
+def _place(event: Event) -> str:
+    """`Jawa Barat (32)` when the daemon named the region, else the code."""
+    name = event.details.get("region_name")
+    return f"{name} ({event.region})" if name else event.region
 
 
 def run_demo(speed: float | None = None, out_dir: str | Path = "var/demo", metrics_listen: str = "127.0.0.1:9477",

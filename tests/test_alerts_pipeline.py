@@ -92,7 +92,7 @@ def test_repeat_after_repeat_interval_and_not_before(tmp_path, registry, slack):
     since = stall().since
     assert reminder.startswith("WARNING"), reminder
     assert f"Still open after {duration((NIGHT + timedelta(hours=2) - since).total_seconds())}: " \
-           "no new TPS at kpu-jabar/32 for 3h (since 27 Jun 21:00 WIB (14:00 UTC))" in reminder
+           "no new polling stations at kpu-jabar/32 for 3h (since 27 Jun 21:00 WIB (14:00 UTC))" in reminder
     assert "for 1h" not in reminder
 
 

@@ -30,3 +30,15 @@ def test_fewer_than_the_group_size_are_listed_one_by_one():
     lines = summarize(few, []).splitlines()
     said = lines[lines.index("What countwatch said:") + 1:]
     assert [line.split(": ", 1)[0].split()[-1] for line in said] == [f"kpu-jabar/32{i:02d}" for i in range(1, GROUP_AT)]
+
+
+def test_named_regions_are_named_in_the_summary():
+    from dataclasses import replace
+    from monitor.sources.regions import RegionNames
+
+    names = RegionNames({"kpu-jabar": "sirekap"})
+    stall = names.named(event(0, "32", "stall", "firing", "warning"))
+    lines = summarize([stall, replace(names.named(event(60, "3273")), summary="about Kota Bandung")], []).splitlines()
+    said = lines[lines.index("What countwatch said:") + 1:]
+    assert "kpu-jabar/Jawa Barat (32): about 32" in said[0]
+    assert "kpu-jabar/Kota Bandung (3273): about Kota Bandung" in said[1]
