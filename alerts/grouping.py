@@ -19,11 +19,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Mapping
 
+import structlog
+
 from monitor.model import Event, iso_utc, parse_iso, severity_rank
 
 from .config import ReceiverConfig, RouteConfig
 from .matching import cause_of, labels_of
 from .notification import Member, alert_key, incident_id
+
+log = structlog.get_logger("countwatch.alerts")
 
 MAX_MEMBERS_PER_NOTIFICATION = 200   # a national freeze can stall thousands of regions at once
 
@@ -248,6 +252,11 @@ class Grouper:
             group_wait=self.group_wait if route.group_wait is None else route.group_wait,
             group_interval=route.group_interval or self.group_interval, repeat_interval=repeat)
         self.incidents[incident.slot] = incident
+        if shared is None:
+            # the id next to the alert that opened it, in the same pass as its detector.event
+            # line: the review names even an incident nobody was told about by this id
+            log.info("incident.opened", incident=incident.id, alert_key=key, receiver=receiver,
+                     group=list(group), began=iso_utc(began))
         return incident
 
     def join(self, receiver: str, route: RouteConfig, event: Event, status: str, escalated: bool,

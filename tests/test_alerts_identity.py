@@ -52,6 +52,12 @@ def test_every_receiver_and_every_replica_carry_the_same_derived_id(tmp_path, sl
         assert capsys.readouterr().out.count(f"| incident {expected}") == 2
         lines = [line for line in logs() if line["event"].startswith("notification.")]
         assert lines and {line["incident"] for line in lines} == {expected}
+        # one incident.opened line per replica (the other receivers share the id), next to the
+        # alert that opened it, with what the id is derived from
+        opened = [line for line in logs() if line["event"] == "incident.opened"]
+        assert [(o["incident"], o["alert_key"], o["group"]) for o in opened] == [
+            (expected, "stall/kpu-jabar/32", ["kpu-jabar", cause_of(first)])] * 2
+        assert opened[0]["began"] == "2018-06-27T14:00:00Z"
 
         notification = replicas[0].records()["outbox"][0]
         assert notification["incident"] == expected

@@ -218,6 +218,10 @@ def _detector_row(event: LogRecord, seen_open: set[tuple]) -> Row:
 
 
 def _notification_row(record: LogRecord, unmatched: bool = False) -> Row:
+    if record.event == "incident.opened":
+        return Row(record.at, record.instance, "notification",
+                   redact(f"alert incident {record.get('incident')} opened for {record.get('receiver')} "
+                          f"(group {', '.join(map(str, record.get('group') or []))})"))
     verb = record.event.split(".", 1)[1]
     text = f"notification {verb}"
     if record.get("receiver"):

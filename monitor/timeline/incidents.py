@@ -336,7 +336,7 @@ def attach_notifications(incidents: list[ReviewIncident], records: list[LogRecor
     after the end). A line that names no key falls back on its source/region. An incident is
     told by its own `sent` lines and by the `sent` line of every notification one of its
     `grouped` lines belongs to (`extra["sent"]`). Returns the lines that fit no incident."""
-    notes = [r for r in records if r.event.startswith("notification.")]
+    notes = [r for r in records if r.event.startswith("notification.") or r.event == "incident.opened"]
     sent_by_id: dict[str, list[LogRecord]] = {}
     for record in notes:
         if record.event == "notification.sent" and isinstance(record.get("notification"), str):
