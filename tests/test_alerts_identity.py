@@ -74,6 +74,7 @@ def test_the_alertmanager_id_is_an_annotation_so_replicas_still_dedup_on_labels(
                                 members=(member,), created_at=NIGHT, opened_at=NIGHT)
     alert = notifier.alerts(notification)[0]
     assert alert["annotations"]["incident"] == "abc123def456"
+    assert alert["annotations"]["region_name"] == "32"             # the code when no name is known
     assert "incident" not in alert["labels"]
 
 

@@ -14,7 +14,7 @@ from monitor.clock import Clock
 from monitor.model import iso_utc
 
 from ..config import ReceiverConfig
-from ..format import facts
+from ..format import facts, region_label
 from ..notification import Notification, Receipt
 from . import transport
 from .webhook import http_error
@@ -40,6 +40,7 @@ class AlertmanagerNotifier:
                       "severity": event.severity, "cause": notification.cause, "origin": "countwatch",
                       "instance": notification.instance}
             annotations = {"summary": event.summary, "incident": notification.incident,
+                           "region_name": region_label(member),
                            "description": "; ".join(f"{k}: {v}" for k, v in
                                                     facts(member, notification.timezone, notification.created_at,
                                                                                    notification.units))}
