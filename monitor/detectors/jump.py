@@ -6,8 +6,8 @@ recent increments, times the publications its gap spans (a catch-up after a shor
 outage at the usual pace brings the usual pace), times this hour's pace against the hours the
 recent increments came in (the dawn ramp), once the daily rhythm is known. Batch sizes are
 heavy-tailed (lognormal, Pareto: a coefficient of variation of 1-3 is ordinary), so the scale is
-the tail's own: the upper half of the recent increments, in logs over the median, is an
-exponential tail (a Pareto's, by Hill's estimate), and a batch is outsized when it is as rare
+the tail's own: the rises from one recent increment to the next, in logs, are an exponential
+tail (a Pareto's, as Hill's estimate), and a batch is outsized when it is as rare
 as one false alarm per `false_alarm_budget` of advances; never less than `jump_min_ratio` times
 what was expected, nor under `jump_min_share` of the stations.
 
@@ -126,15 +126,18 @@ class JumpRule(Rule):
         return max(1.0, here / usual) if usual > 0 else 1.0
 
     def _rare_ratio(self, h: History, steps: list[float], typical: float) -> float:
-        """How many times the expected increment is as rare as the budget allows: the upper
-        half of the increments, in logs over the median, as an exponential tail of mean m (a
-        Pareto's 1/alpha, by Hill's estimate), exceeded with chance 0.5 * e**(-t/m); the chance
-        allowed per advance is the usual gap over `false_alarm_budget`."""
+        """How many times the expected increment is as rare as the budget allows: the rises
+        from one increment to the next, in logs, as an exponential tail of mean m (a Pareto's
+        1/alpha, as Hill's estimate would give it), exceeded with chance 0.5 * e**(-t/m); the
+        chance allowed per advance is the usual gap over `false_alarm_budget`."""
         o = self.options
-        upper = [math.log(s / typical) for s in steps if typical > 0 and s > typical]
-        if not upper:
+        # From one increment to the next, in logs: the day's slow swell (the ramp the hour
+        # factor already expects) cancels, while a Pareto tail's exponential in logs keeps its
+        # rate (the difference of two such is a Laplace of the same scale).
+        rises = [math.log(b / a) for a, b in zip(steps, steps[1:]) if a > 0 and b > a]
+        if not rises:
             return o.jump_min_ratio
-        tail = sum(upper) / len(upper)
+        tail = sum(rises) / len(rises)
         gaps = h.state.advance_gaps[-len(steps):]
         usual_gap = median(gaps) if gaps else 3600.0
         chance = min(usual_gap / o.false_alarm_budget, 0.25)
