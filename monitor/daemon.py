@@ -12,6 +12,7 @@ import dataclasses
 import os
 import signal
 import threading
+import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -90,6 +91,7 @@ class Daemon:
             # election share one fetcher and pool, which closing one would take from another.
             self._predecessors: dict[str, SourceWatcher] = {}
             self._retired: list[SourceWatcher] = []
+            self._replaced: weakref.WeakSet[SourceWatcher] = weakref.WeakSet()   # retired, closed or not
             self._running: set[int] = set()
             self._passes_lock = threading.Lock()
         except BaseException:
@@ -199,6 +201,7 @@ class Daemon:
             busy = {name for name, watcher in old.items() if id(watcher) in self._running}
             self._retired += [w for w in self.watchers if w not in self._retired]
             self._retired += [w for w in old.values() if w not in self._retired]
+            self._replaced.update(self._retired)
         alerting_changed = new_config.alerting != self.config.alerting
         self.config = new_config
         self.judge = Judge(new_config)
@@ -290,6 +293,8 @@ class Daemon:
         being polled, by its predecessor)."""
         name = watcher.source.name
         with self._passes_lock:
+            if watcher in self._replaced:
+                return                   # replaced by a reload: the new job runs its successor
             previous = self._predecessors.get(name)
             if previous is not None:
                 if id(previous) in self._running:

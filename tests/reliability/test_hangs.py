@@ -160,3 +160,35 @@ def test_a_dripping_receiver_times_out_and_is_retried(tmp_path, logs, kind):
     assert "secret" not in str(retries)
     assert len(drip.requests) >= 2 and drip.hung_up >= 1
     assert registry.get_sample_value("countwatch_notifications_total", {"receiver": "oncall", "result": "retry"}) >= 2
+
+
+def test_reloads_during_an_elections_passes_cut_nothing(tmp_path, logs):
+    """The races of an election share one fetcher and pool: a reload must not close them under
+    a race whose pass is still running (every poll stays ok, no job error)."""
+    from bench.tree import Election, TreeServer
+    from monitor.cli import load_config
+    from monitor.daemon import Daemon
+    from tests.test_races import _election_toml
+
+    tree = Election.generate_election(shape=(1, 4, 8, 16, 2000), provinces=["32"], progress=0.2)
+    # 1 s a document: the job's pass over the five races takes 5 s, a reload's discovery of the
+    # races less, and a reload restarts the job at once: each reload lands in a race's pass
+    with TreeServer(tree, advance_every=1.0, advance_fraction=0.005, delay=1.0) as server:
+        path = tmp_path / "election.toml"
+        path.write_text(_election_toml(tmp_path, server.base_url + "/pilkada", *["http://127.0.0.1:9/x"] * 3, depth=1))
+        daemon = Daemon(load_config(path, {}), serve_http=False)
+        try:
+            daemon.start()
+            assert wait_until(lambda: all(w.passes >= 1 for w in daemon.watchers), 30)
+            for _ in range(2):
+                daemon.reload(load_config(path, {}))
+            assert wait_until(lambda: all(w.passes >= 2 for w in daemon.watchers), 30)
+            before_stop = len(logs())
+        finally:
+            daemon.stop()
+    # (stopping cuts the pass in flight: its polls are the stop's, not the reloads')
+    polls = [line for line in logs()[:before_stop] if line["event"] == "poll"]
+    assert polls and {line["result"] for line in polls} <= {"ok", "not_modified"}, \
+        {(line["result"], line.get("detail")) for line in polls if line["result"] not in ("ok", "not_modified")}
+    assert not [line for line in logs() if line["event"] in ("job.error", "config.reload_failed")]
+    assert len([line for line in logs() if line["event"] == "config.reloaded"]) == 2
