@@ -218,7 +218,10 @@ class TreeWalker:
         network (parsing there too cost ~5% more CPU per document in bench/scaling.py, the
         threads contending for the interpreter lock)."""
         if len(targets) == 1:
-            yield self._read(targets[0], self._get(targets[0]))
+            got = self._get(targets[0])
+            if self.stop.is_set():
+                return          # cut by the daemon stopping: not an answer of the source
+            yield self._read(targets[0], got)
             return
         try:
             for start in range(0, len(targets), LEVEL_CHUNK):
@@ -232,6 +235,8 @@ class TreeWalker:
                     first = chunk[0]
                     got = list(self._pool.map(lambda target: self._get_within(target, budget, target is first),
                                               chunk))
+                    if self.stop.is_set():
+                        return  # cut by the daemon stopping: not answers of the source
                     done = 0
                     for target, result in zip(chunk, got):
                         if result is None:        # not fetched: this round's bytes were spent

@@ -127,6 +127,8 @@ def test_sighup_during_a_stuck_poll_reloads_without_waiting_and_sigterm_still_wo
             assert not daemon.events("poll", source="drip") and len(drip.requests) == 1 and drip.hung_up == 0
             assert daemon.stop(timeout=20) == 0
             assert daemon.events("daemon.stopped")
+            # the stop cut drip's request: that is not an answer of the source, so no poll line
+            assert not daemon.events("poll", source="drip")
             assert not daemon.events("job.error")
         finally:
             daemon.close()
