@@ -16,9 +16,11 @@ to day.
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Sequence
 
 BINS = 24
+_ZEROS = (0.0,) * BINS
 HALF_LIFE = 4 * 86400.0
 MATURE_SECONDS = 1.5 * 86400      # total time observed before the rhythm is trusted
 MATURE_BIN = 900.0                # ...and at least this much in every hour of the day
@@ -26,6 +28,14 @@ PRIOR_WEIGHT = 600.0              # seconds of "the recent average" each hour st
 PRIOR_PUBLICATIONS = 0.2          # ...or publications, for a cadenced source
 WALK_LIMIT = 14 * 86400.0
 POOL = 0.5                        # share of each neighbouring hour's evidence an hour borrows
+
+
+def _row(values: Sequence[float] | None) -> Sequence[float]:
+    """24 hourly values as C doubles: the same numbers as a list of floats, in 256 bytes
+    instead of up to 824 (a float object per hour), for each of the three rows of each of a
+    national tree's 91,561 series (~190 B per TPS). A row never written is one shared tuple
+    of zeros until record() writes it."""
+    return array("d", values) if values else _ZEROS
 
 
 class Rhythm:
@@ -38,9 +48,9 @@ class Rhythm:
 
     def __init__(self, advances: Sequence[float] | None = None, exposure: Sequence[float] | None = None,
                  stations: Sequence[float] | None = None, cadence: float = 0.0):
-        self.advances = list(advances) if advances else [0.0] * BINS
-        self.exposure = list(exposure) if exposure else [0.0] * BINS
-        self.stations = list(stations) if stations else [0.0] * BINS
+        self.advances = _row(advances)
+        self.exposure = _row(exposure)
+        self.stations = _row(stations)
         self.cadence = cadence
 
     def to_json(self) -> list:
@@ -63,9 +73,13 @@ class Rhythm:
         has one."""
         if end <= start:
             return
+        # the shared zeros become this series' own rows
+        self.advances, self.exposure, self.stations = (array("d", row) if type(row) is tuple else row
+                                                       for row in (self.advances, self.exposure, self.stations))
         cadence = cadence or 0.0
         if abs(cadence - self.cadence) > 0.1 * max(cadence, self.cadence):
-            self.advances, self.exposure, self.stations = [0.0] * BINS, [0.0] * BINS, [0.0] * BINS
+            self.advances, self.exposure, self.stations = (array("d", _ZEROS), array("d", _ZEROS),
+                                                           array("d", _ZEROS))
             self.cadence = cadence
         keep = 0.5 ** ((end - start) / HALF_LIFE)
         for b in range(BINS):
