@@ -282,10 +282,12 @@ def report(r: dict) -> str:
         f"{_verdict(per_tps <= TARGET_BYTES_PER_TPS)} |",
     ]
     if later:
-        worst = max(max(abs(d) for d in drifts), max(peaks))
-        rows.append(f"| memory after passes 2 and 3 (a {ADVANCE:.1%} publication before each) | resident "
-                    f"{', '.join(f'{d:+.1%}' for d in drifts)}; peak {', '.join(f'{p:+.1%}' for p in peaks)} "
-                    f"| within {TARGET_MEMORY_DRIFT:.0%} | {_verdict(worst <= TARGET_MEMORY_DRIFT)} |")
+        # the figure is the peak, as after the first pass; resident memory is shown beside it
+        worst = max(abs(p) for p in peaks)
+        rows.append(f"| peak memory after passes 2 and 3 (a {ADVANCE:.1%} publication before each) against "
+                    f"the first pass's | **{', '.join(f'{p:+.1%}' for p in peaks)}** (resident "
+                    f"{', '.join(f'{d:+.1%}' for d in drifts)}) | within {TARGET_MEMORY_DRIFT:.0%} | "
+                    f"{_verdict(worst <= TARGET_MEMORY_DRIFT)} |")
     if election:
         e_docs = election["cold"]["requests"]
         e_cpu = election["cold"]["cpu_seconds"] / e_docs
@@ -295,10 +297,10 @@ def report(r: dict) -> str:
             f"| simultaneous election: {election['races']} races ({election['kinds']['pkwkp']} governors, "
             f"{election['kinds']['pkwkk']} regents/mayors) in one process, {e_docs:,} documents, "
             f"{election['race_tps']:,} TPS x races: CPU per document vs the single tree | "
-            f"**{1e3 * e_cpu:.2f} ms ({cpu_spread:+.0%})** | within {TARGET_ELECTION_SPREAD:.0%} | "
-            f"{_verdict(abs(cpu_spread) <= TARGET_ELECTION_SPREAD)} |",
+            f"**{1e3 * e_cpu:.2f} ms ({cpu_spread:+.0%})** | at most {TARGET_ELECTION_SPREAD:+.0%} | "
+            f"{_verdict(cpu_spread <= TARGET_ELECTION_SPREAD)} |",
             f"| ... its peak memory per TPS x races vs the single tree's | **{e_mem:.0f} B ({mem_spread:+.0%})** "
-            f"| within {TARGET_ELECTION_SPREAD:.0%} | {_verdict(abs(mem_spread) <= TARGET_ELECTION_SPREAD)} |",
+            f"| at most {TARGET_ELECTION_SPREAD:+.0%} | {_verdict(mem_spread <= TARGET_ELECTION_SPREAD)} |",
             f"| ... a full pass of every race at rate_limit 0 (measured) and at the default polite rate "
             f"(rate_limit {POLITE_RATE:g}: {e_docs:,} documents / {POLITE_RATE:g} per second) | "
             f"{_fmt(election['cold']['wall_seconds'])}; **{_fmt(e_docs / POLITE_RATE)}** at the polite rate | "
