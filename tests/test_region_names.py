@@ -72,3 +72,35 @@ def test_region_info_lists_the_named_regions_a_source_exports():
     national = dict(names.below("kpu-ppwp", "0", 1))
     assert len(national) == 39 and national["99"] == "Luar Negeri"              # 38 provinces and overseas
     assert names.below("mn-sos", "0", 2) == []
+
+
+def test_a_name_the_source_publishes_is_learned_styled_and_kept(tmp_path):
+    db = tmp_path / "countwatch.db"
+    names = RegionNames(KINDS, db)
+    published = stall(source="mn-sos", region="MN", region_name="MINNESOTA, US PRESIDENT")
+    assert names.named(published).details["region_name"] == "Minnesota, Us President"
+    names.close()
+    assert RegionNames(KINDS, db).label("mn-sos", "MN") == "Minnesota, Us President (MN)"
+
+
+def test_the_detectors_pass_on_the_name_a_json_feed_gives_its_region():
+    import json as json_module
+    from pathlib import Path
+
+    from monitor.detectors import Judge
+    from monitor.recording import read_recording
+
+    recording = Path(__file__).parent / "fixtures" / "external" / "mn2020" / "mn2020_sos_uspres.jsonl"
+    judge, state, events = Judge(None), None, []
+    for poll in read_recording(recording):
+        state = state or judge.restore(poll.source, poll.region, None)
+        events += judge.observe(state, poll)
+    # on the events of polls that brought the document (a not_modified poll has none to name)
+    named = [e for e in events if e.details.get("region_name")]
+    assert named and {e.details["region_name"] for e in named} == {"Minnesota, US President"}, \
+        json_module.dumps(events[0].to_json())[:300]
+    # once learned, the name is given to the events whose poll brought no document
+    names = RegionNames({"mn-sos-uspres": "json"})
+    names.named(named[0])
+    unnamed = next(e for e in events if not e.details.get("region_name"))
+    assert names.named(unnamed).details["region_name"] == "Minnesota, US President"

@@ -44,8 +44,14 @@ def event(h: History, now: datetime, rule: str, state: str, severity: str, summa
     place alerting and the timeline learn which events go together (DESIGN.md)."""
     return Event(at=now, rule=rule, state=state, severity=severity, source=h.source,
                  region=region or h.region, summary=summary, since=since,
-                 details={**reading_details(h.current), **details,
+                 details={**reading_details(h.current), **_named(h, region), **details,
                           "cause": cause_of(rule, details), "family": family_of(rule, details)})
+
+
+def _named(h: History, region: str | None) -> dict[str, Any]:
+    """The name the source gives its own region (a json feed's `name`), for people to read."""
+    name = h.snapshot.name if region is None and h.snapshot is not None else None
+    return {"region_name": name} if name else {}
 
 
 def lifecycle(h: History, now: datetime, key: str, rule: str, severity: str | None,

@@ -181,9 +181,13 @@ class RegionNames:
                     pass
 
     def named(self, event):
-        """The event with `details.region_name` (for every message about it), when known."""
-        if event.details.get("region_name"):
-            return event
+        """The event with `details.region_name` (for every message about it), when known. A
+        name the source published for its region (a json feed's `name`) is learned, kept in
+        the state database, and styled like the others."""
+        published = event.details.get("region_name")
+        if isinstance(published, str) and published.strip():
+            self.learn(event.source, event.region, published.strip(),
+                       level_of(self.kinds.get(event.source, ""), event.region))
         name = self.name(event.source, event.region)
         if not name:
             return event
@@ -193,6 +197,8 @@ class RegionNames:
             import structlog
             structlog.get_logger("countwatch.names").info("region.named", source=event.source,
                                                           region=event.region, name=name)
+        if event.details.get("region_name") == name:
+            return event
         import dataclasses
         return dataclasses.replace(event, details={**event.details, "region_name": name})
 
