@@ -31,6 +31,7 @@ POLL_GAP_WEIGHT = 0.2
 LATENCY_WEIGHT = 0.02
 BLIND_ADVANCE, BLIND_PUBLICATION = 1, 2  # state.blind: polls failed since the last advance / publication
 BACKLOG_WINDOW = 3                 # advances before a gap that set the pace it is judged by
+HABIT = 2                          # incidents among the last 8 that make them the habit
 LAG_EVIDENCE = 0.01                # a child is judged behind once its parent's pace would have brought it 1 point
 
 
@@ -43,7 +44,7 @@ class SeriesState:
                  "last_advance_published_at", "advance_gaps", "steps", "pub_gaps", "pub_seen_at", "lags", "blind",
                  "rhythm", "poll_gap", "learned_poll_gap", "fail_streak", "ok_streak", "flaps", "window_bits",
                  "window_len", "failing_since", "answering_since", "error_classes", "last_error", "latencies", "latency_base",
-                 "children", "open_alerts", "version", "cache", "stall_thresholds")
+                 "children", "open_alerts", "version", "cache", "stall_thresholds", "habits")
 
     def __init__(self, source: str, region: str):
         self.source = source
@@ -83,6 +84,7 @@ class SeriesState:
         # (warning, critical) stall thresholds in force after the last poll, set by the Judge
         # (None: no count, or a complete one): what the exporter shows. Derived, not saved.
         self.stall_thresholds: tuple[float, float] | None = None
+        self.habits = 0              # bits: the last 8 advances that were incidents, and (<< 8) publication gaps that were long
         self.cache: dict[str, Any] = {}
 
     def observe(self, poll: Poll, o: DetectionOptions, zone: tzinfo, stall_before: Thresholds,
@@ -165,7 +167,11 @@ class SeriesState:
             return                                        # unchanged, or older (regression's business)
         gap = (published - previous.published_at).total_seconds()
         if stale_before is not None:
-            gap = min(gap, stale_before.critical)         # a freeze is an incident, not the habit
+            # A freeze is an incident, not the habit... unless it recurs (HABIT of the last 8).
+            long = gap > stale_before.critical
+            state.habits = (state.habits & 0xFF) | ((((state.habits >> 8) << 1) | int(long)) & 0xFF) << 8
+            habitual = long and bin(state.habits >> 8).count("1") >= HABIT
+            gap = min(gap, o.critical_ceiling if habitual else stale_before.critical)
         if not facts.incident and not state.blind & BLIND_PUBLICATION:
             _push(state.pub_gaps, gap, o.stall_window)
         state.blind &= ~BLIND_PUBLICATION
@@ -223,11 +229,18 @@ class SeriesState:
                 gap = (at - state.last_advance_at).total_seconds()
             end = current.published_at or at
             offset = offset_at(end, zone)
-            facts.incident = gap >= o.stall_ceiling or _was_incident(state, gap, advance, stall_before,
-                                                                         end.timestamp(), offset)
+            incident = gap >= o.stall_ceiling or _was_incident(state, gap, advance, stall_before,
+                                                               end.timestamp(), offset)
+            # An incident is not learned from, or one freeze would slow the alarm for the next;
+            # one that recurs (HABIT, two, of the last 8 advances: a publisher settling into a batch or
+            # two a day) is the source's new habit, learned in full.
+            state.habits = (state.habits & ~0xFF) | (((state.habits << 1) | int(incident)) & 0xFF)
+            habitual = incident and bin(state.habits & 0xFF).count("1") >= HABIT
+            facts.incident = incident and not habitual
             # A gap we partly could not see (failed polls) is no evidence of skipped publications.
             if not facts.incident and not state.blind & BLIND_ADVANCE:
-                _push(state.advance_gaps, min(gap, stall_before.critical), o.stall_window)
+                _push(state.advance_gaps, min(gap, o.critical_ceiling if habitual else stall_before.critical),
+                      o.stall_window)
                 state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence, counted)
         state.blind &= ~BLIND_ADVANCE
         _push(state.steps, advance, STEP_KEEP)
@@ -321,6 +334,8 @@ class SeriesState:
             out["pseen"] = _epoch(self.pub_seen_at)
         if self.blind:
             out["blind"] = self.blind
+        if self.habits:
+            out["habits"] = self.habits
         if any(self.rhythm.exposure):
             out["day"] = self.rhythm.to_json()
         if self.poll_gap is not None:
@@ -358,6 +373,7 @@ class SeriesState:
         state.latencies = list(data.get("lat", []))
         state.pub_seen_at = _from_epoch(data.get("pseen"))
         state.blind = data.get("blind", 0)
+        state.habits = data.get("habits", 0)
         if "day" in data:
             state.rhythm = Rhythm.from_json(data["day"])
         state.poll_gap = data.get("pgap")
