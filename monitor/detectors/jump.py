@@ -29,6 +29,7 @@ from .series import offset_at
 from .text import count, duration
 
 MIN_STEPS = 6
+SMALL_BATCH = 30        # usual increments below this are Poisson noise, not a tail (sd ~ 1/sqrt(n) >= 18%)
 # Without any history, a catch-up is a batch of at least this share of all stations.
 CATCH_UP_SHARE = 0.001
 
@@ -134,6 +135,12 @@ class JumpRule(Rule):
         # From one increment to the next, in logs: the day's slow swell (the ramp the hour
         # factor already expects) cancels, while a Pareto tail's exponential in logs keeps its
         # rate (the difference of two such is a Laplace of the same scale).
+        # Usual increments of a few units that vary no more than Poisson counts do rise and fall
+        # by that noise alone (1 -> 3 is no tail): their logs say nothing of one, and
+        # jump_min_share keeps their batches honest. Small but overdispersed ones are a tail.
+        spread = 1.4826 * median(abs(x - typical) for x in steps)
+        if typical < SMALL_BATCH and spread ** 2 <= 3 * max(typical, 1.0):
+            return o.jump_min_ratio       # small and no more dispersed than Poisson counts
         rises = [math.log(b / a) for a, b in zip(steps, steps[1:]) if a > 0 and b > a]
         if not rises:
             return o.jump_min_ratio
