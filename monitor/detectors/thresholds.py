@@ -247,6 +247,12 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
     late = None
     if cadence is None:
         cadence, late = _wandering(seen)
+    else:
+        # On a strict lattice still: publications now and then late by more than the usual
+        # half minute (a slot published minutes after its time) widen the wait by what was seen.
+        period, wander = _wandering(seen)
+        if wander is not None and wander > JITTER and abs(period - cadence) <= 0.02 * cadence:
+            late = wander
     # In a count's tail the hours' history is of another regime (more remained then): the
     # recent gaps, scaled by what remains (seen.pace), are the evidence.
     timed = rhythm is not None and seen.start is not None and seen.pace >= 1.0
