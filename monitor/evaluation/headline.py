@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 
 from ..detectors import DetectionOptions
 from ..replay import replay
-from .paging import STOPPAGE, family_of, pages
+from ..model import STOPPAGE
+from .paging import pages
 from .publishers import Generated, Truth, publish
 from .scoring import Tally, Window, med
 from .sweeps import BY_NAME, FAMILIES, laws
@@ -116,7 +117,7 @@ def _inside(moment: datetime, spans: list[Window]) -> bool:
 
 
 def _true(event, spans: dict[str, list[Window]]) -> bool:
-    family = family_of(event)
+    family = event.family
     if family == STOPPAGE:
         own = spans["stall"] + spans["stale_source"]
         if event.region != "0":
@@ -143,7 +144,7 @@ def score_series(item: tuple[str, int, int, float]) -> Score:
     flagged = set()
     for page in pages(events):
         for family in page.families:
-            members = [e for e in page.members if family_of(e) == family]
+            members = [e for e in page.members if e.family == family]
             if any(_true(e, spans) for e in members):
                 score.true_pages += 1
             else:

@@ -14,29 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..model import Event
+from ..model import STOPPAGE, Event, severity_rank
 
 GROUP_WAIT = timedelta(seconds=30)
 GROUP_INTERVAL = timedelta(minutes=5)
-RANK = {"info": 0, "warning": 1, "critical": 2}
-STOPPAGE = "stoppage"
-# Only when an event does not name its own `family` (DESIGN.md: details carry it).
-FALLBACK_FAMILY = {"stall": STOPPAGE, "stale_source": STOPPAGE, "region_stall": STOPPAGE, "lagging": STOPPAGE,
-                   "not_started": STOPPAGE, "jump": "jump", "regression": "consistency",
-                   "correction": "consistency", "over_capacity": "consistency", "inconsistent": "consistency"}
-STOPPED_RULES = ("stall", "stale_source", "region_stall")
-
-
-def family_of(event: Event) -> str:
-    family = event.details.get("family")
-    return family if isinstance(family, str) and family else FALLBACK_FAMILY.get(event.rule, event.rule)
-
-
-def cause_of(event: Event) -> str:
-    cause = event.details.get("cause")
-    if isinstance(cause, str) and cause:
-        return cause
-    return "count_stopped" if event.rule in STOPPED_RULES else event.rule
+# Which rules are one trouble is the detectors' judgement, stamped on each event (`Event.family`,
+# `Event.cause`, read through monitor.model); this module keeps no table of its own.
 
 
 @dataclass
@@ -47,7 +30,7 @@ class Page:
 
     @property
     def families(self) -> set[str]:
-        return {family_of(e) for e in self.members}
+        return {e.family for e in self.members}
 
 
 @dataclass
@@ -93,10 +76,10 @@ def pages(events: list[Event]) -> list[Page]:
                 send(group, incident)
 
     def apply(e: Event) -> None:
-        if RANK.get(e.severity, 0) < RANK["warning"] and e.state != "resolved":
+        if severity_rank(e.severity) < severity_rank("warning") and e.state != "resolved":
             return
         key = _key(e)
-        group = where.get(key) or (e.source, cause_of(e))
+        group = where.get(key) or (e.source, e.cause)
         if e.state == "resolved":
             where.pop(key, None)
             incident = open_.get(group)
@@ -109,8 +92,8 @@ def pages(events: list[Event]) -> list[Page]:
             return
         incident = open_.setdefault(group, _Incident(e.at))
         # Urgent when it raises what this receiver knows of the incident (warning -> critical).
-        told = max((RANK[v] for k, v in incident.told.items() if k in incident.firing), default=None)
-        urgent = e.state == "escalated" and (told is None or RANK[e.severity] > told)
+        told = max((severity_rank(v) for k, v in incident.told.items() if k in incident.firing), default=None)
+        urgent = e.state == "escalated" and (told is None or severity_rank(e.severity) > told)
         if e.state != "observed":
             incident.firing[key] = e.severity
             where[key] = group

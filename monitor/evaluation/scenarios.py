@@ -67,7 +67,8 @@ PROFILES = {
 
 
 @dataclass(frozen=True)
-class Incident:
+class Injected:
+    """Ground truth of the evaluation: one trouble the generator put into a series, and when."""
     kind: str                      # stall | outage | latency | correction | jump
     start: datetime
     end: datetime
@@ -80,7 +81,7 @@ class Series:
     profile: Profile
     index: int
     polls: list[Poll]
-    incidents: list[Incident]
+    incidents: list[Injected]
     publications: list[tuple[datetime, int]]    # (time, stations reported) of every publication
     expected: list[float] = field(default_factory=list)   # stations a publication should bring (cadence)
     end: datetime = START
@@ -106,7 +107,7 @@ def poisson(rng: random.Random, mean: float) -> int:
     return count
 
 
-def _plan(rng: random.Random, days: float) -> list[Incident]:
+def _plan(rng: random.Random, days: float) -> list[Injected]:
     """Stalls and outages in random order, a day or more of normal counting between them."""
     kinds = [("stall", length, i % 2 == 0) for i, length in enumerate(STALL_LENGTHS)]
     kinds += [("outage", length, what) for length, what in OUTAGES]
@@ -119,11 +120,11 @@ def _plan(rng: random.Random, days: float) -> list[Incident]:
         if end + timedelta(hours=6) > horizon:
             break
         if kind == "stall":
-            incidents.append(Incident("stall", t, end, ts_frozen=bool(extra)))
+            incidents.append(Injected("stall", t, end, ts_frozen=bool(extra)))
         elif kind == "outage":
-            incidents.append(Incident("outage", t, end, detail=str(extra)))
+            incidents.append(Injected("outage", t, end, detail=str(extra)))
         else:
-            incidents.append(Incident("latency", t, end))
+            incidents.append(Injected("latency", t, end))
         t = end + timedelta(hours=rng.uniform(24, 40))
     return incidents
 
@@ -139,7 +140,7 @@ def generate(profile: Profile, index: int, days: float = 30.0) -> Series:
     return Series(profile, index, polls, incidents, [(p[0], p[1]) for p in publications], expected, end)
 
 
-def _publish(profile: Profile, rng: random.Random, stalls: list[Incident], end: datetime):
+def _publish(profile: Profile, rng: random.Random, stalls: list[Injected], end: datetime):
     """Publications as (published_at, reported, votes) and the injected corrections/jumps."""
     times = _publication_times(profile, rng, end)
     reported = int(profile.stations * 0.3)         # far enough from the end for 30 days of counting
@@ -167,7 +168,7 @@ def _publish(profile: Profile, rng: random.Random, stalls: list[Incident], end: 
                 and not _near(stalls, moment):
             # An outsized batch: thirty times the hour's usual, at least 0.3% of all stations.
             increment += max(30 * round(mean), int(0.003 * profile.stations))
-            injected.append(Incident("jump", moment, moment, detail="batch"))
+            injected.append(Injected("jump", moment, moment, detail="batch"))
         increment = min(increment, profile.stations - reported)
         reported += increment
         for c, share in enumerate(SHARES):
@@ -175,13 +176,13 @@ def _publish(profile: Profile, rng: random.Random, stalls: list[Incident], end: 
         if rng.random() < spacing / 86400 and not _near(stalls, moment):
             c = rng.randrange(len(SHARES))
             votes[c] -= rng.randint(1, 300)
-            injected.append(Incident("correction", moment, moment, detail=str(c)))
+            injected.append(Injected("correction", moment, moment, detail=str(c)))
         out.append((moment, reported, tuple(votes)))
         expected.append(mean)
     return out, expected, injected
 
 
-def _near(stalls: list[Incident], moment: datetime) -> bool:
+def _near(stalls: list[Injected], moment: datetime) -> bool:
     return any(s.start - timedelta(hours=6) <= moment <= s.end + timedelta(hours=6) for s in stalls)
 
 
@@ -199,7 +200,7 @@ def _publication_times(profile: Profile, rng: random.Random, end: datetime) -> l
             times.append(t.replace(microsecond=0))
 
 
-def _poll(profile: Profile, rng: random.Random, publications, planned: list[Incident], end: datetime,
+def _poll(profile: Profile, rng: random.Random, publications, planned: list[Injected], end: datetime,
           phase: float) -> Iterator[Poll]:
     name = f"{profile.name}"
     outages = [i for i in planned if i.kind == "outage"]

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import median
 
-from .scenarios import Incident, Series
+from .scenarios import Injected, Series
 
 
 @dataclass(frozen=True)
 class Window:
     start: datetime
     end: datetime
-    incident: Incident
+    incident: Injected
 
     @property
     def seconds(self) -> float:

@@ -21,7 +21,7 @@ from ..logs import configure_logging
 from .count import WIB, RegionState
 from .live import LiveScenario
 from ..wording import when
-from .scenario import Incident, Outage, Publication, Scenario
+from .scenario import GroundTruth, Outage, Publication, Scenario
 from .scenarios import jabar_2018, steady
 from .server import SimulatorServer
 
@@ -32,7 +32,7 @@ _FACTORIES: dict[str, Callable[[], Scenario]] = {
 }
 SCENARIOS: tuple[str, ...] = tuple(_FACTORIES)
 
-__all__ = ["SCENARIOS", "Incident", "Outage", "Publication", "RegionState", "Scenario", "SimulatorServer",
+__all__ = ["SCENARIOS", "GroundTruth", "Outage", "Publication", "RegionState", "Scenario", "SimulatorServer",
            "get_scenario", "run_simulator"]
 
 

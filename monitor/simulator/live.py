@@ -18,7 +18,7 @@ from .count import CountModel
 from .curve import EntryCurve
 from .electorate import electorate
 from .geography import PROVINCE_CODE
-from .scenario import OUTAGE_MODES, Incident, Outage, Publication, Scenario
+from .scenario import OUTAGE_MODES, GroundTruth, Outage, Publication, Scenario
 from .scenarios import PROVINCE_PATH, SEED
 
 CONTROL_ACTIONS = ("freeze", "resume", "outage", "ok", "status")
@@ -38,7 +38,7 @@ class LiveScenario(Scenario):
         self._lock = threading.Lock()
         self._held: Publication | None = None
         self._outage: str | None = None
-        self._incidents: list[Incident] = []
+        self._incidents: list[GroundTruth] = []
         self._open: dict[str, int] = {}          # kind -> index in _incidents of the open one
         sources = [{"name": "kpu-live", "kind": "sirekap", "path": PROVINCE_PATH, "region": PROVINCE_CODE,
                     "depth": 1, "interval": "1s", "timeout": "1s"}]
@@ -59,7 +59,7 @@ class LiveScenario(Scenario):
             self.model = CountModel(electorate(self.seed), curve)
 
     @property
-    def incidents(self) -> list[Incident]:
+    def incidents(self) -> list[GroundTruth]:
         with self._lock:
             return list(self._incidents)
 
@@ -99,7 +99,7 @@ class LiveScenario(Scenario):
                 self._close_incident("freeze", now)
                 current = self._scheduled(now)
                 after = self.model.state(PROVINCE_CODE, current.at) if current else before
-                self._incidents.append(Incident("jump", now, now, {
+                self._incidents.append(GroundTruth("jump", now, now, {
                     "stations_reported_before": before.stations_reported,
                     "stations_reported_after": after.stations_reported,
                     "delta": after.stations_reported - before.stations_reported,
@@ -119,7 +119,7 @@ class LiveScenario(Scenario):
 
     def _open_incident(self, kind: str, start: datetime, details: dict[str, Any]) -> None:
         self._open[kind] = len(self._incidents)
-        self._incidents.append(Incident(kind, start, None, details))
+        self._incidents.append(GroundTruth(kind, start, None, details))
 
     def _close_incident(self, kind: str, end: datetime) -> None:
         index = self._open.pop(kind, None)

@@ -20,7 +20,7 @@ OUTAGE_MODES = ("502", "503", "timeout")
 
 
 @dataclass(frozen=True)
-class Incident:
+class GroundTruth:
     """Ground truth: what the scenario did, when (aware UTC), and what a watcher should say."""
 
     kind: str                       # freeze | outage | jump | over_capacity
@@ -70,7 +70,7 @@ class Scenario:
         self.sources = sources
 
     @property
-    def incidents(self) -> list[Incident]:
+    def incidents(self) -> list[GroundTruth]:
         return []
 
     def begin(self, now: datetime) -> None:
@@ -98,7 +98,7 @@ class ScriptedScenario(Scenario):
     """A fixed script: a list of publication times and a list of outage phases."""
 
     def __init__(self, *, publications: list[float], outages: list[tuple[datetime, datetime, str]],
-                 incidents: list[Incident], decoys: list[dict[str, Any]] | None = None, **kwargs):
+                 incidents: list[GroundTruth], decoys: list[dict[str, Any]] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.publications = publications
         for _, _, mode in outages:
@@ -109,7 +109,7 @@ class ScriptedScenario(Scenario):
         self.decoys = decoys or []   # scripted oddities that must NOT raise an alert
 
     @property
-    def incidents(self) -> list[Incident]:
+    def incidents(self) -> list[GroundTruth]:
         return list(self._incidents)
 
     def publication_at(self, now: datetime) -> Publication | None:

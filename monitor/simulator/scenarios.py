@@ -13,7 +13,7 @@ from .count import WIB, CountModel, TpsPatch
 from .curve import EntryCurve
 from .electorate import electorate
 from .geography import PROVINCE_CODE
-from .scenario import Incident, ScriptedScenario, schedule
+from .scenario import GroundTruth, ScriptedScenario, schedule
 
 SEED = 2018
 PROVINCE_PATH = "/pemilu/hhcw/pkwkp/32.json"
@@ -89,23 +89,23 @@ def jabar_2018() -> ScriptedScenario:
     resumed = model.state(PROVINCE_CODE, RESUME.timestamp())
     first_missed = next(t for t in schedule(wib(27, 13), wib(29, 12)) if t > FREEZE_LAST.timestamp())
     incidents = [
-        Incident("freeze", FREEZE_LAST, RESUME, {
+        GroundTruth("freeze", FREEZE_LAST, RESUME, {
             "summary": "the site stops publishing: ts and counts stand still at 21:00:15 WIB",
             "last_published_at": FREEZE_LAST.astimezone(WIB).isoformat(),
             "first_missed_publication": datetime.fromtimestamp(first_missed, WIB).isoformat(),
             "stations_reported": frozen.stations_reported, "stations": frozen.stations,
             "paths": "all", "expected_rules": ["stall", "stale_source"]}),
-        Incident("outage", OUTAGE_PHASES[0][0], OUTAGE_PHASES[-1][1], {
+        GroundTruth("outage", OUTAGE_PHASES[0][0], OUTAGE_PHASES[-1][1], {
             "summary": "the site is down (503, then hanging, then 502), then back up still frozen",
             "phases": [{"start": a.isoformat(), "end": b.isoformat(), "mode": m} for a, b, m in OUTAGE_PHASES],
             "paths": "all", "expected_rules": ["outage"]}),
-        Incident("jump", RESUME, RESUME, {
+        GroundTruth("jump", RESUME, RESUME, {
             "summary": "publishing resumes with the whole night in one update",
             "stations_reported_before": frozen.stations_reported,
             "stations_reported_after": resumed.stations_reported,
             "delta": resumed.stations_reported - frozen.stations_reported,
             "expected_rules": ["jump"]}),
-        Incident("over_capacity", INFLATED_AT, END, {
+        GroundTruth("over_capacity", INFLATED_AT, END, {
             "summary": "an OCR-inflated form: 1,223 votes on a TPS of 213 registered voters",
             "region": INFLATED_TPS, "desa": INFLATED_DESA, "path": INFLATED_TPS_PATH,
             "desa_path": INFLATED_DESA_PATH, "registered_voters": 213, "votes": 1223, "valid_votes": 185,
