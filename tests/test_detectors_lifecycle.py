@@ -117,3 +117,30 @@ def test_a_cadence_whose_publications_wander_is_still_a_cadence():
                        DetectionOptions())
     assert thresholds.model == "cadence" and thresholds.missed_warning == 1
     assert 900 + 60 < thresholds.warning < 900 + 400          # one missed publication and its wander
+
+
+def kabupaten(minutes: int, behind_from: float, stuck: float):
+    """A kabupaten of 8,000 TPS and 40 kecamatan (~200 TPS each, known by percentage only)
+    advancing one point per 10 minutes; one kecamatan stands still at `stuck`%."""
+    polls = []
+    for i in range(minutes // 10 + 1):
+        parent = behind_from + i
+        children = {f"32010{k:02d}": RegionCount(percent=round(parent, 2)) for k in range(39)}
+        children["3201099"] = RegionCount(percent=stuck)
+        polls.append(ok(at(600 * i), int(8000 * parent / 100), 8000, children=children))
+    return polls
+
+
+def test_a_small_child_owed_a_few_stations_is_not_lagging_yet():
+    # Parent 15% -> 18%: the kecamatan at 5% was owed ~3 points, ~6 of its ~200 TPS. Getting
+    # none of six is not rare enough to page on (the demo paged 438 times on such windows).
+    _, _, events = drive(kabupaten(30, 15.0, 5.0))
+    assert rules(events, "lagging") == []
+
+
+def test_a_small_child_owed_many_stations_and_getting_none_is_lagging():
+    # Parent 15% -> 45%: ~60 of its TPS were due at its parent's pace and none came.
+    _, _, events = drive(kabupaten(300, 15.0, 5.0))
+    fired = [e for e in events if e.rule == "lagging" and e.state == "firing"]
+    assert [e.region for e in fired] == ["3201099"]
+    assert "5.00% while" in fired[0].summary

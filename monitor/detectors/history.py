@@ -79,6 +79,9 @@ class ChildTrack:
     ref_ratio: float | None = None
     ref_parent: float | None = None
     ref_at: float | None = None
+    # All the child's stations as its row last said (not saved: the next table says it again).
+    # `lagging` weighs its evidence in stations when it has them, not in percentage points.
+    stations: int | None = None
 
     def to_json(self) -> list:
         out = [self.signature, self.parent_mark, _compact(self.changed_at), self.changes,

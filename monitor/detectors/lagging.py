@@ -8,7 +8,15 @@ child's remaining units coming in at the hazard the parent's remaining units do,
 would have gained (parent gain) x (child remaining) / (parent remaining) since its window began
 (series.py restarts the window whenever the child keeps up). A child is lagging when it stands
 below `lagging_share` of its parent's progress and, over a window in which its parent's pace
-would have brought it at least one point, gained less than `lagging_pace` of that.
+would have brought it enough, gained less than `lagging_pace` of that.
+
+"Enough" is a budget, not a point: when the table gives the child's stations, the stations due
+are a Poisson count, and a child getting none of them by chance is as rare as one false alarm per
+`false_alarm_budget` once ln(1 + lambda * ARL0) were due (lambda: the child's stations per second
+at its parent's hazard; the CUSUM bound region_stall uses), never fewer than
+`region_min_expected`. A kecamatan of 200 TPS owed 3 of them after half an hour has proved
+nothing; a province owed one point of its ~21,000 TPS has. A row known only by its percentage
+is taken to be of its siblings' average size.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from ..model import Event
 from .base import Rule, label, lifecycle
 from .history import History
 from .phase import COUNTING, TAIL
+from .region_stall import changes_due, parent_pace
 from .series import LAG_EVIDENCE
 from .text import duration, when
 
@@ -33,12 +42,13 @@ class LaggingRule(Rule):
         parent = h.current.progress_ratio
         judged = h.phase in (COUNTING, TAIL) and parent is not None
         events: list[Event] = []
+        pace = parent_pace(state) if judged else None        # the parent's stations per second
         for code, track in state.children.items():
             key = f"lagging/{code}"
             opened = h.open_alerts.get(key)
             behind = track.behind(parent) if judged else None
             lagging = (behind is not None and not track.complete and track.ratio is not None
-                       and track.ratio < o.lagging_share * parent and behind[1] >= LAG_EVIDENCE
+                       and track.ratio < o.lagging_share * parent and self._enough(h, track, behind[1], pace)
                        and behind[0] < o.lagging_pace * behind[1])
             if not lagging and opened is None:
                 continue
@@ -59,3 +69,21 @@ class LaggingRule(Rule):
             events += lifecycle(h, now, key, "lagging", "warning" if lagging else None, since, details,
                                 {"firing": firing, "resolved": resolved}, region=code)
         return events
+
+    def _enough(self, h: History, track, due: float, pace: float | None) -> bool:
+        """Has the child been owed enough that gaining (almost) none of it is news?"""
+        if due < LAG_EVIDENCE:
+            return False
+        parent_stations = h.current.stations if h.current is not None else None
+        if not parent_stations:
+            return True                                   # no stations anywhere: one point
+        # A row known only by its percentage (Sirekap's tables) is taken to be of its siblings'
+        # average size: a province of the national table ~21,000 TPS, a kecamatan ~200.
+        size = track.stations or parent_stations / max(len(h.state.children), 1)
+        o = self.options
+        parent_left = (1.0 - h.current.progress_ratio) * parent_stations
+        child_left = (1.0 - track.ratio) * size
+        if pace is None or parent_left <= 0 or child_left <= 0:
+            return False                                  # no pace to owe the child anything by
+        rate = pace * child_left / parent_left            # the child's stations per second
+        return due * size >= changes_due(1.0 / rate, 1.0, o.false_alarm_budget, o.region_min_expected)

@@ -267,9 +267,10 @@ class SeriesState:
             now = round(at.timestamp(), 3)
             if track is None:
                 state.children[code] = ChildTrack(signature, mark, now, 0, None, child.percent, complete,
-                                                  ratio, ratio, parent_ratio and round(parent_ratio, 6), now)
+                                                  ratio, ratio, parent_ratio and round(parent_ratio, 6), now,
+                                                  child.stations)
                 continue
-            track.ratio = ratio
+            track.ratio, track.stations = ratio, child.stations
             behind = track.behind(parent_ratio)
             if behind is None and ratio is not None and parent_ratio is not None and track.ref_ratio is None:
                 track.ref_ratio, track.ref_parent, track.ref_at = ratio, round(parent_ratio, 6), now
