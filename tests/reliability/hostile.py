@@ -184,7 +184,54 @@ def rss_bytes() -> int:
     return pages * resource.getpagesize()
 
 
-class DripServer:
+class RawSocketServer:
+    """A loopback listener that hands each connection to `_serve` on a thread of its own: the
+    servers below speak HTTP byte by byte (dripping, peeking at TLS), which http.server can't."""
+
+    def __init__(self, name: str, backlog: int, reuse: bool = False):
+        self._stop = threading.Event()
+        self.listener = socket.socket()
+        if reuse:
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(backlog)
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, name=name, daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.listener.close()
+
+
+def read_head(conn: socket.socket) -> tuple[str, dict[str, str]] | None:
+    """The request line and headers of one request (None: the client left first)."""
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 65536:
+        data = conn.recv(4096)
+        if not data:
+            return None
+        head += data
+    lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    return lines[0], dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+
+
+class DripServer(RawSocketServer):
     """A loopback server that answers every request, GET or POST, with a status line and
     headers dripped one byte every `interval` seconds, without end (an endless header line):
     the hang of issue 14 item 1, which a per-read timeout never catches. `hung_up` counts
@@ -204,25 +251,10 @@ class DripServer:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.hung_up = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.listener.settimeout(0.1)
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept, name="drip-server", daemon=True)
+        super().__init__("drip-server", 64, reuse=True)
 
     def url(self, path: str = "/ppwp.json") -> str:
         return f"{'https' if self.context else 'http'}://127.0.0.1:{self.port}{path}"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(5)
@@ -233,18 +265,14 @@ class DripServer:
                 conn.close()
                 return
         with conn:
-            head = b""
             try:
-                while b"\r\n\r\n" not in head and len(head) < 65536:
-                    data = conn.recv(4096)
-                    if not data:
-                        return
-                    head += data
+                request = read_head(conn)
             except OSError:
                 return
-            lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-            method, _, rest = lines[0].partition(" ")
-            headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+            if request is None:
+                return
+            line, headers = request
+            method, _, rest = line.partition(" ")
             with self._lock:
                 self.requests.append((f"{method} {rest.rsplit(' ', 1)[0]}", headers))
             stream = self.HEAD
@@ -258,14 +286,6 @@ class DripServer:
                     with self._lock:
                         self.hung_up += 1
                     return
-
-    def __enter__(self) -> "DripServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self.listener.close()
 
 
 class ScriptedReceiver:
@@ -314,7 +334,7 @@ class ScriptedReceiver:
         self.server.server_close()
 
 
-class DualSchemeServer:
+class DualSchemeServer(RawSocketServer):
     """One loopback port that speaks HTTPS and plain HTTP (it peeks at the first byte: 0x16
     opens a TLS handshake), so https://127.0.0.1:P/ and http://127.0.0.1:P/ are "the same
     host:port" as strings: the downgrade of issue 14 item 8. Over TLS it redirects every path
@@ -328,24 +348,10 @@ class DualSchemeServer:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(cert, key)
-        self._stop = threading.Event()
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.listener.settimeout(0.1)
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept, name="dual-scheme", daemon=True)
+        super().__init__("dual-scheme", 16)
 
     def url(self, scheme: str, path: str = "/ppwp.json") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         try:
@@ -354,15 +360,12 @@ class DualSchemeServer:
             if scheme == "https":
                 conn = self._context.wrap_socket(conn, server_side=True)
             with conn:
-                head = b""
-                while b"\r\n\r\n" not in head and len(head) < 65536:
-                    data = conn.recv(4096)
-                    if not data:
-                        return
-                    head += data
-                lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-                path = lines[0].split(" ")[1]
-                self.requests.append((scheme, path, dict(line.split(": ", 1) for line in lines[1:] if ": " in line)))
+                request = read_head(conn)
+                if request is None:
+                    return
+                line, headers = request
+                path = line.split(" ")[1]
+                self.requests.append((scheme, path, headers))
                 if scheme == "https":
                     answer = (f"HTTP/1.1 302 Found\r\nLocation: {self.url('http', path)}\r\n"
                               "Content-Length: 0\r\nConnection: close\r\n\r\n").encode()
@@ -372,11 +375,3 @@ class DualSchemeServer:
                 conn.sendall(answer)
         except OSError:
             pass
-
-    def __enter__(self) -> "DualSchemeServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self.listener.close()
