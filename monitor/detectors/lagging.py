@@ -86,4 +86,5 @@ class LaggingRule(Rule):
         if pace is None or parent_left <= 0 or child_left <= 0:
             return False                                  # no pace to owe the child anything by
         rate = pace * child_left / parent_left            # the child's stations per second
-        return due * size >= changes_due(1.0 / rate, 1.0, o.false_alarm_budget, o.region_min_expected)
+        # region_stall's bound with one station per change: ln(1 + rate * budget) stations due
+        return due * size >= changes_due(1.0, rate, o.false_alarm_budget, o.region_min_expected)

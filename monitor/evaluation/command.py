@@ -149,13 +149,7 @@ def merge(results: list[SeriesResult]) -> dict[str, dict[str, Tally]]:
         for profile in (result.profile, "all"):
             bucket = merged.setdefault(profile, {})
             for name, tally in result.tallies.items():
-                into = bucket.setdefault(name, Tally())
-                into.delays += tally.delays
-                into.lengths += tally.lengths
-                into.windows += tally.windows
-                into.false_alarms += tally.false_alarms
-                into.alarms_per_window += tally.alarms_per_window
-                into.days += tally.days
+                bucket.setdefault(name, Tally()).merge(tally)
     return merged
 
 

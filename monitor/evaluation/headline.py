@@ -59,11 +59,7 @@ class Score:
         for name, count in other.fixed_false.items():
             self.fixed_false[name] = self.fixed_false.get(name, 0) + count
         for name, tally in other.tallies.items():
-            into = self.tallies.setdefault(name, Tally())
-            into.delays += tally.delays
-            into.lengths += tally.lengths
-            into.windows += tally.windows
-            into.alarms_per_window += tally.alarms_per_window
+            self.tallies.setdefault(name, Tally()).merge(tally)
 
     def rate(self, count: int) -> float:
         return count / self.series_days if self.series_days else 0.0

@@ -67,6 +67,15 @@ class Tally:
     alarms_per_window: list[int] = field(default_factory=list)
     days: float = 0.0
 
+    def merge(self, other: "Tally") -> None:
+        """Add another series' tally to this one."""
+        self.delays += other.delays
+        self.lengths += other.lengths
+        self.windows += other.windows
+        self.false_alarms += other.false_alarms
+        self.alarms_per_window += other.alarms_per_window
+        self.days += other.days
+
     def add(self, alarms: list[datetime], windows: list[Window], days: float) -> None:
         self.days += days
         inside = [0] * len(windows)
