@@ -25,16 +25,11 @@ STATION_LEVEL = 5                    # a polling station (TPS): 0 national ... 4
 
 # The family of each rule (DESIGN.md): rules of one family describe one kind of trouble, so
 # alerting groups and inhibits by it and the timeline merges by it. The detectors stamp it on
-# every event (`details.family`); readers take it from there. This table is where the
-# detectors look it up, and the reading of events written before it was stamped.
-RULE_FAMILIES = {
-    "stall": "stoppage", "stale_source": "stoppage", "region_stall": "stoppage", "lagging": "stoppage",
-    "not_started": "stoppage",
-    "jump": "jump",
-    "regression": "consistency", "correction": "consistency", "over_capacity": "consistency",
-    "inconsistent": "consistency",
-    "outage": "outage", "latency": "latency", "divergence": "divergence",
-}
+# every event (`details.family`); readers take it from there. This table is filled by the
+# detectors' one registration of each rule (monitor.detectors.rules, imported with the
+# detectors, and so by every program that reads a config): it is where the detectors look
+# the family up, and the reading of events written before it was stamped.
+RULE_FAMILIES: dict[str, str] = {}
 STOPPAGE = "stoppage"
 
 

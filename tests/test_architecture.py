@@ -68,3 +68,47 @@ def test_a_receiver_kind_is_one_entry_in_the_notifiers_table(monkeypatch):
                      environ={})
     assert error.value.problems == ["receivers[0] (duty).token: not used by kind = 'pager'",
                                     "receivers[0] (duty).url: is required"]
+
+
+def test_a_rule_is_one_registration_with_its_family():
+    """register() is the only line a rule needs: the Judge runs it, `[detection] disable`
+    accepts its name, and its events carry its family (model.family_of knows it too)."""
+    from monitor.cli import parse_config
+    from monitor.configtools import ConfigError
+    from monitor.detectors import Judge, RULE_CLASSES, register, unregister
+    from monitor.detectors.base import Rule, event
+    from monitor.evaluation.builders import T0, drive, ok
+    from monitor.model import RULE_FAMILIES, family_of
+
+    class SevenRule(Rule):
+        name = "seven"
+
+        def __call__(self, h, now):
+            if h.current is None or h.current.stations_reported != 7:
+                return []
+            return [event(h, now, self.name, "observed", "info", "seven stations reported", None, {})]
+
+    def config(disable=()):
+        return parse_config({"sources": [{"name": "kpu", "kind": "sirekap", "url": "https://sirekap.example/ppwp.json"}],
+                             "detection": {"disable": list(disable)}}, environ={})
+
+    def sevens(judge):
+        _, _, events = drive([ok(T0, 7, source="kpu")], judge=judge)
+        return [(e.rule, e.state, e.details["family"], e.details["cause"]) for e in events if e.rule == "seven"]
+
+    builtin = (list(RULE_CLASSES), dict(RULE_FAMILIES))
+    register(SevenRule, "numerology")
+    try:
+        assert sevens(Judge(config())) == [("seven", "observed", "numerology", "seven")]
+        assert sevens(Judge(config(disable=["seven"]))) == []
+        assert family_of("seven") == "numerology"
+        with pytest.raises(ValueError, match="registered already"):
+            register(SevenRule, "numerology")
+    finally:
+        unregister(SevenRule)
+
+    assert (list(RULE_CLASSES), dict(RULE_FAMILIES)) == builtin
+    assert sevens(Judge(config())) == []
+    with pytest.raises(ConfigError) as error:
+        config(disable=["seven"])
+    assert error.value.problems[0].startswith("detection.disable: unknown rule(s) 'seven' (known: stall, ")

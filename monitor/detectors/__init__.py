@@ -9,9 +9,10 @@ docs/detection.md explains each rule, its thresholds and how they were evaluated
 """
 from .history import History, Reading
 from .judge import Judge
-from .options import RULES, DetectionOptions, parse_detection_options
+from .options import DetectionOptions, parse_detection_options
+from .rules import RULE_CLASSES, register, unregister
 from .series import SeriesState
 from .thresholds import Thresholds
 
-__all__ = ["DetectionOptions", "History", "Judge", "RULES", "Reading", "SeriesState", "Thresholds",
-           "parse_detection_options"]
+__all__ = ["DetectionOptions", "History", "Judge", "RULE_CLASSES", "Reading", "SeriesState", "Thresholds",
+           "parse_detection_options", "register", "unregister"]

@@ -23,23 +23,15 @@ import structlog
 
 from ..model import STOPPAGE, Event, Poll, is_station
 from .base import Rule
-from .consistency import CorrectionRule, InconsistentRule, OverCapacityRule, RegressionRule
-from .divergence import DivergenceRule
 from .history import History, MirrorView, Reading
-from .jump import JumpRule
-from .lagging import LaggingRule
 from .options import DetectionOptions
-from .outage import LatencyRule, OutageRule
-from .region_stall import RegionStallRule
-from .stall import StaleSourceRule, StallRule
-from .phase import NotStartedRule, phase_of, tail_pace
+from .phase import phase_of, tail_pace
+from .rules import RULE_CLASSES
 from .series import SeriesState, offset_at, reset_failures
 from .thresholds import ADVANCE, PUBLICATION, Seen, Thresholds, learn
 
 log = structlog.get_logger("countwatch.detectors")
 
-RULE_CLASSES = (StallRule, StaleSourceRule, OutageRule, LatencyRule, JumpRule, RegressionRule, CorrectionRule,
-                OverCapacityRule, InconsistentRule, RegionStallRule, DivergenceRule, LaggingRule, NotStartedRule)
 DEFAULT_ZONE = "Asia/Jakarta"     # DESIGN.md: [daemon] timezone default; KPU publishes in WIB
 MIRROR_KEEP = 64
 ANCESTOR_DEPTH = 8

@@ -12,9 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from ..configtools import Problems, parse_duration
-
-RULES = ("stall", "stale_source", "outage", "latency", "jump", "regression", "correction",
-         "over_capacity", "inconsistent", "region_stall", "divergence", "lagging", "not_started")
+from ..model import RULE_FAMILIES     # every registered rule (monitor/detectors/rules.py)
 
 
 @dataclass(frozen=True)
@@ -114,9 +112,9 @@ def _moment(value: Any) -> datetime:
 def _rules(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"must be a list of rule names, got {value!r}")
-    unknown = [v for v in value if v not in RULES]
+    unknown = [v for v in value if v not in RULE_FAMILIES]
     if unknown:
-        raise ValueError(f"unknown rule(s) {', '.join(map(repr, unknown))} (known: {', '.join(RULES)})")
+        raise ValueError(f"unknown rule(s) {', '.join(map(repr, unknown))} (known: {', '.join(RULE_FAMILIES)})")
     return tuple(value)
 
 
@@ -160,4 +158,4 @@ def parse_detection_options(raw: Mapping[str, Any], where: str, problems: Proble
     return options
 
 
-__all__ = ["DetectionOptions", "RULES", "parse_detection_options"]
+__all__ = ["DetectionOptions", "parse_detection_options"]

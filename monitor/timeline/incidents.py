@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..detectors import rules as _registered  # noqa: F401 - fills model.RULE_FAMILIES, for lines older than details.family
 from ..model import STOPPAGE, family_of, parse_iso, severity_rank
 from .records import LogRecord
 
