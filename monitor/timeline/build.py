@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from . import incidents as inc
+from ..model import parse_iso
 from .fmt import both, duration, redact
 from .polls import OutageSpan, PollPoint, by_series, catch_up, last_advance, outage_spans, poll_interval, poll_points
 from .records import LogRecord, ReadStats
@@ -156,11 +157,29 @@ def _ended(incident: inc.ReviewIncident, extra: dict) -> datetime | None:
     if incident.stoppage and extra.get("catch_up") is not None:
         return min(resolved, extra["catch_up"][0].at)
     if incident.lifecycles[0].family == "outage":
+        # the detector measured the outage (first failed poll -> first good poll, by the polls'
+        # own start times) and said so in its resolution: the review repeats that span rather
+        # than re-measuring it from poll lines, which are stamped when the poll has finished
+        said = _recovered_at(incident)
+        if said is not None and said <= resolved:
+            return said
         recoveries = [s.recovered for s in extra.get("outages", [])
                       if s.region == incident.region and s.recovered is not None and s.recovered <= resolved]
         if recoveries:
             return max(recoveries)
     return resolved
+
+
+def _recovered_at(incident: inc.ReviewIncident) -> datetime | None:
+    for lifecycle in incident.lifecycles:
+        for event in lifecycle.events:
+            value = event.get("details", {}).get("recovered_at") if isinstance(event.get("details"), dict) else None
+            if event.get("state") == "resolved" and isinstance(value, str):
+                try:
+                    return parse_iso(value)
+                except ValueError:
+                    return None
+    return None
 
 
 def _rows(incident: inc.ReviewIncident) -> list[Row]:

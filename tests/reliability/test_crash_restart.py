@@ -111,10 +111,18 @@ def test_kill_9_mid_incident_restores_stall_and_alerts_without_duplicates_or_los
         daemon.wait_for(lambda: len(daemon.events("poll", result="ok")) >= 6, what="healthy polls")
         _control(server, "freeze")
         daemon.wait_for(lambda: daemon.events("detector.event", rule="stall", state="firing"), what="the stall")
-        daemon.wait_for(lambda: daemon.events("notification.retry"), what="a failed send to the down Slack")
+        # The stall's notification is queued (it may be the stall's own message or ride on the
+        # stale_source's: the frozen feed stops both, one incident) and Slack has failed a send.
+        # The outbox keeps an incident's messages in order, so it may wait behind an earlier one;
+        # another alert's retry alone does not mean the stall's decision is written yet.
+        def stall_told() -> list[str]:
+            return [n for key, _, reason, n in _decisions(tmp_path) if key == stall and reason == "first"]
+
+        daemon.wait_for(lambda: stall_told() and daemon.events("notification.retry"),
+                        what="the stall queued and a failed send to the down Slack")
         daemon.kill9()
         assert slack.accepted("webhook") == []
-        waiting = [n for key, action, reason, n in _decisions(tmp_path) if key == stall and reason == "first"]
+        waiting = stall_told()
         assert len(waiting) == 1
 
         slack.recover()
