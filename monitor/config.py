@@ -21,9 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .configtools import ConfigError, Problems, expand_env, mentions_env, parse_duration, parse_size
 from .detectors.options import DetectionOptions, parse_detection_options
 from .secret import Secret
+from .sources import KINDS as SOURCE_KINDS     # each kind's adapter and defaults, one table
 
-SOURCE_KINDS = ("sirekap", "situng2019", "json")
-KPU_KINDS = ("sirekap", "situng2019")     # KPU's documents: TPS, WIB, KPU's legal limits
 LOG_FORMATS = ("json", "console", "auto")
 JSON_MAPPING_KEYS = ("reported", "total", "votes", "published_at", "children", "percent",
                      "registered_voters", "valid_votes", "invalid_votes", "name",
@@ -194,12 +193,13 @@ def _parse_source(raw: Mapping[str, Any], index: int, defaults_tz: str, problems
     if "detection" in raw:
         detection = parse_detection_options(problems.get(raw, "detection", where, dict, {}),
                                             f"{where}.detection", problems)
-    if kind not in KPU_KINDS and not (detection and "max_votes_per_station" in detection.explicit):
+    declared = SOURCE_KINDS.get(kind)
+    if not (declared and declared.station_limit) and not (detection and "max_votes_per_station" in detection.explicit):
         # KPU's legal maximum per TPS is KPU's: another count has its own law, or none we know
         base = detection or DetectionOptions()
         detection = dataclasses.replace(base, max_votes_per_station=0,
                                         explicit=base.explicit | {"max_votes_per_station"})
-    units = problems.get(raw, "units", where, str, "TPS" if kind in KPU_KINDS else "polling stations")
+    units = problems.get(raw, "units", where, str, declared.units if declared else "polling stations")
     if not units.strip():
         problems.add(f"{where}.units", "must name what the source counts, e.g. \"precincts\"")
     races, regions = _election(raw, where, kind, election, problems)

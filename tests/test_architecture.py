@@ -112,3 +112,72 @@ def test_a_rule_is_one_registration_with_its_family():
     with pytest.raises(ConfigError) as error:
         config(disable=["seven"])
     assert error.value.problems[0].startswith("detection.disable: unknown rule(s) 'seven' (known: stall, ")
+
+
+def test_a_source_kind_is_one_entry_in_the_kinds_table():
+    """One entry in monitor.sources.KINDS and the kind is known everywhere: config accepts it
+    and takes its defaults, parse_document parses with it under its limits, and the walker
+    descends its tree by its child URLs (here on a real server on loopback)."""
+    from datetime import datetime, timezone
+
+    from monitor.cli import parse_config
+    from monitor.clock import ManualClock
+    from monitor.configtools import ConfigError
+    from monitor.detectors import Judge
+    from monitor.model import RegionCount
+    from monitor.sources import KINDS, DocumentError, SourceKind, child_url, level_of, parse_document
+    from monitor.sources.common import ParseLimits, count
+    from monitor.walker import TreeWalker
+    from tests.feed import Feed, Reply
+
+    def parse(doc, source, region):
+        kids = doc.get("kids", {})
+        return {"published_at": None, "stations": count(doc["n"], "n"), "stations_reported": count(doc["in"], "in"),
+                "children": {code: RegionCount(stations=n) for code, n in kids.items()}}
+
+    def toy_child_url(parent_url, parent_region, child_code):
+        if not child_code.isdigit():
+            raise ValueError(f"{child_code!r} is not a ward number")
+        return f"{parent_url.rsplit('/', 1)[0]}/{parent_region}-{child_code}.json"
+
+    toy = SourceKind(parse, ParseLimits(values=20, containers=4), level_of=lambda code: 0 if code == "0" else 1,
+                     child_url=toy_child_url, units="wards", station_limit=True)
+    start = datetime(2026, 11, 3, 20, 0, tzinfo=timezone.utc)
+
+    def config(url):
+        return parse_config({"sources": [{"name": "county", "kind": "toy", "url": url, "depth": 1,
+                                          "rate_limit": 0, "retries": 0, "timeout": "5s"}]}, environ={})
+
+    with Feed() as feed, pytest.MonkeyPatch.context() as patch:
+        patch.setitem(KINDS, "toy", toy)
+        feed.set("/county.json", Reply(body=b'{"n": 4, "in": 3, "kids": {"1": 1, "2": 3}}'))
+        feed.set("/0-1.json", Reply(body=b'{"n": 1, "in": 1}'))
+        feed.set("/0-2.json", Reply(body=b'{"n": 3, "in": 2}'))
+        cfg = config(feed.url("/county.json"))
+        source = cfg.sources[0]
+        assert (source.kind, source.units) == ("toy", "wards")
+        assert Judge(cfg).options("county").max_votes_per_station == 300      # station_limit kept it
+
+        snapshot = parse_document(source, "0", b'{"n": 4, "in": 3}', start)
+        assert (snapshot.source, snapshot.stations, snapshot.stations_reported) == ("county", 4, 3)
+        with pytest.raises(DocumentError) as refused:
+            parse_document(source, "0", b'{"n": 4, "in": 3, "kids": {"1": 1, "2": 1, "3": 1, "4": 1, "5": [[[1]]]}}',
+                           start)
+        assert refused.value.result == "too_large"                             # its own limits
+        assert level_of("toy", "0") == 0 and level_of("toy", "7") == 1
+        assert child_url(source, source.url, "0", "7") == feed.url("/0-7.json")
+        with pytest.raises(ValueError, match="ward number"):
+            child_url(source, source.url, "0", "../x")
+
+        walker = TreeWalker(source, ManualClock(start))
+        try:
+            visits = list(walker.walk(lambda region: False))
+        finally:
+            walker.close()
+        assert [(v.target.region, v.poll.result, v.poll.snapshot.stations_reported) for v in visits] == [
+            ("0", "ok", 3), ("1", "ok", 1), ("2", "ok", 2)]
+
+    assert "toy" not in KINDS and level_of("toy", "0") is None
+    with pytest.raises(ConfigError) as error:
+        config("https://results.example/county.json")
+    assert error.value.problems == ["sources[0] (county).kind: must be one of sirekap, situng2019, json, got 'toy'"]

@@ -32,37 +32,41 @@ def is_sirekap_code(code: str) -> bool:
     return len(code) in _SIREKAP_LEVELS and code.isascii() and code.isdigit()
 
 
-def level_of(kind: str, region_code: str) -> int | None:
-    """0 national, 1 provinsi, 2 kab/kota, 3 kecamatan, 4 desa, 5 TPS; None when the code does
-    not say (a json source, a Situng 2019 id below province level, an odd code)."""
-    if region_code == "0" and kind in ("sirekap", "situng2019"):
+def sirekap_level(region_code: str) -> int | None:
+    """Sirekap's codes are BPS codes, whose length is their level: 0 national, 1 provinsi,
+    2 kab/kota, 3 kecamatan, 4 desa, 5 TPS; None for an odd code."""
+    if region_code == "0":
         return 0
-    if kind == "sirekap":
-        return _SIREKAP_LEVELS.get(len(region_code)) if is_sirekap_code(region_code) else None
-    if kind == "situng2019":
-        return 1 if region_code in SITUNG2019_PROVINCES else None
-    return None
+    return _SIREKAP_LEVELS.get(len(region_code)) if is_sirekap_code(region_code) else None
 
 
-def child_url(source, parent_url: str, parent_region: str, child_code: str) -> str:
-    """The URL of `child_code`'s document, below the document at `parent_url`.
+def situng2019_level(region_code: str) -> int | None:
+    """0 national, 1 a province; None below (a KPU-internal id does not say its level)."""
+    if region_code == "0":
+        return 0
+    return 1 if region_code in SITUNG2019_PROVINCES else None
 
-    Child codes come from the fetched document, i.e. from the network: only well-formed codes
-    are put into a URL (no `/`, `..` or query tricks), and a Sirekap child must sit exactly one
-    level below its parent. Raises ValueError otherwise, and for json sources, which have no
-    child scheme (use depth = 0 there)."""
-    kind = source.kind
-    if kind == "sirekap":
-        parent_level = level_of(kind, parent_region)
-        if parent_level is None or parent_level >= TPS_LEVEL:
-            raise ValueError(f"region {parent_region!r} has no children in Sirekap's scheme")
-        if not is_sirekap_code(child_code) or level_of(kind, child_code) != parent_level + 1:
-            raise ValueError(f"{child_code!r} is not a level-{parent_level + 1} code below {parent_region!r}")
-    elif kind == "situng2019":
-        if not _SITUNG_ID.match(child_code):
-            raise ValueError(f"{child_code!r} is not a Situng 2019 region id")
-    else:
-        raise ValueError(f"{kind!r} sources have no child URL scheme (set depth = 0)")
+
+# Child codes come from the fetched document, i.e. from the network: only well-formed codes
+# are put into a URL (no `/`, `..` or query tricks). Each raises ValueError for anything else.
+def sirekap_child_url(parent_url: str, parent_region: str, child_code: str) -> str:
+    """A Sirekap child sits exactly one level below its parent."""
+    parent_level = sirekap_level(parent_region)
+    if parent_level is None or parent_level >= TPS_LEVEL:
+        raise ValueError(f"region {parent_region!r} has no children in Sirekap's scheme")
+    if not is_sirekap_code(child_code) or sirekap_level(child_code) != parent_level + 1:
+        raise ValueError(f"{child_code!r} is not a level-{parent_level + 1} code below {parent_region!r}")
+    return nested_url(parent_url, child_code)
+
+
+def situng2019_child_url(parent_url: str, parent_region: str, child_code: str) -> str:
+    if not _SITUNG_ID.match(child_code):
+        raise ValueError(f"{child_code!r} is not a Situng 2019 region id")
+    return nested_url(parent_url, child_code)
+
+
+def nested_url(parent_url: str, child_code: str) -> str:
+    """Both KPU generations' scheme: the parent's URL with `.json` replaced by `/<child>.json`."""
     parts = urlsplit(parent_url)
     if not parts.path.endswith(".json"):
         raise ValueError(f"parent URL {parent_url!r} does not end in .json")
@@ -75,7 +79,6 @@ def child_url(source, parent_url: str, parent_region: str, child_code: str) -> s
 # come from KPU's own wilayah lists (monitor/data/wilayah, PROVENANCE.md there); names a source
 # publishes itself (a `json` source's `name`) are learned at run time and cached in the state
 # database, so a restart while the source is down still names what it named before.
-NAMED_KINDS = frozenset({"sirekap"})      # whose codes are the BPS codes the wilayah lists use
 _KEEP_CASE = {"Dki": "DKI", "Di": "DI"}
 
 
@@ -124,7 +127,10 @@ class RegionNames:
     def __init__(self, kinds: dict[str, str], db_path=None):
         import threading
 
+        from . import KINDS                           # the kinds table, which imports this module
+
         self.kinds = dict(kinds)                      # source name -> kind
+        self._kind_table = KINDS
         self._packaged = _packaged_names()
         self._learned: dict[tuple[str, str], str] = {}
         self._announced: set[tuple[str, str]] = set()
@@ -140,11 +146,16 @@ class RegionNames:
             except Exception:   # noqa: BLE001 - names are a nicety: a broken database costs only names
                 self._db = None
 
+    def _bps_named(self, source: str) -> bool:
+        """Are the source's codes BPS codes, named by the packaged wilayah lists?"""
+        kind = self._kind_table.get(self.kinds.get(source, ""))
+        return kind is not None and kind.bps_names
+
     def name(self, source: str, region: str) -> str | None:
         learned = self._learned.get((source, region))
         if learned:
             return learned
-        if self.kinds.get(source) in NAMED_KINDS:
+        if self._bps_named(source):
             return self._packaged.get(region)
         return None
 
@@ -152,11 +163,11 @@ class RegionNames:
         """(code, name) of the named regions of `source` from `top` down to `depth` levels
         below it (the series it exports): what region_info publishes for dashboards."""
         out = {region: name for (src, region), name in self._learned.items() if src == source}
-        if self.kinds.get(source) in NAMED_KINDS:
-            first = level_of("sirekap", top)
+        if self._bps_named(source):
+            first = sirekap_level(top)
             first = 0 if first is None else first
             for code, name in self._packaged.items():
-                level = level_of("sirekap", code)
+                level = sirekap_level(code)
                 if level is not None and first <= level <= first + depth and (top == "0" or code.startswith(top)):
                     out.setdefault(code, name)
         return sorted(out.items())
@@ -186,8 +197,9 @@ class RegionNames:
         the state database, and styled like the others."""
         published = event.details.get("region_name")
         if isinstance(published, str) and published.strip():
+            kind = self._kind_table.get(self.kinds.get(event.source, ""))
             self.learn(event.source, event.region, published.strip(),
-                       level_of(self.kinds.get(event.source, ""), event.region))
+                       kind.level_of(event.region) if kind is not None else None)
         name = self.name(event.source, event.region)
         if not name:
             return event

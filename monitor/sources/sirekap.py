@@ -18,13 +18,13 @@ from typing import Any
 from ..model import RegionCount, is_station
 from .common import (MAX_CANDIDATE_ID, MAX_CANDIDATES, MAX_COUNT, MAX_PERCENT, Fields, children_table, count, obj,
                      opt_count, percent, schema, show, source_ts, votes_of)
-from .regions import TPS_LEVEL, is_sirekap_code, level_of
+from .regions import TPS_LEVEL, is_sirekap_code, sirekap_level
 
 
 def parse(doc: Any, region: str, zone: tzinfo) -> Fields:
     if not isinstance(doc, dict):
         raise schema(f"expected a JSON object, got {show(doc)}")
-    level = level_of("sirekap", region)
+    level = sirekap_level(region)
     if "tungsura" in doc:
         tungsura = obj(doc, "tungsura", "")
         if level == TPS_LEVEL:

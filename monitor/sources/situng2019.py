@@ -14,7 +14,7 @@ from typing import Any
 
 from ..model import RegionCount
 from .common import Fields, children_table, count, obj, opt_count, percent, schema, show, source_ts, votes_of
-from .regions import TPS_LEVEL, level_of
+from .regions import TPS_LEVEL, situng2019_level
 
 _ID = re.compile(r"-?[0-9]{1,9}\Z")
 _TPS_MARKERS = ("suara_sah", "pemilih_j", "suara_tidak_sah")
@@ -52,7 +52,7 @@ def _aggregate(doc: dict, region: str, zone: tzinfo) -> Fields:
         stations_reported=count(progress.get("proses"), "progress.proses"),
         votes=votes_of(chart, "chart") if chart else {},
         children=children,
-        level=level_of("situng2019", region),
+        level=situng2019_level(region),
     )
 
 
