@@ -7,10 +7,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test venv servers bench bench-log evaluate soak clean
 
+# PYTHONWARNINGS reaches pip's build backend: setuptools warns on every editable install that a
+# folder named like the package may shadow it, and that folder is this checkout, by design.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,report]'
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[test,report]'
 	touch $(STAMP)
 
 venv: $(STAMP)
