@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..model import is_station
 from .count import WIB, CountModel, kpu_ts
 from .electorate import Electorate, Region
 from .geography import CANDIDATE_IDS
@@ -47,7 +48,7 @@ def resolve(electorate: Electorate, path: str) -> Target | None:
     else:
         return None
     code = chain[-1]
-    if kind == "region" and len(code) == 13:
+    if kind == "region" and is_station(code=code):
         index = electorate.tps_index(code)
         if index is None or chain[:-1] != _lineage(electorate, code[:10]):
             return None

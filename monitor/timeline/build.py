@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from . import incidents as inc
-from ..model import parse_iso
+from ..model import parse_iso, progress_ratio
 from .fmt import both, duration, redact
 from .polls import OutageSpan, PollPoint, by_series, catch_up, last_advance, outage_spans, poll_interval, poll_points
 from .records import LogRecord, ReadStats
@@ -48,9 +48,8 @@ class Timeline:
 
 
 def _pct(reported: int | None, stations: int | None) -> str:
-    if not stations or reported is None:
-        return "?"
-    return f"{100.0 * reported / stations:.2f}%"
+    ratio = progress_ratio(stations, reported)
+    return "?" if ratio is None else f"{100.0 * ratio:.2f}%"
 
 
 def _count(point: PollPoint) -> str:
