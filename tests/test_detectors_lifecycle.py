@@ -72,6 +72,36 @@ def test_a_count_in_its_tail_expects_a_pace_in_proportion_to_what_remains():
     assert rules(events, "stall") == []
 
 
+def tail_count(days: int, start: int, frozen: range = range(0)):
+    """A 15-min publisher of 4,110 units from `start` on, each remaining unit coming in with a
+    20-hour time constant (the pace in proportion to what remains); no advance in `frozen`."""
+    polls, reported, rng = [], start, random.Random(5)
+    for i in range(days * 24 * 4):
+        if i not in frozen:
+            reported += sum(rng.random() < 900 / (20 * 3600) for _ in range(4110 - reported))
+        polls.append(ok(at(900 * i + 30), reported, 4110, published=at(900 * i)))
+    return polls, reported
+
+
+def test_the_last_units_of_a_tail_one_every_half_day_do_not_page_at_the_ceiling():
+    # 4,108 of 4,110 with one unit per ~10 h expected: a 12-hour ceiling paged on it (99.95%).
+    polls, reported = tail_count(6, 3900)
+    _, _, events = drive(polls)
+    assert reported == 4110
+    assert rules(events, "stall", "stale_source") == []
+
+
+def test_a_tail_that_freezes_is_still_a_stall_at_the_pace_of_what_remains():
+    # At 99.15% (35 to go, ~1.75 an hour) the count freezes at 22 Feb 00:00 UTC, its last
+    # advance at 21 Feb 22:45: a silence of ~4.6 h is rarer than the budget allows.
+    polls, _ = tail_count(3, 3700, frozen=range(2 * 96, 2 * 96 + 32))
+    _, _, events = drive(polls)
+    fired = [e for e in events if e.rule == "stall" and e.state == "firing"]
+    assert [(e.at, e.severity) for e in fired] == [(at(2 * 86400 + 3 * 3600 + 45 * 60 + 30), "warning")]
+    assert "in its tail" in fired[0].details["threshold_reason"]
+    assert rules(events, "stall")[-1][1] == "resolved"
+
+
 def test_a_province_left_behind_is_lagging_with_both_numbers():
     # The country advances 0.1 point an hour; province 95 stays at 0.05-0.07%, 93 at 18.08%.
     def table(hour):

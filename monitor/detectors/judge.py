@@ -25,7 +25,7 @@ from ..model import STOPPAGE, Event, Poll, is_station
 from .base import Rule
 from .history import History, MirrorView, Reading
 from .options import DetectionOptions
-from .phase import phase_of, tail_pace
+from .phase import in_tail, phase_of, rhythm_level, tail_options, tail_pace
 from .rules import RULE_CLASSES
 from .series import SeriesState, offset_at, reset_failures
 from .thresholds import ADVANCE, PUBLICATION, Seen, Thresholds, learn
@@ -152,7 +152,8 @@ class Judge:
         thresholds = learn(Seen(ADVANCE, state.advance_gaps, state.pub_gaps, state.lags, lag0, state.learned_poll_gap,
                                 state.rhythm, start.timestamp() if start else None,
                                 offset_at(start, self.zone(state)) if start else 0.0,
-                                newest.timestamp() if newest else None, self._pace(state, o)), o)
+                                newest.timestamp() if newest else None, *self._pace(state, o)),
+                           tail_options(state, o))
         state.cache["stall"] = (state.version, thresholds)
         return thresholds
 
@@ -166,7 +167,7 @@ class Judge:
         # A Poisson-like source publishes when it advances: the advances' rhythm is the one.
         thresholds = learn(Seen(PUBLICATION, state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap,
                                 state.rhythm, published.timestamp(), offset_at(published, self.zone(state)),
-                                published.timestamp(), self._pace(state, o)), o)
+                                published.timestamp(), *self._pace(state, o)), tail_options(state, o))
         state.cache["stale"] = ((state.version, published), thresholds)
         return thresholds
 
@@ -174,11 +175,12 @@ class Judge:
         ratio = state.progress_ratio
         return ratio is not None and ratio >= self.options(state.source).complete_ratio
 
-    @staticmethod
-    def _pace(state: SeriesState, o: DetectionOptions) -> float:
-        """In the count's tail, the pace expected now against the recent advances' (phase.py)."""
-        ratio = state.progress_ratio
-        return tail_pace(state) if ratio is not None and o.tail_ratio <= ratio < o.complete_ratio else 1.0
+    def _pace(self, state: SeriesState, o: DetectionOptions) -> tuple[float, float | None]:
+        """In the count's tail, the pace expected now against the recent advances' and against
+        the daily rhythm's (phase.py)."""
+        if not in_tail(state, o):
+            return 1.0, None
+        return tail_pace(state), rhythm_level(state, o)
 
     # -- cross-series memory --
     def _ancestor_stalled(self, state: SeriesState) -> bool:

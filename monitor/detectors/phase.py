@@ -13,17 +13,19 @@
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from ..model import Event, iso_utc
 from .base import Rule, label, lifecycle
 from .history import History
 from .options import DetectionOptions
-from .series import SeriesState
+from .series import SeriesState, tail_weight
 from .text import duration, when
 
 NOT_STARTED, COUNTING, TAIL, COMPLETE = "not_started", "counting", "tail", "complete"
 TAIL_WINDOW = 24          # recent advances whose pace is compared with what remains now
+PATIENCE_LIMIT = 14 * 86400.0   # the tail's stretched ceilings never exceed two weeks
 
 
 def phase_of(state: SeriesState, o: DetectionOptions, now: datetime) -> str:
@@ -68,6 +70,46 @@ def tail_pace(state: SeriesState) -> float:
     return max(min(remaining_now * sum(gaps) / weighted, 1.0), 1e-3)
 
 
+def in_tail(state: SeriesState, o: DetectionOptions) -> bool:
+    ratio = state.progress_ratio
+    return ratio is not None and o.tail_ratio <= ratio < o.complete_ratio
+
+
+def _weight_now(state: SeriesState, o: DetectionOptions) -> float:
+    current = state.current
+    if current is None or current.progress is None:
+        return 1.0
+    whole = current.stations_reported is not None
+    return tail_weight(current.stations if whole else 100.0, current.progress, o, whole)
+
+
+def rhythm_level(state: SeriesState, o: DetectionOptions) -> float | None:
+    """In the tail, the factor on a cadenced daily rhythm's hourly rates that gives the pace
+    expected now (<= 1), or None outside the tail or without such a rhythm. The rhythm learned
+    a tail's stations per unit still to come (series.tail_weight), so the pace now is its
+    hours' times what remains now over what remained when the tail began: a 15-minute
+    publisher that brought 60 units at its busiest hour with 2,000 to go brings about 3 of
+    the last 100."""
+    if not state.rhythm.cadence or not in_tail(state, o):
+        return None
+    return max(1.0 / _weight_now(state, o), 1e-4)
+
+
+def tail_options(state: SeriesState, o: DetectionOptions) -> DetectionOptions:
+    """In the tail the patience stretches with the pace: the stall and critical ceilings ("never
+    warn later than this, however slow the source") grow by what remained when the tail began
+    over what remains now (a count with 2 of 20,000 units to go brings one a day, and a 12-hour
+    ceiling would page on every one of them), never beyond PATIENCE_LIMIT."""
+    if not in_tail(state, o):
+        return o
+    stretch = _weight_now(state, o)
+    if stretch <= 1.0:
+        return o
+    ceiling = min(o.stall_ceiling * stretch, max(PATIENCE_LIMIT, o.stall_ceiling))
+    return replace(o, stall_ceiling=ceiling,
+                   critical_ceiling=max(min(o.critical_ceiling * stretch, max(PATIENCE_LIMIT, o.critical_ceiling)), ceiling))
+
+
 
 
 class NotStartedRule(Rule):
@@ -96,4 +138,5 @@ class NotStartedRule(Rule):
                          details, {"firing": firing, "resolved": resolved})
 
 
-__all__ = ["COMPLETE", "COUNTING", "NOT_STARTED", "NotStartedRule", "TAIL", "phase_of", "tail_pace"]
+__all__ = ["COMPLETE", "COUNTING", "NOT_STARTED", "NotStartedRule", "TAIL", "in_tail", "phase_of", "rhythm_level",
+           "tail_options", "tail_pace"]

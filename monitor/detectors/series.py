@@ -229,8 +229,11 @@ class SeriesState:
                 gap = (at - state.last_advance_at).total_seconds()
             end = current.published_at or at
             offset = offset_at(end, zone)
+            # In a count's tail the rhythm learns the pace per unit still to come (tail_weight).
+            weight = tail_weight(current.stations if current.stations_reported is not None else 100.0,
+                                 progress - advance, o, current.stations_reported is not None)
             incident = gap >= o.stall_ceiling or _was_incident(state, gap, advance, stall_before,
-                                                               end.timestamp(), offset)
+                                                               end.timestamp(), offset, weight)
             # An incident is not learned from, or one freeze would slow the alarm for the next;
             # one that recurs (HABIT, two, of the last 8 advances: a publisher settling into a batch or
             # two a day) is the source's new habit, learned in full.
@@ -241,7 +244,8 @@ class SeriesState:
             if not facts.incident and not state.blind & BLIND_ADVANCE:
                 _push(state.advance_gaps, min(gap, o.critical_ceiling if habitual else stall_before.critical),
                       o.stall_window)
-                state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence, counted)
+                state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence,
+                                   counted * weight)
         state.blind &= ~BLIND_ADVANCE
         _push(state.steps, advance, STEP_KEEP)
         state.last_advance_at = at
@@ -393,7 +397,7 @@ class SeriesState:
 
 
 def _was_incident(state: SeriesState, gap: float, advance: float, stall_before: Thresholds, end: float,
-                  offset: float) -> bool:
+                  offset: float, weight: float = 1.0) -> bool:
     """A gap that reached the stall threshold and ended in a backlog (at least half of the
     stations the series' pace would have brought meanwhile) was an incident: the count stopped
     while the work went on. It is not learned from, or one freeze would slow the alarm for the
@@ -406,13 +410,27 @@ def _was_incident(state: SeriesState, gap: float, advance: float, stall_before: 
     if gap < stall_before.warning:
         return False
     if state.rhythm.mature:
-        due = state.rhythm.expected_stations(end - gap, end, offset)
+        due = state.rhythm.expected_stations(end - gap, end, offset) / weight
     else:
         steps, gaps = state.steps[-BACKLOG_WINDOW:], state.advance_gaps[-BACKLOG_WINDOW:]
         if len(gaps) < BACKLOG_WINDOW or sum(gaps) <= 0:
             return True
         due = sum(steps) / sum(gaps) * gap
     return advance >= 0.5 * due
+
+
+def tail_weight(total: float | None, progress: float, o: DetectionOptions, whole: bool = True) -> float:
+    """In a count's tail (from `tail_ratio` on) units come at a pace in proportion to what
+    remains: what remained when the tail began over what remains at `progress` (1 before the
+    tail). The daily rhythm records a tail's stations times this, so that it learns the pace
+    per unit still to come and its hours stay comparable as the count thins out (phase.py
+    scales them back by what remains now). At least one unit remains (a percentage: one
+    hundredth of a point, its resolution)."""
+    if not total or progress < o.tail_ratio * total:
+        return 1.0
+    at_start = (1.0 - o.tail_ratio) * total
+    remaining = max(total - progress, 1.0 if whole else 0.01)
+    return max(at_start / remaining, 1.0)
 
 
 def offset_at(moment: datetime, zone: tzinfo) -> float:
@@ -442,4 +460,4 @@ def _push(values: list, value: float, keep: int) -> None:
         del values[: len(values) - keep]
 
 
-__all__ = ["LAG_KEEP", "LATENCY_KEEP", "STEP_KEEP", "SeriesState", "offset_at", "reset_failures"]
+__all__ = ["LAG_KEEP", "LATENCY_KEEP", "STEP_KEEP", "SeriesState", "offset_at", "reset_failures", "tail_weight"]

@@ -193,6 +193,7 @@ class Seen:
     offset: float = 0.0
     anchor: float | None = None      # epoch of the newest publication (where pub_gaps end)
     pace: float = 1.0                # the pace expected now against the gaps' (< 1 in a count's tail)
+    level: float | None = None       # in a count's tail: the pace now against a cadenced rhythm's (phase.py)
 
 
 @dataclass(frozen=True)
@@ -254,8 +255,8 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
         if wander is not None and wander > JITTER and abs(period - cadence) <= 0.02 * cadence:
             late = wander
     # In a count's tail the hours' history is of another regime (more remained then): the
-    # recent gaps, scaled by what remains (seen.pace), are the evidence.
-    timed = rhythm is not None and seen.start is not None and seen.pace >= 1.0
+    # rhythm is followed at the level the tail keeps now (seen.level, seen.pace).
+    timed = rhythm is not None and seen.start is not None
     daily = rhythm if timed and rhythm.mature else None
     learning = rhythm if timed and not rhythm.mature else None
     # Until the rhythm has seen a whole day, the first evening's slow-down is unknown: ask for
@@ -313,7 +314,7 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
     missed_c = max(missed_w + 1, math.ceil(math.log(budget / CRITICAL_BUDGET) / math.log(skip) - 1e-9))
     rhythmic = ""
     if daily is not None:
-        level = _level(daily, 1.0 - skip_long, gaps, start, offset) * pace
+        level = seen.level if seen.level is not None else _level(daily, 1.0 - skip_long, gaps, start, offset) * pace
         if daily.mature:
             per_publication = sum(daily.stations) / max(sum(daily.exposure), 1e-9)
             beliefs = daily.beliefs(per_publication)
