@@ -27,10 +27,26 @@ def rules(events, name):
     return [e for e in events if e.rule == name]
 
 
-def test_stations_reported_going_down_is_a_regression():
-    _, _, events = drive([ok(at(0), 500), ok(at(60), 499)])
-    regression = rules(events, "regression")
-    assert [(e.state, e.severity, e.details["decrease"]) for e in regression] == [("observed", "warning", 1)]
+def test_stations_reported_going_down_is_a_regression_sized_like_a_correction():
+    # One unit of 500 taken back (a precinct withdrawn for a recount) is info: never a page.
+    # Twenty of 500 (4%, above correction_share) is news.
+    _, _, small = drive([ok(at(0), 500), ok(at(60), 499)])
+    _, _, large = drive([ok(at(0), 500), ok(at(60), 480)])
+    assert [(e.state, e.severity, e.details["decrease"]) for e in rules(small, "regression")] == [("observed", "info", 1)]
+    regression = rules(large, "regression")
+    assert [(e.state, e.severity, e.details["decrease"]) for e in regression] == [("observed", "warning", 20)]
+    assert regression[0].details["decrease_share"] == 0.04 and "4.0% of what was reported" in regression[0].summary
+
+
+def test_a_reset_to_zero_is_one_regression_warning_carrying_the_votes_not_a_correction_beside_it():
+    # Minnesota 2020 at 16:10 UTC on 3 Nov: its test data (98 of 4,110) cleared to zero.
+    before = {"biden": 601, "trump": 380, "other": 5_942}
+    _, _, events = drive([ok(at(0), 98, 4110, votes=before),
+                          ok(at(600), 0, 4110, votes={"biden": 0, "trump": 0, "other": 0})])
+    assert [(e.rule, e.severity) for e in events] == [("regression", "warning")]
+    assert events[0].details["votes"]["total_decrease"] == 6_923
+    assert events[0].details["decrease_share"] == 1.0
+    assert "and its votes with them" in events[0].summary
 
 
 def test_a_growing_total_is_not_a_regression():

@@ -87,9 +87,15 @@ def test_the_fixture_names_its_provenance_and_the_recording_is_its_conversion():
 
 
 def test_the_reset_of_test_data_to_zero_is_a_regression_warning(tmp_path, capsys):
-    regressions = [e for e in _events(tmp_path, capsys) if e["rule"] == "regression"]
+    events = _events(tmp_path, capsys)
+    regressions = [e for e in events if e["rule"] == "regression"]
     assert [(e["at"], e["severity"]) for e in regressions][:1] == [("2020-11-03T16:10:16Z", "warning")]
     assert regressions[0]["details"]["stations_reported"] == 0
+    # One cause, one page: the votes cleared with the stations are the regression's.
+    beside = [(e["rule"], e["severity"]) for e in events if e["at"] == "2020-11-03T16:10:16Z"
+              and e["severity"] in PAGING and e["state"] in ("observed", "firing", "escalated")]
+    assert beside == [("regression", "warning")]
+    assert regressions[0]["details"]["votes"]["total_decrease"] == 6_923
 
 
 def test_the_first_batches_after_counting_starts_are_not_jumps(tmp_path, capsys):

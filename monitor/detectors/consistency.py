@@ -1,11 +1,19 @@
 """Numbers that contradict themselves or the law, each its own rule.
 
-- `regression`: stations reported (or the source's timestamp) went down. It never happened in
-  the real 2024 count, so it is a warning. A growing *total* of stations (823,236 -> 823,378 on
+- `regression`: stations reported (or the source's timestamp) went down. Sized like a
+  correction: a few units taken back (a precinct withdrawn for a recount; a percentage
+  wobbling by a hundredth) is `info` and never pages; a drop of `correction_share` (2%) or more
+  of what was reported, such as test data cleared to zero, is a `warning`: that is news. In
+  the real 2024 count stations reported never went down; a feed whose normal updates did
+  would page at every one under a fixed warning, against a budget of one false page a month.
+  An older timestamp (an older document served) is a `warning`. The votes that went down with
+  the stations are the same cause: they are in the regression's details, not a `correction`
+  of their own (one cause, one page). A growing *total* of stations (823,236 -> 823,378 on
   6 March 2024) is not a regression.
-- `correction`: some candidate's votes went down. 295 of 648 real 2024 updates had one, so a
-  few votes is `info` and must never page; a drop of `correction_share` (2%) or more of the
-  region's votes is a `warning`: that much taken back is news.
+- `correction`: some candidate's votes went down while stations reported did not. 295 of 648
+  real 2024 updates had one, so a few votes is `info` and must never page; a drop of
+  `correction_share` (2%) or more of the region's votes is a `warning`: that much taken back
+  is news.
 - `over_capacity`: a TPS with more votes than its registered voters (plus the 2% reserve
   ballots) or than the legal maximum per TPS; 0 or missing registered voters means unknown.
 - `inconsistent`: reported > total; candidates' sum != valid votes; children's votes not adding
@@ -32,21 +40,45 @@ class RegressionRule(Rule):
         if not h.changed or h.previous is None or h.current is None:
             return []
         before, after = h.previous, h.current
-        events = []
-        if before.progress is not None and after.progress is not None and after.progress < before.progress:
+        older = bool(before.published_at and after.published_at and after.published_at < before.published_at)
+        fell = before.progress is not None and after.progress is not None and after.progress < before.progress
+        if fell:
+            decrease = before.progress - after.progress
+            share = decrease / before.progress if before.progress > 0 else 0.0
+            sized = share >= self.options.correction_share or after.progress <= 0
             unit = "stations reported" if after.stations_reported is not None else "percent"
             details = {"kind": "stations", "before": before.progress, "after": after.progress,
-                       "decrease": before.progress - after.progress}
+                       "decrease": decrease, "decrease_share": round(share, 6)}
+            votes = vote_decreases(before.votes, after.votes)
+            if votes:
+                details["votes"] = votes
+            if older:
+                details["timestamp_before"] = before.published_at.isoformat()
+            what = (" and its votes with them" if votes and after.stations_reported is not None
+                    else " and votes with it" if votes else "")
             summary = (f"{label(h)} went backwards: {unit} fell from {count(before.progress)} to "
-                       f"{count(after.progress)} at {when(now, h.zone)}.")
-            events.append(event(h, now, "regression", "observed", "warning", summary, now, details))
-        if before.published_at and after.published_at and after.published_at < before.published_at:
+                       f"{count(after.progress)}{what} at {when(now, h.zone)}"
+                       + (f", {100 * share:.1f}% of what was reported." if sized else "."))
+            return [event(h, now, "regression", "observed", "warning" if sized else "info", summary, now, details)]
+        if older:
             details = {"kind": "timestamp", "before": before.published_at.isoformat(),
                        "after": after.published_at.isoformat()}
             summary = (f"{label(h)} served older data: its timestamp went back from "
                        f"{when(before.published_at, h.zone)} to {when(after.published_at, h.zone)}.")
-            events.append(event(h, now, "regression", "observed", "warning", summary, now, details))
-        return events
+            return [event(h, now, "regression", "observed", "warning", summary, now, details)]
+        return []
+
+
+def vote_decreases(before: dict, after: dict) -> dict:
+    """The candidates whose votes went down, their total and its share of the votes before
+    ({} when none did)."""
+    decreases = {c: after[c] - before[c] for c in before if c in after and after[c] < before[c]}
+    if not decreases:
+        return {}
+    total = sum(before.values())
+    decrease = -sum(decreases.values())
+    return {"decreases": decreases, "total_decrease": decrease,
+            "decrease_share": round(decrease / total if total > 0 else 0.0, 6)}
 
 
 class CorrectionRule(Rule):
@@ -55,15 +87,14 @@ class CorrectionRule(Rule):
     def __call__(self, h: History, now: datetime) -> list[Event]:
         if not h.changed or h.previous is None or h.current is None:
             return []
-        before, after = h.previous.votes, h.current.votes
-        decreases = {c: after[c] - before[c] for c in before if c in after and after[c] < before[c]}
-        if not decreases:
+        before, after = h.previous, h.current
+        if before.progress is not None and after.progress is not None and after.progress < before.progress:
+            return []          # the regression's: votes went down with the stations (one cause)
+        details = vote_decreases(before.votes, after.votes)
+        if not details:
             return []
+        decreases, share = details["decreases"], details["decrease_share"]
         listed = ", ".join(f"{c} {count(d)}" for c, d in sorted(decreases.items()))
-        total = sum(before.values())
-        decrease = -sum(decreases.values())
-        share = decrease / total if total > 0 else 0.0
-        details = {"decreases": decreases, "total_decrease": decrease, "decrease_share": round(share, 6)}
         sized = share >= self.options.correction_share
         summary = (f"Votes corrected downwards at {label(h)} at {when(now, h.zone)}: {listed}"
                    + (f", {100 * share:.1f}% of its votes." if sized else "."))
