@@ -49,9 +49,9 @@ def utc(text: str) -> datetime:
 ZERO_FROM, ZERO_UNTIL = utc("2020-11-03T16:10:16"), utc("2020-11-04T02:20:05")
 
 
-def _events(tmp_path, capsys) -> list[dict]:
+def _events(tmp_path, capsys, config_text: str = CONFIG) -> list[dict]:
     config = tmp_path / "mn.toml"
-    config.write_text(CONFIG)
+    config.write_text(config_text)
     assert main(["replay", "-c", str(config), str(RECORDING)]) == 0
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
@@ -118,3 +118,24 @@ def test_no_stoppage_page_once_99_5_percent_of_precincts_are_in(tmp_path, capsys
     spans = _open_spans(_events(tmp_path, capsys), STOPPAGE)
     late = [(start, first["summary"]) for start, end, first in spans if end > nearly]
     assert late == [], f"stall/stale pages with 99.5% of precincts in: {late}"
+
+
+def test_the_test_data_pages_on_the_prior_unless_the_user_says_when_counting_starts(tmp_path, capsys):
+    # On our first poll (07:34 UTC, 01:34 CST on election day) the feed shows 98 of 4,110
+    # precincts: a feed already counting on our first poll is counting (the real 2024 recording
+    # starts at 66% in a freeze that must page), so nothing in the feed says this is test data.
+    # With no history the 2-hour prior pages (09:39 UTC), until the reset to zero closes it.
+    plain = _open_spans(_events(tmp_path, capsys), STOPPAGE)
+    assert [(start, first["severity"]) for start, _, first in plain if start < ZERO_FROM] == [
+        (utc("2020-11-03T09:39:46"), "warning")]
+    # A user who knows the polls close at 20:00 CST writes counting_starts: then nothing pages
+    # before the count starts (02:20 UTC), not_started neither (the count starts within the
+    # grace), and everything after is as without it.
+    known = CONFIG.replace("detection = { max_votes_per_station = 3000 }",
+                           'detection = { max_votes_per_station = 3000, counting_starts = "2020-11-03T20:00:00-06:00" }')
+    events = _events(tmp_path, capsys, known)
+    spans = _open_spans(events, STOPPAGE + ("not_started",))
+    assert [(start, first["summary"]) for start, _, first in spans if start < ZERO_UNTIL] == []
+    assert [e for e in events if e["rule"] == "not_started"] == []
+    after = lambda evs: [(e["at"], e["rule"], e["state"], e["severity"]) for e in evs if e["at"] >= "2020-11-04T02:20:05Z"]
+    assert after(events) == after(_events(tmp_path, capsys))
