@@ -286,3 +286,101 @@ def test_publications_that_come_empty_more_often_than_the_stations_explain_are_l
     judge, state, _ = small_province(3 * 24 + 6, empty_every=5)
     assert state.current.stations_reported > 0
     assert judge._stall(state, judge.options("src")).missed_warning >= 2
+
+
+# -- renewal: a regular source on no lattice, and long gaps that are the source's habit ------
+
+def test_regular_gaps_on_no_lattice_get_a_renewal_model_not_the_poisson_fallback():
+    # A publisher every 10-20 minutes (a cron job with a random sleep): no lattice, and far more
+    # regular than a Poisson stream. The wait is the longest gap seen plus the exponential tail
+    # its neighbours' spread gives, out to the budget.
+    gaps = [600.0 + 600.0 * ((7 * i) % 48) / 47 for i in range(48)]
+    from monitor.detectors.thresholds import renewal_waits
+    thresholds = learn(Seen(ADVANCE, gaps, poll_gap=60.0), DetectionOptions())
+    assert thresholds.model == "renewal"
+    warning, critical, top = renewal_waits(gaps, 30 * 86400, 60.0)
+    assert top == 1200.0
+    near = [g for g in gaps if g >= 0.75 * 1200]           # the longest gaps: 900 s .. 1200 s
+    scale = (1200 - min(near)) * (len(near) + 1) / (len(near) - 1) / 2
+    share = (sum(gaps) / 48) / (30 * 86400)
+    assert warning == pytest.approx(1200 + scale * math.log(1 / 49 / share))
+    assert critical == pytest.approx(1200 + scale * math.log(10 / 49 / share))
+    assert thresholds.warning == pytest.approx(warning + 60.0)    # + our polling delay
+    assert 1500 < thresholds.warning < 3000                       # Poisson would say ~3 h
+    assert learn(Seen(ADVANCE, gaps), DetectionOptions()).model == "renewal"
+
+
+def test_a_busy_poisson_feed_polled_every_minute_is_not_called_regular():
+    # Advances on 80% of minute polls: gaps of 1, 2, 3 polls look regular by quantization alone.
+    gaps = [60.0 * (1 + (i % 5 == 0) + (i % 11 == 0)) for i in range(48)]
+    assert learn(Seen(ADVANCE, gaps, poll_gap=60.0), DetectionOptions()).model == "poisson"
+
+
+def _two_batches_a_day(days_hourly: int, days_batched: int, freeze_from=None):
+    """Hourly at HH:00:15 WIB for `days_hourly` days, then batches at 10:00 and 18:00 WIB (a few
+    minutes off), each bringing what the hours since brought; polled every 10 minutes."""
+    from monitor.evaluation.builders import not_modified
+    publications = [T0 + timedelta(seconds=j * 3600 + 15) for j in range(24 * days_hourly)]
+    day0 = T0 + timedelta(days=days_hourly) - timedelta(hours=7)       # 00:00 WIB
+    for d in range(days_batched):
+        for hour, off in ((10, 120 * (d % 3 - 1)), (18, 90 * (d % 2))):
+            publications.append(day0 + timedelta(days=d, hours=hour, seconds=off))
+    if freeze_from is not None:
+        publications = [p for p in publications if p < freeze_from]
+    polls, reported = [], 10_000
+    end = publications[-1] + timedelta(hours=16 if freeze_from is None else 48)
+    k, t = 0, publications[0] + timedelta(seconds=30)
+    last = None
+    while t < end:
+        while k < len(publications) and publications[k] + timedelta(seconds=30) <= t:
+            k += 1
+        if k and k - 1 != last:
+            shown = publications[k - 1]
+            hours = 1 if last is None else round((shown - publications[last]).total_seconds() / 3600)
+            reported += 10 * max(hours, 1)
+            polls.append(ok(t, reported, 100_000, published=shown.astimezone(WIB)))
+            last = k - 1
+        else:
+            polls.append(not_modified(t))
+        t += timedelta(seconds=600)
+    return polls
+
+
+def test_a_publisher_settled_into_two_batches_a_day_is_not_paged_after_the_change():
+    polls = _two_batches_a_day(3, 5)
+    judge, state, events = drive(polls)
+    # The first batched gaps (the first night, 10:00 -> 18:00 WIB, the first 16-hour night) are
+    # paged: nobody can tell them from freezes until they recur. From the second day on, none.
+    settled = T0 + timedelta(days=4, hours=3, minutes=5)
+    late = [(e.at, e.rule, e.summary) for e in events if e.state in ("firing", "escalated") and e.at > settled]
+    assert late == []
+    stall = judge._stall(state, judge.options("src"))
+    assert stall.model == "renewal" and "long gaps recur" in stall.reason
+    assert 16 * 3600 < stall.warning < 18 * 3600              # the 16 h night gap and its spread
+    assert 16 * 3600 < judge._stale(state, judge.options("src")).warning < 18 * 3600
+
+
+def test_a_settled_publisher_that_stops_is_paged_after_its_longest_usual_gap():
+    freeze = T0 + timedelta(days=7, hours=5)               # after the 10:00 WIB batch of day 7
+    polls = _two_batches_a_day(3, 6, freeze_from=freeze)
+    _, _, events = drive(polls)
+    fired = [e for e in events if e.rule == "stall" and e.state == "firing" and e.at > freeze]
+    assert len(fired) == 1
+    waited = (fired[0].at - fired[0].since).total_seconds()
+    assert 16 * 3600 < waited < 18 * 3600
+    assert fired[0].severity == "warning" and fired[0].details["threshold_reason"].startswith("hourly cadence")
+
+
+def test_a_rare_skip_is_remembered_beyond_the_window_of_gaps():
+    # A 15-min publisher that skipped one slot in its first hours: 48 gaps later (12 hours) the
+    # window holds no skip, but the memory of its slots (half-life 4 days) still does, so one
+    # missed publication is not yet improbable enough at this budget... after ~1,440 slots it is.
+    from monitor.evaluation.builders import cadenced as cad
+    polls = cad(10, cadence=900.0)
+    later = cad(200, cadence=900.0, origin=T0 + timedelta(seconds=10 * 900 + 900), reported=600)
+    judge, state, _ = drive(polls + later)
+    assert state.slot_memory[1] == pytest.approx(0.5 ** (200 * 900 / (4 * 86400)), abs=0.03)
+    stale = judge._stale(state, judge.options("src"))
+    assert stale.missed_warning == 2
+    _, plain, _ = drive(cad(211, cadence=900.0))
+    assert judge._stale(plain, judge.options("src")).missed_warning == 1

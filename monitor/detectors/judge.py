@@ -27,7 +27,7 @@ from .history import History, MirrorView, Reading
 from .options import DetectionOptions
 from .phase import in_tail, phase_of, rhythm_level, tail_options, tail_pace
 from .rules import RULE_CLASSES
-from .series import SeriesState, offset_at, reset_failures
+from .series import SeriesState, habitual, offset_at, reset_failures
 from .thresholds import ADVANCE, PUBLICATION, Seen, Thresholds, learn
 
 log = structlog.get_logger("countwatch.detectors")
@@ -152,7 +152,8 @@ class Judge:
         thresholds = learn(Seen(ADVANCE, state.advance_gaps, state.pub_gaps, state.lags, lag0, state.learned_poll_gap,
                                 state.rhythm, start.timestamp() if start else None,
                                 offset_at(start, self.zone(state)) if start else 0.0,
-                                newest.timestamp() if newest else None, *self._pace(state, o)),
+                                newest.timestamp() if newest else None, *self._pace(state, o),
+                                habitual=habitual(state.habits, 0), memory=state.slot_memory),
                            tail_options(state, o))
         state.cache["stall"] = (state.version, thresholds)
         return thresholds
@@ -167,7 +168,8 @@ class Judge:
         # A Poisson-like source publishes when it advances: the advances' rhythm is the one.
         thresholds = learn(Seen(PUBLICATION, state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap,
                                 state.rhythm, published.timestamp(), offset_at(published, self.zone(state)),
-                                published.timestamp(), *self._pace(state, o)), tail_options(state, o))
+                                published.timestamp(), *self._pace(state, o), habitual=habitual(state.habits, 8),
+                                memory=state.slot_memory), tail_options(state, o))
         state.cache["stale"] = ((state.version, published), thresholds)
         return thresholds
 

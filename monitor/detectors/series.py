@@ -18,7 +18,7 @@ from statistics import median
 from typing import Any, Mapping
 
 from ..model import Event, Poll, Snapshot, is_station, progress_ratio
-from .diurnal import Rhythm
+from .diurnal import HALF_LIFE, Rhythm
 from .history import ChildTrack, Facts, Reading, _compact, _epoch, _from_epoch
 from .options import DetectionOptions
 from .thresholds import WINSOR, Thresholds
@@ -32,6 +32,12 @@ LATENCY_WEIGHT = 0.02
 BLIND_ADVANCE, BLIND_PUBLICATION = 1, 2  # state.blind: polls failed since the last advance / publication
 BACKLOG_WINDOW = 3                 # advances before a gap that set the pace it is judged by
 HABIT = 2                          # incidents among the last 8 that make them the habit
+HABIT_CAP = 2                      # a habitual gap is learned up to this many critical ceilings (a daily batch: > 24 h)
+
+
+def habitual(habits: int, clock: int) -> bool:
+    """Long gaps recur on this clock (0: advances, 8: publications): HABIT of the last 8."""
+    return bin((habits >> clock) & 0xFF).count("1") >= HABIT
 LAG_EVIDENCE = 0.01                # a child is judged behind once its parent's pace would have brought it 1 point
 
 
@@ -44,7 +50,7 @@ class SeriesState:
                  "last_advance_published_at", "advance_gaps", "steps", "pub_gaps", "pub_seen_at", "lags", "blind",
                  "rhythm", "poll_gap", "learned_poll_gap", "fail_streak", "ok_streak", "flaps", "window_bits",
                  "window_len", "failing_since", "answering_since", "error_classes", "last_error", "latencies", "latency_base",
-                 "children", "open_alerts", "version", "cache", "stall_thresholds", "habits")
+                 "children", "open_alerts", "version", "cache", "stall_thresholds", "habits", "slot_memory")
 
     def __init__(self, source: str, region: str):
         self.source = source
@@ -86,6 +92,9 @@ class SeriesState:
         self.stall_thresholds: tuple[float, float] | None = None
         self.habits = 0              # bits: the last 8 advances that were incidents, and (<< 8) publication gaps that were long
         self.cache: dict[str, Any] = {}
+        # A cadenced publisher's rarer habits, forgotten with the rhythm's half-life (4 days) rather
+        # than with the window of gaps: [slots, skipped slots, the two latest after their slot (s)].
+        self.slot_memory: list[float] | None = None
 
     def observe(self, poll: Poll, o: DetectionOptions, zone: tzinfo, stall_before: Thresholds,
                 stale_before: Thresholds | None) -> Facts:
@@ -166,14 +175,20 @@ class SeriesState:
         if published <= previous.published_at:
             return                                        # unchanged, or older (regression's business)
         gap = (published - previous.published_at).total_seconds()
+        long = recurs = False
         if stale_before is not None:
             # A freeze is an incident, not the habit... unless it recurs (HABIT of the last 8).
-            long = gap > stale_before.critical
+            long = gap > stale_before.own_warning
             state.habits = (state.habits & 0xFF) | ((((state.habits >> 8) << 1) | int(long)) & 0xFF) << 8
-            habitual = long and bin(state.habits >> 8).count("1") >= HABIT
-            gap = min(gap, o.critical_ceiling if habitual else stale_before.critical)
+            recurs = long and habitual(state.habits, 8)
+            gap = min(gap, HABIT_CAP * o.critical_ceiling if recurs else stale_before.critical)
         if not facts.incident and not state.blind & BLIND_PUBLICATION:
             _push(state.pub_gaps, gap, o.stall_window)
+            # A count at zero (not started, or test data cleared) teaches nothing of the habits
+            # of its publisher while counting.
+            counting = (previous.progress or 0) > 0 and (current.progress or 0) > 0
+            if stale_before is not None and stale_before.cadence and counting and (recurs or not long):
+                _remember_slots(state, gap, stale_before)
         state.blind &= ~BLIND_PUBLICATION
         lag = (at - published).total_seconds()
         recent_poll = previous_poll_at is not None and state.poll_gap is not None and (
@@ -238,11 +253,11 @@ class SeriesState:
             # one that recurs (HABIT, two, of the last 8 advances: a publisher settling into a batch or
             # two a day) is the source's new habit, learned in full.
             state.habits = (state.habits & ~0xFF) | (((state.habits << 1) | int(incident)) & 0xFF)
-            habitual = incident and bin(state.habits & 0xFF).count("1") >= HABIT
-            facts.incident = incident and not habitual
+            recurs = incident and habitual(state.habits, 0)
+            facts.incident = incident and not recurs
             # A gap we partly could not see (failed polls) is no evidence of skipped publications.
             if not facts.incident and not state.blind & BLIND_ADVANCE:
-                _push(state.advance_gaps, min(gap, o.critical_ceiling if habitual else stall_before.critical),
+                _push(state.advance_gaps, min(gap, HABIT_CAP * o.critical_ceiling if recurs else stall_before.critical),
                       o.stall_window)
                 state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence,
                                    counted * weight)
@@ -341,6 +356,8 @@ class SeriesState:
             out["blind"] = self.blind
         if self.habits:
             out["habits"] = self.habits
+        if self.slot_memory:
+            out["slots"] = self.slot_memory
         if any(self.rhythm.exposure):
             out["day"] = self.rhythm.to_json()
         if self.poll_gap is not None:
@@ -379,6 +396,7 @@ class SeriesState:
         state.pub_seen_at = _from_epoch(data.get("pseen"))
         state.blind = data.get("blind", 0)
         state.habits = data.get("habits", 0)
+        state.slot_memory = data.get("slots")
         if "day" in data:
             state.rhythm = Rhythm.from_json(data["day"])
         state.poll_gap = data.get("pgap")
@@ -396,6 +414,24 @@ class SeriesState:
         return state
 
 
+def _remember_slots(state: SeriesState, gap: float, thresholds: Thresholds) -> None:
+    """A watched publication gap of a cadenced publisher: its skipped slots, and how late after
+    its slot the new publication came (from the newest offset of the lattice in force), into the
+    long memory (SeriesState.slot_memory)."""
+    keep = 0.5 ** (gap / HALF_LIFE)
+    period = thresholds.cadence
+    slots = max(1, round(gap / period))
+    seen, skipped, latest, second = state.slot_memory or (0.0, 0.0, 0.0, 0.0)
+    late = 0.0
+    if thresholds.deviation is not None:
+        moved = thresholds.deviation + gap
+        late = moved - round(moved / period) * period
+    # The two latest (decayed): lateness that recurs is the publisher's; one misfit is not.
+    latest, second = sorted((late, latest * keep, second * keep), reverse=True)[:2]
+    state.slot_memory = [round(seen * keep + slots, 3), round(skipped * keep + slots - 1, 3),
+                         round(latest, 3), round(second, 3)]
+
+
 def _was_incident(state: SeriesState, gap: float, advance: float, stall_before: Thresholds, end: float,
                   offset: float, weight: float = 1.0) -> bool:
     """A gap that reached the stall threshold and ended in a backlog (at least half of the
@@ -407,7 +443,7 @@ def _was_incident(state: SeriesState, gap: float, advance: float, stall_before: 
     from the daily rhythm once it is known,
     so that a freeze across a night is not judged by the day's pace, else from the last few
     advances."""
-    if gap < stall_before.warning:
+    if gap < stall_before.own_warning:
         return False
     if state.rhythm.mature:
         due = state.rhythm.expected_stations(end - gap, end, offset) / weight

@@ -24,7 +24,7 @@ from a prior, and are clamped to a floor and a ceiling. Everything here is a pur
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import median
 from typing import Sequence, Union
 
@@ -42,6 +42,8 @@ WANDER_MIN = 12          # publications before a wandering lattice can be told f
 WANDER_SHARE = 0.25      # ...which keeps most publications within this share of the period of their slot
 LEARNING = " (its daily rhythm is not known yet: ten times the usual certainty)"
 WINSOR = 5.0             # gaps above this many medians count as this many
+RENEWAL_CV = 0.5         # gaps more regular than this are no Poisson stream (an exponential's CV is 1)
+HABIT_WINDOW = 8         # recent gaps a habit of long gaps is read from (the series' HABIT bits span 8)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,22 @@ class Thresholds:
     cadence: float | None = None     # seconds between publications, when cadenced
     missed_warning: int | None = None
     missed_critical: int | None = None
+    # The model's own thresholds before a habit of long gaps raised them (renewal floor): what
+    # tells whether a gap was long for the model, so that the habit is kept alive by its gaps.
+    base_warning: float | None = None
+    base_critical: float | None = None
+    # A lattice that publication times wander about: the newest publication's offset from its
+    # slot (the ledger measures the next one's from it and remembers the latest offsets longer
+    # than the window: SeriesState.slot_memory).
+    deviation: float | None = None
+
+    @property
+    def own_warning(self) -> float:
+        return self.warning if self.base_warning is None else self.base_warning
+
+    @property
+    def own_critical(self) -> float:
+        return self.critical if self.base_critical is None else self.base_critical
 
 
 def detect_cadence(gaps: Sequence[float], jitter: float = 0.0) -> float | None:
@@ -194,6 +212,21 @@ class Seen:
     anchor: float | None = None      # epoch of the newest publication (where pub_gaps end)
     pace: float = 1.0                # the pace expected now against the gaps' (< 1 in a count's tail)
     level: float | None = None       # in a count's tail: the pace now against a cadenced rhythm's (phase.py)
+    habitual: bool = False           # long gaps recur (HABIT of the last 8): they are the source's way
+    # The publisher's rarer habits, remembered longer than the window of gaps (half-life of days:
+    # a 15-min publisher's 48 gaps are 12 hours, in which one skipping 2% of its slots shows
+    # none a third of the time): (slots, skipped slots, the two latest after their slot), decayed.
+    memory: Sequence[float] | None = None
+
+    @property
+    def remembered_skips(self) -> float:
+        if not self.memory or self.memory[0] <= 0:
+            return 0.0
+        return (self.memory[1] + PRIOR_SKIPS) / (self.memory[0] + PRIOR_SKIPS)
+
+    @property
+    def remembered_edge(self) -> float:
+        return self.memory[3] if self.memory and len(self.memory) > 3 else 0.0   # seen twice: a habit
 
 
 @dataclass(frozen=True)
@@ -217,9 +250,11 @@ class Cadence:
     strict: float = 1.0
     late: float | None = None        # a wandering lattice: seconds after its slot a publication may come
     pace: float = 1.0                # advances expected now against the gaps' (a count's tail)
+    deviation: float | None = None   # the newest publication's offset from its slot (for the ledger)
 
     def thresholds(self, seen: Seen, o: DetectionOptions) -> Thresholds:
-        return _cadenced(seen, self.period, o, self.daily, self.strict, self.late, self.pace)
+        return replace(_cadenced(seen, self.period, o, self.daily, self.strict, self.late, self.pace),
+                       deviation=self.deviation)
 
 
 @dataclass(frozen=True)
@@ -234,7 +269,75 @@ class Poisson:
         return _poissonian(seen, o, self.daily, self.strict, self.pace)
 
 
-Model = Union[Prior, Cadence, Poisson]
+@dataclass(frozen=True)
+class Renewal:
+    """A regular source that fits no lattice: the learned distribution of its own gaps."""
+
+    def thresholds(self, seen: Seen, o: DetectionOptions) -> Thresholds:
+        # In a count's tail the gaps stretch as what remains shrinks (seen.pace < 1).
+        gaps = [g / seen.pace for g in seen.gaps[-o.stall_window:]]
+        warning, critical, top = renewal_waits(gaps, o.false_alarm_budget, seen.poll_gap)
+        shift = _lag_shift(seen)
+        reason = (f"regular updates on no fixed cadence, gaps up to about {duration(top)}{_tail(seen.pace)}: no "
+                  f"{seen.clock.noun} for {duration(warning + shift)} happens by chance once in "
+                  f"{duration(o.false_alarm_budget)}")
+        return _finish(warning + shift, critical + shift, reason, "renewal", o)
+
+
+Model = Union[Prior, Cadence, Poisson, Renewal]
+
+
+def renewal_waits(gaps: Sequence[float], budget: float, poll: float | None) -> tuple[float, float, float]:
+    """(warning, critical, usual longest gap): seconds after the last event at which a silence
+    has become as improbable as the budget allows, by the gaps' own distribution (a renewal
+    process). Each gap may be the one that ends the run: the empirical survival puts 1/(n+1) of
+    the chance beyond the longest usual gap, and beyond it the tail falls exponentially with the
+    spread of the gaps near the longest (a publication time that wanders by w makes gaps that
+    wander by up to 2w). The allowed chance per gap is mean gap / budget (one false alarm per
+    budget); critical is ten times rarer."""
+    values = sorted(g for g in gaps if g > 0)
+    top = values[-1]
+    near = [g for g in values if g >= (1 - WANDER_SHARE) * top]
+    k = len(near)
+    # The range of k draws covers (k-1)/(k+1) of a bounded spread; one draw proves little.
+    width = (top - near[0]) * (k + 1) / (k - 1) if k >= 2 else WANDER_SHARE * top
+    scale = max(width / 2, poll or 0.0, MIN_CADENCE)
+    beyond = 1.0 / (len(values) + 1)
+    share = (sum(values) / len(values)) / budget
+
+    def wait(chance: float) -> float:
+        return top + scale * max(math.log(beyond / chance), 0.0)
+    return wait(share), wait(share / CRITICAL_BUDGET), top
+
+
+def _lag_shift(seen: Seen) -> float:
+    """Gaps on the source's clock, thresholds on ours since the event was seen: the longest
+    usual delay to our seeing a publication, less that of the event the clock runs from."""
+    lag0, lag = seen.lag0, max_lag(seen.lags)
+    if lag is None:
+        lag = seen.poll_gap or 0.0
+    return lag - (lag0 if lag0 is not None and 0 <= lag0 <= lag else 0.0)
+
+
+def habit_floor(model: Thresholds, seen: Seen, o: DetectionOptions) -> Thresholds:
+    """A source whose long gaps recur (a publisher settled into one or two batches a day) is
+    judged by the renewal of its recent gaps where the model would page sooner: the model
+    (a lattice with independent skips, a Poisson stream) cannot express runs of empty slots
+    that come every day. The ceilings give way to the habit: a source that publishes once a day
+    is not stalled at 12 hours."""
+    recent = [g / seen.pace for g in seen.gaps[-HABIT_WINDOW:]]
+    if len(recent) < 2:
+        return model
+    warning, critical, top = renewal_waits(recent, o.false_alarm_budget, seen.poll_gap)
+    shift = _lag_shift(seen)
+    bound = 2 * o.critical_ceiling
+    warning, critical = min(warning + shift, bound), min(critical + shift, bound)
+    if warning <= model.warning:
+        return replace(model, base_warning=model.warning, base_critical=model.critical)
+    reason = (f"{model.reason}; but its long gaps recur (up to about {duration(top)} lately), so by the "
+              f"distribution of its recent gaps: no {seen.clock.noun} for {duration(warning)}")
+    return Thresholds(warning, max(critical, model.critical, warning), reason, "renewal", model.cadence,
+                      model.missed_warning, model.missed_critical, model.warning, model.critical, model.deviation)
 
 
 def model_of(seen: Seen, o: DetectionOptions) -> Model:
@@ -245,15 +348,20 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
     cadence = detect_cadence(pub_gaps) if len(pub_gaps) >= 4 else None
     if cadence is None and not pub_gaps:
         cadence = detect_cadence(gaps, jitter=1.5 * (seen.poll_gap or 0.0))
-    late = None
+    late = edge = deviation = None
     if cadence is None:
-        cadence, late = _wandering(seen)
+        cadence, late, edge, deviation = _wandering(seen)
     else:
         # On a strict lattice still: publications now and then late by more than the usual
         # half minute (a slot published minutes after its time) widen the wait by what was seen.
-        period, wander = _wandering(seen)
-        if wander is not None and wander > JITTER and abs(period - cadence) <= 0.02 * cadence:
+        period, wander, edge, deviation = _wandering(seen)
+        if period is None or abs(period - cadence) > 0.02 * cadence:
+            edge = deviation = None
+        elif wander is not None and wander > JITTER:
             late = wander
+    if cadence is not None and seen.remembered_edge > max(edge or 0.0, JITTER):
+        # Lateness seen days ago, beyond the window, is still the publisher's: it is rare, not gone.
+        late = (late if late is not None else JITTER) + seen.remembered_edge - max(edge or 0.0, JITTER)
     # In a count's tail the hours' history is of another regime (more remained then): the
     # rhythm is followed at the level the tail keeps now (seen.level, seen.pace).
     timed = rhythm is not None and seen.start is not None
@@ -264,20 +372,23 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
     # instead walks the hours seen so far, `learning`: its beliefs carry their uncertainty.)
     strict = CRITICAL_BUDGET if rhythm is not None and not rhythm.mature else 1.0
     if cadence is None:
+        if _regular(gaps[-o.stall_window:], seen.poll_gap):
+            return Renewal()
         return Poisson(daily if daily is not None and not daily.cadence else None, strict, seen.pace)
     if seen.clock.steady:
-        return Cadence(cadence, late=late)   # a cadenced publisher keeps its cadence day and night
+        return Cadence(cadence, late=late, deviation=deviation)   # a cadenced publisher keeps its cadence day and night
     # The rhythm counts in publications of its own cadence: only that cadence can use it.
     if daily is not None and abs(daily.cadence - cadence) > 0.1 * cadence:
         daily = None
     if learning is not None and abs(learning.cadence - cadence) > 0.1 * cadence:
         learning = None
-    return Cadence(cadence, daily or learning, strict, late, seen.pace)
+    return Cadence(cadence, daily or learning, strict, late, seen.pace, deviation)
 
 
-def _wandering(seen: Seen) -> tuple[float | None, float | None]:
-    """A wandering lattice's period and how late after the slot of the event the clock runs
-    from (seen.start) the next publications may come, or (None, None)."""
+def _wandering(seen: Seen) -> tuple[float | None, float | None, float | None, float | None]:
+    """A wandering lattice's period, how late after the slot of the event the clock runs
+    from (seen.start) the next publications may come, its late edge and the newest
+    publication's offset from its slot; or Nones."""
     if seen.pub_gaps:
         lattice = wandering_lattice(seen.pub_gaps)
         behind = (seen.start - seen.anchor) if seen.start is not None and seen.anchor is not None else 0.0
@@ -285,16 +396,36 @@ def _wandering(seen: Seen) -> tuple[float | None, float | None]:
         lattice = wandering_lattice(seen.gaps, jitter=1.5 * (seen.poll_gap or 0.0))
         behind = 0.0
     if lattice is None:
-        return None, None
+        return None, None, None, None
     edge = lattice.late_edge()
     late = edge - lattice.deviation_at(behind)
-    return lattice.period, min(max(late, JITTER), edge - min(lattice.deviations))
+    return lattice.period, min(max(late, JITTER), edge - min(lattice.deviations)), edge, lattice.deviations[-1]
+
+
+def _regular(gaps: Sequence[float], poll: float | None) -> bool:
+    """Gaps far more regular than a Poisson stream's: a coefficient of variation below
+    RENEWAL_CV times a Poisson stream's as polled every `poll` seconds (geometric gaps in polls,
+    CV sqrt(1 - poll / mean): a busy feed polled every minute looks regular by its quantization
+    alone). Too few polls per gap to tell is not regular."""
+    values = [g for g in gaps if g > 0]
+    if len(values) < 2:
+        return False
+    mean = sum(values) / len(values)
+    poll = poll or 0.0
+    if mean < 2 * poll:
+        return False
+    var = sum((g - mean) ** 2 for g in values) / (len(values) - 1)
+    return math.sqrt(var) / mean < RENEWAL_CV * math.sqrt(1.0 - poll / mean)
 
 
 def learn(seen: Seen, options: DetectionOptions) -> Thresholds:
     """Thresholds for the time since the last event of `seen.clock`, from the model its gaps
-    support."""
-    return model_of(seen, options).thresholds(seen, options)
+    support (raised to the renewal of its recent gaps when long gaps are its habit)."""
+    model = model_of(seen, options)
+    thresholds = model.thresholds(seen, options)
+    if seen.habitual and not isinstance(model, (Prior, Renewal)):
+        return habit_floor(thresholds, seen, options)
+    return thresholds
 
 
 def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | None, strict: float,
@@ -302,7 +433,7 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
     gaps, start, offset = seen.gaps, seen.start, seen.offset
     steps = [max(1, round(g / cadence)) for g in gaps]
     short = steps[-SHORT_WINDOW:]
-    skip_long = (sum(steps) - len(steps) + PRIOR_SKIPS) / (sum(steps) + PRIOR_SKIPS)
+    skip_long = max((sum(steps) - len(steps) + PRIOR_SKIPS) / (sum(steps) + PRIOR_SKIPS), seen.remembered_skips)
     skip_short = (sum(short) - len(short)) / sum(short)
     skip = min(max(skip_long, skip_short), 0.999)
     if pace < 1.0:
@@ -329,7 +460,7 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
             budget = mean_gap / o.false_alarm_budget
         # A publisher that skips slots of its own (no new timestamp at all) comes empty at least
         # that often, whatever the stations explain; the hours' own evidence may say more.
-        skipped = publisher_skips(seen.pub_gaps, cadence)
+        skipped = max(publisher_skips(seen.pub_gaps, cadence), seen.remembered_skips)
         empty = [max(e, skipped) for e in daily.empty_chances(beliefs, PRIOR_SKIPS)]
         missed_w = max(1, publications_believed(beliefs, empty, start, cadence, -math.log(budget), offset, level))
         missed_c = max(missed_w + 1, publications_believed(beliefs, empty, start, cadence,
