@@ -92,12 +92,15 @@ def test_the_last_units_of_a_tail_one_every_half_day_do_not_page_at_the_ceiling(
 
 
 def test_a_tail_that_freezes_is_still_a_stall_at_the_pace_of_what_remains():
-    # At 99.15% (35 to go, ~1.75 an hour) the count freezes at 22 Feb 00:00 UTC, its last
-    # advance at 21 Feb 22:45: a silence of ~4.6 h is rarer than the budget allows.
+    # At 99.15% (35 to go, ~1.75 an hour, a publication empty 65% of the time) the count
+    # freezes at 22 Feb 00:00 UTC, its last advance at 21 Feb 22:45: 18-19 empty publications
+    # (~4.6 h) are rarer than the budget allows; the rhythm, learned in two days, asks a little more.
     polls, _ = tail_count(3, 3700, frozen=range(2 * 96, 2 * 96 + 32))
     _, _, events = drive(polls)
     fired = [e for e in events if e.rule == "stall" and e.state == "firing"]
-    assert [(e.at, e.severity) for e in fired] == [(at(2 * 86400 + 3 * 3600 + 45 * 60 + 30), "warning")]
+    last_advance = at(2 * 86400 - 3600 + 30 - 15 * 60)
+    assert [e.severity for e in fired] == ["warning"] and fired[0].since == last_advance
+    assert 4 * 3600 <= (fired[0].at - last_advance).total_seconds() <= 6 * 3600
     assert "in its tail" in fired[0].details["threshold_reason"]
     assert rules(events, "stall")[-1][1] == "resolved"
 

@@ -462,6 +462,10 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
         # that often, whatever the stations explain; the hours' own evidence may say more.
         skipped = max(publisher_skips(seen.pub_gaps, cadence), seen.remembered_skips)
         empty = [max(e, skipped) for e in daily.empty_chances(beliefs, PRIOR_SKIPS)]
+        if seen.level is not None:
+            # A tail's rhythm counts stations per unit still to come (phase.py): its evidence is
+            # counted in today's stations, fewer, so each hour promises no more than they do.
+            beliefs = [(shape * seen.level, mean) for shape, mean in beliefs]
         missed_w = max(1, publications_believed(beliefs, empty, start, cadence, -math.log(budget), offset, level))
         missed_c = max(missed_w + 1, publications_believed(beliefs, empty, start, cadence,
                                                            -math.log(budget / CRITICAL_BUDGET), offset, level))
