@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import structlog
 
@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS child_tables (
 """
 
 
+def state_text(blob: dict) -> str:
+    """A series' state blob as the series_state table keeps it."""
+    return json.dumps(blob, separators=(",", ":"))
+
+
 HISTORY_MAX_ROWS = 5_000_000        # snapshot rows kept at most ([daemon] history_max_rows)
 PRUNE_EVERY = timedelta(hours=1)
 
@@ -66,7 +71,7 @@ class StateStore:
         self._rows: int | None = None      # snapshot rows in the table (counted at the first prune)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._memory: dict[tuple[str, str], dict] = {}   # state not yet written (db failing)
+        self._memory: dict[tuple[str, str], str] = {}    # state not yet written (db failing), as JSON text
         self._tables: dict[tuple[str, str], dict] = {}   # parents' child tables not yet written
         if not uri:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -150,12 +155,14 @@ class StateStore:
                        {"source": source, "region": region, "value": text}, error, self.metrics,
                        consequence="the series starts fresh; everything else goes on")
 
-    def save_states(self, source: str, states: dict[str, dict], at: datetime,
+    def save_states(self, source: str, states: Mapping[str, dict | str], at: datetime,
                     snapshots: list[Snapshot] = (), tables: dict[str, dict[str, int]] | None = None) -> bool:
         """Write the states of one pass (the changed snapshots, the parents' tables that
         changed) in one transaction. On failure states and tables are kept in memory and
-        retried with the next pass."""
-        pending = {(source, region): blob for region, blob in states.items()}
+        retried with the next pass. A state is its blob or the blob's JSON text already
+        (state_text: what a pass saves, so that 91,561 blobs never live at once as objects)."""
+        pending = {(source, region): blob if type(blob) is str else state_text(blob)
+                   for region, blob in states.items()}
         with self._lock:
             self._memory.update(pending)
             self._tables.update({(source, region): table for region, table in (tables or {}).items()})
@@ -167,7 +174,7 @@ class StateStore:
                 self._db.executemany(
                     "INSERT INTO series_state (source, region, updated_at, state) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (source, region) DO UPDATE SET updated_at = excluded.updated_at, state = excluded.state",
-                    [(s, r, stamp, json.dumps(blob, separators=(",", ":"))) for (s, r), blob in self._memory.items()])
+                    ((s, r, stamp, text) for (s, r), text in self._memory.items()))
                 self._db.executemany(
                     "INSERT INTO snapshots (source, region, at, record) VALUES (?, ?, ?, ?)",
                     [(snap.source, snap.region, iso_utc(snap.at),

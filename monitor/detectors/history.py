@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-@dataclass(frozen=True)
+# slots: a national tree keeps 91,561 of each (a dict per instance was ~100-200 B more)
+@dataclass(frozen=True, slots=True)
 class Reading:
     """What the series' document said, reduced to what the rules compare over time."""
 
@@ -59,7 +60,7 @@ class Reading:
         return cls(_from_epoch(at), parse_iso(published), stations, reported, pct, votes or {})
 
 
-@dataclass
+@dataclass(slots=True)
 class ChildTrack:
     """One child region as its parent's table shows it, for region_stall. Progress of a
     child is measured against the parent's advance (stations), not the clock, so a slow night

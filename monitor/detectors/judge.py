@@ -35,6 +35,7 @@ log = structlog.get_logger("countwatch.detectors")
 DEFAULT_ZONE = "Asia/Jakarta"     # DESIGN.md: [daemon] timezone default; KPU publishes in WIB
 MIRROR_KEEP = 64
 ANCESTOR_DEPTH = 8
+SHARED_THRESHOLDS = 4096            # distinct thresholds kept for sharing (then it starts afresh)
 
 STATION_EXEMPT = ("stall", "stale_source", "jump", "not_started")   # rules about a count's pace, not one TPS
 # The stoppage rules that can say "the publisher stopped" about one series (stall: counts
@@ -58,6 +59,7 @@ class Judge:
         self._mirror_of = {s.name: s.mirror_of for s in self._sources.values() if s.mirror_of}
         self._mirrored = set(self._mirror_of) | set(self._mirror_of.values())
         self._latest: dict[tuple[str, str], tuple[Reading, deque]] = {}
+        self._thresholds: dict[str, Thresholds] = {}    # _shared()
 
     # -- configuration per source --
     def options(self, source: str) -> DetectionOptions:
@@ -137,9 +139,9 @@ class Judge:
         state.stall_thresholds = self.stall_thresholds(state)
         return events
 
-    # -- thresholds, cached until the gaps change --
+    # -- thresholds, cached per series until the gaps change --
     def _stall(self, state: SeriesState, o: DetectionOptions) -> Thresholds:
-        cached = state.cache.get("stall")
+        cached = state.stall_cached
         if cached is not None and cached[0] == state.version:
             return cached[1]
         lag0 = start = None
@@ -155,23 +157,37 @@ class Judge:
                                 newest.timestamp() if newest else None, *self._pace(state, o),
                                 habitual=habitual(state.habits, 0), memory=state.slot_memory),
                            tail_options(state, o))
-        state.cache["stall"] = (state.version, thresholds)
+        thresholds = self._shared(thresholds)
+        state.stall_cached = (state.version, thresholds)
         return thresholds
 
     def _stale(self, state: SeriesState, o: DetectionOptions) -> Thresholds | None:
         if state.current is None or state.current.published_at is None:
             return None
         published = state.current.published_at
-        cached = state.cache.get("stale")
-        if cached is not None and cached[0] == (state.version, published):
-            return cached[1]
+        cached = state.stale_cached
+        if cached is not None and cached[0] == state.version and cached[1] == published:
+            return cached[2]
         # A Poisson-like source publishes when it advances: the advances' rhythm is the one.
         thresholds = learn(Seen(PUBLICATION, state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap,
                                 state.rhythm, published.timestamp(), offset_at(published, self.zone(state)),
                                 published.timestamp(), *self._pace(state, o), habitual=habitual(state.habits, 8),
                                 memory=state.slot_memory), tail_options(state, o))
-        state.cache["stale"] = ((state.version, published), thresholds)
+        thresholds = self._shared(thresholds)
+        state.stale_cached = (state.version, published, thresholds)
         return thresholds
+
+    def _shared(self, thresholds: Thresholds) -> Thresholds:
+        """One object for equal thresholds: most series of a tree hold the same ones (the
+        prior, the publisher's cadence), and two per series were ~800 B of a leaf's state.
+        Keyed by repr, so that 7200 and 7200.0 stay what they were."""
+        key = repr(thresholds)
+        shared = self._thresholds.get(key)
+        if shared is None:
+            if len(self._thresholds) >= SHARED_THRESHOLDS:
+                self._thresholds.clear()
+            shared = self._thresholds[key] = thresholds
+        return shared
 
     def _complete(self, state: SeriesState) -> bool:
         ratio = state.progress_ratio
@@ -255,9 +271,12 @@ class Judge:
         for event in events:
             key = event.rule if event.region == state.region else f"{event.rule}/{event.region}"
             if event.state in ("firing", "escalated"):
+                if type(state.open_alerts) is not dict:
+                    state.open_alerts = {}            # the shared empty mapping until now
                 state.open_alerts[key] = event
             elif event.state == "resolved":
-                state.open_alerts.pop(key, None)
+                if key in state.open_alerts:
+                    del state.open_alerts[key]
                 if event.rule == "outage":
                     reset_failures(state)
 

@@ -15,6 +15,7 @@ import zlib
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from statistics import median
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from ..model import Event, Poll, Snapshot, is_station, progress_ratio
@@ -38,6 +39,7 @@ HABIT_CAP = 2                      # a habitual gap is learned up to this many c
 def habitual(habits: int, clock: int) -> bool:
     """Long gaps recur on this clock (0: advances, 8: publications): HABIT of the last 8."""
     return bin((habits >> clock) & 0xFF).count("1") >= HABIT
+NONE: Mapping = MappingProxyType({})   # the empty mapping every series shares (read-only)
 LAG_EVIDENCE = 0.01                # a child is judged behind once its parent's pace would have brought it 1 point
 
 
@@ -50,7 +52,7 @@ class SeriesState:
                  "last_advance_published_at", "advance_gaps", "steps", "pub_gaps", "pub_seen_at", "lags", "blind",
                  "rhythm", "poll_gap", "learned_poll_gap", "fail_streak", "ok_streak", "flaps", "window_bits",
                  "window_len", "failing_since", "answering_since", "error_classes", "last_error", "latencies", "latency_base",
-                 "children", "open_alerts", "version", "cache", "stall_thresholds", "habits", "slot_memory")
+                 "children", "open_alerts", "version", "stall_cached", "stale_cached", "stall_thresholds", "habits", "slot_memory")
 
     def __init__(self, source: str, region: str):
         self.source = source
@@ -64,11 +66,13 @@ class SeriesState:
         self.paced: float | None = None
         self.last_advance_at: datetime | None = None
         self.last_advance_published_at: datetime | None = None
-        self.advance_gaps: list[float] = []
-        self.steps: list[float] = []                  # recent increments of progress per advance
-        self.pub_gaps: list[float] = []
+        # Empty sequences and mappings are shared (`()`, NONE) until something is kept: 91,561
+        # series each with seven empty lists and dicts were ~400 B a series. _push makes a list.
+        self.advance_gaps: list[float] | tuple = ()
+        self.steps: list[float] | tuple = ()          # recent increments of progress per advance
+        self.pub_gaps: list[float] | tuple = ()
         self.pub_seen_at: datetime | None = None      # our clock when the current published_at appeared
-        self.lags: list[float] = []                   # publication -> our poll that saw it
+        self.lags: list[float] | tuple = ()           # publication -> our poll that saw it
         self.blind = 0                                # bits: polls failed since the last advance / publication
         self.rhythm = Rhythm()                        # advances and watched time per local hour
         self.poll_gap: float | None = None            # EWMA of our polling interval
@@ -80,18 +84,21 @@ class SeriesState:
         self.window_len = 0
         self.failing_since: datetime | None = None
         self.answering_since: datetime | None = None   # first good poll after the last failure
-        self.error_classes: dict[str, int] = {}
+        self.error_classes: Mapping[str, int] = NONE
         self.last_error: str | None = None
-        self.latencies: list[float] = []
+        self.latencies: list[float] | tuple = ()
         self.latency_base: float | None = None
-        self.children: dict[str, ChildTrack] = {}
-        self.open_alerts: dict[str, Event] = {}
+        self.children: Mapping[str, ChildTrack] = NONE   # a dict once a child is tracked
+        self.open_alerts: Mapping[str, Event] = NONE     # a dict once an alert opened (Judge._apply)
         self.version = 0                              # bumped when gaps change: thresholds are cached on it
         # (warning, critical) stall thresholds in force after the last poll, set by the Judge
         # (None: no count, or a complete one): what the exporter shows. Derived, not saved.
         self.stall_thresholds: tuple[float, float] | None = None
         self.habits = 0              # bits: the last 8 advances that were incidents, and (<< 8) publication gaps that were long
-        self.cache: dict[str, Any] = {}
+        # The Judge's thresholds, cached until the gaps change (derived, not saved):
+        # (version, Thresholds) and (version, published_at, Thresholds); two slots, not a dict.
+        self.stall_cached: tuple | None = None
+        self.stale_cached: tuple | None = None
         # A cadenced publisher's rarer habits, forgotten with the rhythm's half-life (4 days) rather
         # than with the window of gaps: [slots, skipped slots, the two latest after their slot (s)].
         self.slot_memory: list[float] | None = None
@@ -120,7 +127,7 @@ class SeriesState:
         if not poll.ok:
             return facts
         if poll.latency_seconds is not None:
-            _push(state.latencies, poll.latency_seconds, LATENCY_KEEP)
+            state.latencies = _push(state.latencies, poll.latency_seconds, LATENCY_KEEP)
             base = state.latency_base
             # Winsorized: a slow spell moves the baseline by at most 2% of it per poll, so the
             # degradation is seen before it becomes "normal" (and a lasting new normal still is).
@@ -152,7 +159,7 @@ class SeriesState:
                 state.flaps += 1
             state.fail_streak += 1
             state.ok_streak = 0
-            state.error_classes[poll.result] = state.error_classes.get(poll.result, 0) + 1
+            state.error_classes = {**state.error_classes, poll.result: state.error_classes.get(poll.result, 0) + 1}
             state.last_error = poll.result + (f": {poll.detail}" if poll.detail else "")
             return
         if state.ok_streak == 0:
@@ -183,7 +190,7 @@ class SeriesState:
             recurs = long and habitual(state.habits, 8)
             gap = min(gap, HABIT_CAP * o.critical_ceiling if recurs else stale_before.critical)
         if not facts.incident and not state.blind & BLIND_PUBLICATION:
-            _push(state.pub_gaps, gap, o.stall_window)
+            state.pub_gaps = _push(state.pub_gaps, gap, o.stall_window)
             # A count at zero (not started, or test data cleared) teaches nothing of the habits
             # of its publisher while counting.
             counting = (previous.progress or 0) > 0 and (current.progress or 0) > 0
@@ -195,7 +202,7 @@ class SeriesState:
             (at - previous_poll_at).total_seconds() <= 2 * state.poll_gap)
         if lag >= 0 and recent_poll:
             # Only when we were polling all along does the delay measure the publisher + us.
-            _push(state.lags, lag, LAG_KEEP)
+            state.lags = _push(state.lags, lag, LAG_KEEP)
         state.pub_seen_at = at
         _learned(state)
         facts.new_publication = True
@@ -257,12 +264,12 @@ class SeriesState:
             facts.incident = incident and not recurs
             # A gap we partly could not see (failed polls) is no evidence of skipped publications.
             if not facts.incident and not state.blind & BLIND_ADVANCE:
-                _push(state.advance_gaps, min(gap, HABIT_CAP * o.critical_ceiling if recurs else stall_before.critical),
-                      o.stall_window)
+                state.advance_gaps = _push(state.advance_gaps, min(gap, HABIT_CAP * o.critical_ceiling if recurs
+                                                                   else stall_before.critical), o.stall_window)
                 state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence,
                                    counted * weight)
         state.blind &= ~BLIND_ADVANCE
-        _push(state.steps, advance, STEP_KEEP)
+        state.steps = _push(state.steps, advance, STEP_KEEP)
         state.last_advance_at = at
         state.last_advance_published_at = current.published_at
         _learned(state)
@@ -272,6 +279,7 @@ class SeriesState:
         mark = state.paced or 0.0
         parent_ratio = snapshot.progress_ratio
         seen = set()
+        children = state.children if type(state.children) is dict else {}
         for code, child in snapshot.children.items():
             if is_station(stations=child.stations):
                 continue                                  # a TPS row: it reports once, it does not stall
@@ -282,10 +290,10 @@ class SeriesState:
                         or (child.percent is not None and child.percent >= 100 * o.complete_ratio))
             ratio = progress_ratio(child.stations, child.stations_reported, child.percent)
             ratio = None if ratio is None else round(ratio, 6)
-            track = state.children.get(code)
+            track = children.get(code)
             now = round(at.timestamp(), 3)
             if track is None:
-                state.children[code] = ChildTrack(signature, mark, now, 0, None, child.percent, complete,
+                children[code] = ChildTrack(signature, mark, now, 0, None, child.percent, complete,
                                                   ratio, ratio, parent_ratio and round(parent_ratio, 6), now,
                                                   child.stations)
                 continue
@@ -305,8 +313,9 @@ class SeriesState:
             track.changes += 1
             track.signature, track.parent_mark, track.changed_at = signature, mark, round(at.timestamp(), 3)
             track.percent, track.complete = child.percent, complete
-        for code in [c for c in state.children if c not in seen]:
-            del state.children[code]
+        for code in [c for c in children if c not in seen]:
+            del children[code]
+        state.children = children if children else NONE
 
     def rebase(self, seconds: float) -> None:
         """Move every moment of *our* clock by `seconds` (the source's timestamps stay): for a
@@ -328,7 +337,7 @@ class SeriesState:
                 track.ref_at = round(track.ref_at + seconds, 3)
         self.open_alerts = {key: replace(event, at=event.at + delta, since=move(event.since))
                             for key, event in self.open_alerts.items()}
-        self.cache.clear()
+        self.stall_cached = self.stale_cached = None
 
     # -- what the metrics read --
     @property
@@ -366,7 +375,7 @@ class SeriesState:
             out["lpgap"] = _compact(self.learned_poll_gap)
         if self.window_len:
             out["fails"] = [self.fail_streak, self.ok_streak, self.flaps, self.window_bits, self.window_len,
-                            _epoch(self.failing_since), self.error_classes, self.last_error,
+                            _epoch(self.failing_since), dict(self.error_classes), self.last_error,
                             _epoch(self.answering_since)]
         if self.latency_base is not None:
             out["latb"] = self.latency_base
@@ -388,11 +397,11 @@ class SeriesState:
         if "adv" in data:
             state.last_advance_at = _from_epoch(data["adv"][0])
             state.last_advance_published_at = _from_epoch(data["adv"][1])
-        state.advance_gaps = list(data.get("gaps", []))
-        state.steps = list(data.get("steps", []))
-        state.pub_gaps = list(data.get("pgaps", []))
-        state.lags = list(data.get("lags", []))
-        state.latencies = list(data.get("lat", []))
+        state.advance_gaps = list(data.get("gaps", ())) or ()
+        state.steps = list(data.get("steps", ())) or ()
+        state.pub_gaps = list(data.get("pgaps", ())) or ()
+        state.lags = list(data.get("lags", ())) or ()
+        state.latencies = list(data.get("lat", ())) or ()
         state.pub_seen_at = _from_epoch(data.get("pseen"))
         state.blind = data.get("blind", 0)
         state.habits = data.get("habits", 0)
@@ -407,10 +416,10 @@ class SeriesState:
              failing_since, errors, state.last_error, answering_since) = fails[:9]
             state.failing_since = _from_epoch(failing_since)
             state.answering_since = _from_epoch(answering_since)
-            state.error_classes = dict(errors)
+            state.error_classes = dict(errors) or NONE
         state.latency_base = data.get("latb")
-        state.children = {code: ChildTrack.from_json(v) for code, v in data.get("kids", {}).items()}
-        state.open_alerts = {key: Event.from_json(v) for key, v in data.get("open", {}).items()}
+        state.children = {code: ChildTrack.from_json(v) for code, v in data.get("kids", {}).items()} or NONE
+        state.open_alerts = {key: Event.from_json(v) for key, v in data.get("open", {}).items()} or NONE
         return state
 
 
@@ -485,15 +494,20 @@ def _learned(state: SeriesState) -> None:
 
 def reset_failures(state: SeriesState) -> None:
     state.failing_since = None
-    state.error_classes = {}
+    state.error_classes = NONE
     state.last_error = None
     state.flaps = 0
 
 
-def _push(values: list, value: float, keep: int) -> None:
+def _push(values: list | tuple, value: float, keep: int) -> list:
+    """`values` with `value` appended, the oldest beyond `keep` dropped: the same list, or a
+    new one in place of the shared empty tuple."""
+    if type(values) is not list:
+        values = list(values)
     values.append(round(value, 3))          # quantized here so that the JSON state is exact
     if len(values) > keep:
         del values[: len(values) - keep]
+    return values
 
 
 __all__ = ["LAG_KEEP", "LATENCY_KEEP", "STEP_KEEP", "SeriesState", "offset_at", "reset_failures", "tail_weight"]
