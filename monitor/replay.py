@@ -11,7 +11,8 @@ import json
 import sys
 from typing import Iterable, Iterator
 
-import dataclasses
+from math import copysign
+from types import MappingProxyType
 
 from orjson import loads as _orjson_loads
 
@@ -37,19 +38,41 @@ def fast_poll(text: str) -> Poll | None:
     rows = _children(children)
     if rows is None:
         return None
-    line = dict(data)
-    del line["children"]
+    del data["children"]                  # the decoded line is ours alone
     try:
-        poll = record_to_poll(line)
+        poll = record_to_poll(data)
     except (RecordingError, KeyError, TypeError, ValueError):
         return None
     if poll.snapshot is None:
         return None
-    return dataclasses.replace(poll, snapshot=dataclasses.replace(poll.snapshot, children=rows))
+    # The snapshot was just made, and nobody else holds it or `rows`: its children are set
+    # in place (what Snapshot's __post_init__ does with a copy; dataclasses.replace made two).
+    object.__setattr__(poll.snapshot, "children", MappingProxyType(rows))
+    return poll
 
 
 _CHILD_KEYS = frozenset(("stations", "stations_reported", "percent", "votes"))
 _LARGEST = 2 ** 53
+_new_row = object.__new__
+_NO_VOTES: dict = {}
+# Rows without votes are few distinct values (a TPS not in yet: 1 station, 0 reported, 0%),
+# and immutable: one object each.
+_EMPTY_ROWS: dict[tuple, RegionCount] = {}
+
+
+def _row(stations, reported, percent, votes) -> RegionCount:
+    """RegionCount(stations, reported, percent, votes) without its __init__ (frozen dataclass:
+    six object.__setattr__ and a copy of the votes): the same fields, equal objects. `votes`
+    is a dict just decoded that nobody else holds."""
+    row = _new_row(RegionCount)
+    fields = row.__dict__
+    fields["stations"] = stations
+    fields["stations_reported"] = reported
+    fields["percent"] = percent
+    fields["votes"] = MappingProxyType(votes)
+    fields["name"] = None
+    fields["registered_voters"] = None
+    return row
 
 
 def _children(children: dict) -> dict[str, RegionCount] | None:
@@ -68,14 +91,24 @@ def _children(children: dict) -> dict[str, RegionCount] | None:
         if percent is not None and (type(percent) is not float and type(percent) is not int
                                     or not -_LARGEST <= percent <= _LARGEST):
             return None
-        if votes is not None:
+        if votes:
             if type(votes) is not dict:
                 return None
             for value in votes.values():
                 if type(value) is not int or not -_LARGEST <= value <= _LARGEST:
                     return None
-        rows[code] = RegionCount(stations=stations, stations_reported=reported, percent=percent,
-                                 votes=votes or {})
+            rows[code] = _row(stations, reported, percent, votes)
+            continue
+        if votes is not None and type(votes) is not dict:
+            return None                   # a falsy non-mapping (0, "", []): the reference reader names it
+        key = (type(stations), stations, type(reported), reported, type(percent), percent,
+               percent is not None and copysign(1.0, percent))        # -0.0 is not 0.0 to print
+        shared = _EMPTY_ROWS.get(key)
+        if shared is None:
+            shared = _row(stations, reported, percent, {})
+            if len(_EMPTY_ROWS) < 1024:
+                _EMPTY_ROWS[key] = shared
+        rows[code] = shared
     return rows
 
 
