@@ -152,3 +152,26 @@ def test_retention_is_configured_in_the_daemon_section(tmp_path):
         assert "daemon.history_retention" in str(error) and "daemon.history_max_rows" in str(error)
     else:
         raise AssertionError("a zero retention was accepted")
+
+
+def test_states_made_as_written_one_that_fails_is_counted_and_the_rest_saved(tmp_path):
+    metrics = Metrics(CollectorRegistry())
+    store = StateStore(tmp_path / "countwatch.db", metrics)
+
+    def broken() -> dict:
+        raise ValueError("not serialisable")
+    assert store.save_states("kpu", {"0": lambda: {"last": 5}, "11": broken, "12": '{"last":7}'}, AT)
+    assert store.load_states("kpu") == {"0": {"last": 5}, "12": {"last": 7}}
+    assert metrics.registry.get_sample_value("countwatch_state_errors_total", {"operation": "serialize"}) == 1
+    assert store.healthy
+
+
+def test_states_not_written_are_kept_as_they_were_when_saved(tmp_path):
+    path = tmp_path / "countwatch.db"
+    StateStore(path).close()
+    store = StateStore(f"file:{path}?mode=ro", Metrics(CollectorRegistry()), uri=True)
+    state = {"last": 9}
+    assert store.save_states("kpu", {"0": lambda: dict(state)}, AT) is False
+    state["last"] = 10                   # the series moves on; what that pass saved does not
+    assert store._memory == {("kpu", "0"): '{"last":9}'}
+    assert store.describe()["unsaved_series"] == 1
