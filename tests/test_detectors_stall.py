@@ -384,3 +384,30 @@ def test_a_rare_skip_is_remembered_beyond_the_window_of_gaps():
     assert stale.missed_warning == 2
     _, plain, _ = drive(cad(211, cadence=900.0))
     assert judge._stale(plain, judge.options("src")).missed_warning == 1
+
+
+def test_the_first_evening_of_a_poisson_feed_is_walked_as_slow_as_its_slowest_hour_seen():
+    # Counting since 09:00 local (UTC+7): ten busy hours (~60 updates/h), then two at ~6/h. At
+    # 21:00 the night ahead has never been seen: it is believed as slow as the slowest hour seen
+    # (with that hour's evidence), so a silence there is no surprise for a while, where the
+    # recent pace at ten times the certainty (the old first night) pages sooner.
+    import random
+
+    from monitor.detectors.diurnal import Rhythm
+    draw = random.Random(12)
+    rhythm = Rhythm()
+    origin = T0.timestamp() + 2 * 3600                      # 09:00 WIB
+    t, gaps = origin, []
+    while t < origin + 12 * 3600:
+        mean = 60.0 if t < origin + 10 * 3600 else 600.0
+        step = round(draw.expovariate(1 / mean), 3) + 1.0
+        rhythm.record(t, t + step, 7 * 3600, None, 10)
+        gaps.append(step)
+        t += step
+    assert not rhythm.mature
+    thresholds = learn(Seen(ADVANCE, gaps[-48:], rhythm=rhythm, start=t, offset=7 * 3600), DetectionOptions())
+    assert thresholds.model == "poisson" and "following the hours seen so far" in thresholds.reason
+    from monitor.detectors.thresholds import robust_mean
+    mean = max(robust_mean(gaps[-48:]), robust_mean(gaps[-8:]))
+    strict = mean * math.log1p(10 * 30 * 86400 / mean)
+    assert thresholds.warning > strict + 3600

@@ -28,6 +28,7 @@ PRIOR_WEIGHT = 600.0              # seconds of "the recent average" each hour st
 PRIOR_PUBLICATIONS = 0.2          # ...or publications, for a cadenced source
 WALK_LIMIT = 14 * 86400.0
 POOL = 0.5                        # share of each neighbouring hour's evidence an hour borrows
+SEEN_SECONDS = 1800.0             # a Poisson-like hour watched this long is seen (while learning the day)
 
 
 def _row(values: Sequence[float] | None) -> Sequence[float]:
@@ -122,7 +123,7 @@ class Rhythm:
         return [unmerged(r, poll) for r in rates]
 
     def beliefs(self, prior: float, poll: float | None = None,
-                unseen: float | None = None) -> list[tuple[float, float]]:
+                unseen: float | None = None, learning: bool = False) -> list[tuple[float, float]]:
         """Per hour, what the rhythm knows as a gamma belief (shape, scale) about the rate the
         walk sums: the update rate per second (Poisson-like), or the stations a publication
         brings (cadenced). Over a stretch D at that hour (seconds, or publications) the chance
@@ -139,7 +140,9 @@ class Rhythm:
         Poisson-like: advances per second, unmerged (see rates()); the unmerging stretches the
         uncertainty by p / ((1 - p) * -ln(1 - p)) for a share p of polls with an advance.
         `unseen` (cadenced, while the day is being learned): the hours not seen yet are believed
-        to bring this many stations per publication, as if seen once."""
+        to bring this many stations per publication, as if seen once. `learning` (Poisson-like,
+        the same): the hours not seen yet are believed as slow as the slowest hour seen, with
+        that hour's evidence: the first evening is not assumed to be as busy as the day."""
         out = []
         if self.cadence:
             for s, e in zip(_pooled(self.stations), _pooled(self.exposure)):
@@ -149,7 +152,14 @@ class Rhythm:
                     shape, exposure = s + PRIOR_PUBLICATIONS * prior, e + PRIOR_PUBLICATIONS
                 out.append((max(shape, 1e-9), shape / exposure))
             return out
+        slowest = self.slowest_hour(prior) if learning else None
+        if slowest is not None:
+            # An hour seen once is shrunk towards the slowest hour seen, not the day's mean: the
+            # first evening's hours, seen once, must not borrow the day's pace.
+            prior = slowest[0] / slowest[1]
         for n, e in zip(self.advances, self.exposure):
+            if slowest is not None and e < SEEN_SECONDS:
+                n, e = slowest             # not seen yet: as slow as the slowest hour seen, with its evidence
             shape, exposure = n + PRIOR_WEIGHT * prior, e + PRIOR_WEIGHT
             seen = shape / exposure
             rate = unmerged(seen, poll)
@@ -182,6 +192,14 @@ class Rhythm:
         series still learning its day assumes of the hours it has not seen yet."""
         seen = [s / e for s, e in zip(self.stations, self.exposure) if e >= 0.5]
         return min(seen) if seen else 0.0
+
+    def slowest_hour(self, prior: float) -> tuple[float, float] | None:
+        """Poisson-like: (advances, seconds watched) of the slowest hour watched at least
+        SEEN_SECONDS (by its shrunk rate), or None when none was."""
+        seen = [(n, e) for n, e in zip(self.advances, self.exposure) if e >= SEEN_SECONDS]
+        if not seen:
+            return None
+        return min(seen, key=lambda ne: (ne[0] + PRIOR_WEIGHT * prior) / (ne[1] + PRIOR_WEIGHT))
 
     def mean_gap(self) -> float:
         return sum(self.exposure) * (self.cadence or 1.0) / max(sum(self.advances), 1e-9)

@@ -264,9 +264,10 @@ class Poisson:
     daily: Rhythm | None = None
     strict: float = 1.0
     pace: float = 1.0
+    learning: Rhythm | None = None   # the rhythm still learning its day: the walk follows the hours seen
 
     def thresholds(self, seen: Seen, o: DetectionOptions) -> Thresholds:
-        return _poissonian(seen, o, self.daily, self.strict, self.pace)
+        return _poissonian(seen, o, self.daily, self.strict, self.pace, self.learning)
 
 
 @dataclass(frozen=True)
@@ -374,7 +375,8 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
     if cadence is None:
         if _regular(gaps[-o.stall_window:], seen.poll_gap):
             return Renewal()
-        return Poisson(daily if daily is not None and not daily.cadence else None, strict, seen.pace)
+        walk = learning if learning is not None and not learning.cadence and learning.slowest_hour(1.0) else None
+        return Poisson(daily if daily is not None and not daily.cadence else None, strict, seen.pace, walk)
     if seen.clock.steady:
         return Cadence(cadence, late=late, deviation=deviation)   # a cadenced publisher keeps its cadence day and night
     # The rhythm counts in publications of its own cadence: only that cadence can use it.
@@ -487,7 +489,8 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
     return _finish(warning, critical, reason, "cadence", o, cadence, missed_w, missed_c)
 
 
-def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: float, pace: float = 1.0) -> Thresholds:
+def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: float, pace: float = 1.0,
+                learning: Rhythm | None = None) -> Thresholds:
     gaps, start, offset, what = seen.gaps, seen.start, seen.offset, seen.clock.noun
     lag0, poll_gap = seen.lag0, seen.poll_gap
     mean_long = robust_mean(gaps[-o.stall_window:])
@@ -498,6 +501,21 @@ def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: f
         mean_gap = 1.0 / unmerged(1.0 / mean_gap, poll_gap)
     warning = mean_gap * math.log1p(strict * o.false_alarm_budget / mean_gap)
     critical = mean_gap * math.log1p(strict * CRITICAL_BUDGET * o.false_alarm_budget / mean_gap)
+    if daily is None and learning is not None:
+        # Still learning its day: walk the hours seen so far, the hours not seen yet believed
+        # as slow as the slowest seen (the first evening is not assumed as busy as the day). The
+        # beliefs carry their own uncertainty: no extra certainty is asked for.
+        beliefs = learning.beliefs(1.0 / mean_long, poll_gap, learning=True)
+        already = lag0 if lag0 is not None and lag0 >= 0 else 0.0
+        usual = mean_long / pace
+        warning = time_to_believed(beliefs, start, math.log1p(o.false_alarm_budget / usual), offset, pace) - already
+        critical = time_to_believed(beliefs, start, math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / usual),
+                                    offset, pace) - already
+        rate_now = pace * beliefs[hour_of(start, offset)[0]][1] * 3600
+        reason = (f"irregular updates following the hours seen so far, about {rate_now:.1f} {what}s/h at this "
+                  f"hour{_tail(pace)}: no {what} for {duration(warning)} happens by chance once in "
+                  f"{duration(o.false_alarm_budget)}")
+        return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
     if daily is not None:
         level = _level(daily, 1.0 / mean_long, gaps, start, offset) * pace
         beliefs = daily.beliefs(1.0 / mean_long, poll_gap)
