@@ -411,3 +411,24 @@ def test_the_first_evening_of_a_poisson_feed_is_walked_as_slow_as_its_slowest_ho
     mean = max(robust_mean(gaps[-48:]), robust_mean(gaps[-8:]))
     strict = mean * math.log1p(10 * 30 * 86400 / mean)
     assert thresholds.warning > strict + 3600
+
+
+def test_a_night_hour_is_shrunk_towards_the_hours_beside_it_not_the_days_pace():
+    # Two days of a Poisson-like feed: 60 updates/h from 08:00 to 20:00 local, 1/h at night.
+    # A night hour seen twice (2 updates in 2 hours) borrows from its neighbours (also ~1/h),
+    # so its belief stays near 1/h; borrowing the day's mean (~30/h) made it ~3/h, and a quiet
+    # night three times as "improbable" as it is.
+    from monitor.detectors.diurnal import Rhythm
+    rhythm = Rhythm()
+    t = T0.timestamp() - 7 * 3600                        # 00:00 WIB
+    for _ in range(48):
+        local = ((t + 7 * 3600) // 3600) % 24
+        per_hour = 60 if 8 <= local < 20 else 1
+        step = 3600 / per_hour
+        for _ in range(per_hour):
+            rhythm.record(t, t + step, 7 * 3600, None, 10)
+            t += step
+    day_mean = 1 / 120.0                                 # ~30/h over the day, as a recent mean might say
+    shape, rate = rhythm.beliefs(day_mean)[3]            # 03:00 local
+    assert rate * 3600 == pytest.approx(1.0, abs=0.15)
+    assert shape > 1.5

@@ -157,10 +157,16 @@ class Rhythm:
             # An hour seen once is shrunk towards the slowest hour seen, not the day's mean: the
             # first evening's hours, seen once, must not borrow the day's pace.
             prior = slowest[0] / slowest[1]
-        for n, e in zip(self.advances, self.exposure):
+        advances, exposures = self.advances, self.exposure
+        for b, (n, e) in enumerate(zip(advances, exposures)):
             if slowest is not None and e < SEEN_SECONDS:
                 n, e = slowest             # not seen yet: as slow as the slowest hour seen, with its evidence
-            shape, exposure = n + PRIOR_WEIGHT * prior, e + PRIOR_WEIGHT
+            # Shrunk towards the hours beside it (an hour is rarely far from its neighbours), not
+            # the day's mean: a night hour must not borrow the day's pace.
+            side_n = advances[b - 1] + advances[(b + 1) % BINS]
+            side_e = exposures[b - 1] + exposures[(b + 1) % BINS]
+            local = (side_n + PRIOR_WEIGHT * prior) / (side_e + PRIOR_WEIGHT)
+            shape, exposure = n + PRIOR_WEIGHT * local, e + PRIOR_WEIGHT
             seen = shape / exposure
             rate = unmerged(seen, poll)
             if poll and seen > 0:
