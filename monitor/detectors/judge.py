@@ -60,6 +60,7 @@ class Judge:
         self._mirrored = set(self._mirror_of) | set(self._mirror_of.values())
         self._latest: dict[tuple[str, str], tuple[Reading, deque]] = {}
         self._thresholds: dict[str, Thresholds] = {}    # _shared()
+        self._pairs: dict[int, tuple[Thresholds, tuple[float, float]]] = {}   # stall_thresholds()
 
     # -- configuration per source --
     def options(self, source: str) -> DetectionOptions:
@@ -101,7 +102,11 @@ class Judge:
         if state.current is None or state.current.progress is None or self._complete(state):
             return None
         thresholds = self._stall(state, self.options(state.source))
-        return thresholds.warning, thresholds.critical
+        # one tuple per shared Thresholds (held beside it, so its id is not reused meanwhile)
+        held = self._pairs.get(id(thresholds))
+        if held is None or held[0] is not thresholds:
+            held = self._pairs[id(thresholds)] = (thresholds, (thresholds.warning, thresholds.critical))
+        return held[1]
 
     def observe(self, state: SeriesState, poll: Poll) -> list[Event]:
         if (poll.source, poll.region) != (state.source, state.region):
@@ -186,6 +191,7 @@ class Judge:
         if shared is None:
             if len(self._thresholds) >= SHARED_THRESHOLDS:
                 self._thresholds.clear()
+                self._pairs.clear()
             shared = self._thresholds[key] = thresholds
         return shared
 
