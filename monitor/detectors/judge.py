@@ -146,9 +146,8 @@ class Judge:
 
     # -- thresholds, cached per series until the gaps change --
     def _stall(self, state: SeriesState, o: DetectionOptions) -> Thresholds:
-        cached = state.stall_cached
-        if cached is not None and cached[0] == state.version:
-            return cached[1]
+        if state.stall_cached_version == state.version and state.stall_cached is not None:
+            return state.stall_cached
         lag0 = start = None
         if state.last_advance_at is not None:
             start = state.last_advance_at
@@ -163,23 +162,24 @@ class Judge:
                                 habitual=habitual(state.habits, 0), memory=state.slot_memory),
                            tail_options(state, o))
         thresholds = self._shared(thresholds)
-        state.stall_cached = (state.version, thresholds)
+        state.stall_cached, state.stall_cached_version = thresholds, state.version
         return thresholds
 
     def _stale(self, state: SeriesState, o: DetectionOptions) -> Thresholds | None:
         if state.current is None or state.current.published_at is None:
             return None
         published = state.current.published_at
-        cached = state.stale_cached
-        if cached is not None and cached[0] == state.version and cached[1] == published:
-            return cached[2]
+        if (state.stale_cached_version == state.version and state.stale_cached is not None
+                and state.stale_cached_published == published):
+            return state.stale_cached
         # A Poisson-like source publishes when it advances: the advances' rhythm is the one.
         thresholds = learn(Seen(PUBLICATION, state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap,
                                 state.rhythm, published.timestamp(), offset_at(published, self.zone(state)),
                                 published.timestamp(), *self._pace(state, o), habitual=habitual(state.habits, 8),
                                 memory=state.slot_memory), tail_options(state, o))
         thresholds = self._shared(thresholds)
-        state.stale_cached = (state.version, published, thresholds)
+        state.stale_cached, state.stale_cached_version = thresholds, state.version
+        state.stale_cached_published = published
         return thresholds
 
     def _shared(self, thresholds: Thresholds) -> Thresholds:

@@ -52,7 +52,8 @@ class SeriesState:
                  "last_advance_published_at", "advance_gaps", "steps", "pub_gaps", "pub_seen_at", "lags", "blind",
                  "rhythm", "poll_gap", "learned_poll_gap", "fail_streak", "ok_streak", "flaps", "window_bits",
                  "window_len", "failing_since", "answering_since", "error_classes", "last_error", "latencies", "latency_base",
-                 "children", "open_alerts", "version", "stall_cached", "stale_cached", "stall_thresholds", "habits", "slot_memory")
+                 "children", "open_alerts", "version", "stall_cached", "stall_cached_version", "stale_cached",
+                 "stale_cached_version", "stale_cached_published", "stall_thresholds", "habits", "slot_memory")
 
     def __init__(self, source: str, region: str):
         self.source = source
@@ -95,10 +96,13 @@ class SeriesState:
         # (None: no count, or a complete one): what the exporter shows. Derived, not saved.
         self.stall_thresholds: tuple[float, float] | None = None
         self.habits = 0              # bits: the last 8 advances that were incidents, and (<< 8) publication gaps that were long
-        # The Judge's thresholds, cached until the gaps change (derived, not saved):
-        # (version, Thresholds) and (version, published_at, Thresholds); two slots, not a dict.
-        self.stall_cached: tuple | None = None
-        self.stale_cached: tuple | None = None
+        # The Judge's thresholds, cached until the gaps change (derived, not saved), with the
+        # version (and publication) they were learned at: slots, not a dict or tuples.
+        self.stall_cached: Thresholds | None = None
+        self.stall_cached_version = -1
+        self.stale_cached: Thresholds | None = None
+        self.stale_cached_version = -1
+        self.stale_cached_published: datetime | None = None
         # A cadenced publisher's rarer habits, forgotten with the rhythm's half-life (4 days) rather
         # than with the window of gaps: [slots, skipped slots, the two latest after their slot (s)].
         self.slot_memory: list[float] | None = None
@@ -280,6 +284,9 @@ class SeriesState:
         parent_ratio = snapshot.progress_ratio
         seen = set()
         children = state.children if type(state.children) is dict else {}
+        # one float for all the rows (not one per child: ~50 B a series kept in its parent's tracker)
+        now = round(at.timestamp(), 3)
+        rounded_parent = None if parent_ratio is None else round(parent_ratio, 6)
         for code, child in snapshot.children.items():
             if is_station(stations=child.stations):
                 continue                                  # a TPS row: it reports once, it does not stall
@@ -291,19 +298,18 @@ class SeriesState:
             ratio = progress_ratio(child.stations, child.stations_reported, child.percent)
             ratio = None if ratio is None else round(ratio, 6)
             track = children.get(code)
-            now = round(at.timestamp(), 3)
             if track is None:
                 children[code] = ChildTrack(signature, mark, now, 0, None, child.percent, complete,
-                                                  ratio, ratio, parent_ratio and round(parent_ratio, 6), now,
+                                                  ratio, ratio, parent_ratio and rounded_parent, now,
                                                   child.stations)
                 continue
             track.ratio, track.stations = ratio, child.stations
             behind = track.behind(parent_ratio)
             if behind is None and ratio is not None and parent_ratio is not None and track.ref_ratio is None:
-                track.ref_ratio, track.ref_parent, track.ref_at = ratio, round(parent_ratio, 6), now
+                track.ref_ratio, track.ref_parent, track.ref_at = ratio, rounded_parent, now
             elif behind is not None and behind[1] >= LAG_EVIDENCE and behind[0] >= o.lagging_pace * behind[1]:
                 # Kept up over a window long enough to tell: the next window starts here.
-                track.ref_ratio, track.ref_parent, track.ref_at = ratio, round(parent_ratio, 6), now
+                track.ref_ratio, track.ref_parent, track.ref_at = ratio, rounded_parent, now
             if signature == track.signature:
                 continue
             if track.changes >= 1:                        # the first change ends a censored interval
@@ -311,7 +317,7 @@ class SeriesState:
                 track.spacing = round(spacing if track.spacing is None else (
                     (1 - SPACING_WEIGHT) * track.spacing + SPACING_WEIGHT * spacing), 3)
             track.changes += 1
-            track.signature, track.parent_mark, track.changed_at = signature, mark, round(at.timestamp(), 3)
+            track.signature, track.parent_mark, track.changed_at = signature, mark, now
             track.percent, track.complete = child.percent, complete
         for code in [c for c in children if c not in seen]:
             del children[code]
@@ -337,7 +343,8 @@ class SeriesState:
                 track.ref_at = round(track.ref_at + seconds, 3)
         self.open_alerts = {key: replace(event, at=event.at + delta, since=move(event.since))
                             for key, event in self.open_alerts.items()}
-        self.stall_cached = self.stale_cached = None
+        self.stall_cached = self.stale_cached = self.stale_cached_published = None
+        self.stall_cached_version = self.stale_cached_version = -1
 
     # -- what the metrics read --
     @property
