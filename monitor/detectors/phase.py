@@ -90,7 +90,7 @@ def rhythm_level(state: SeriesState, o: DetectionOptions) -> float | None:
     hours' times what remains now over what remained when the tail began: a 15-minute
     publisher that brought 60 units at its busiest hour with 2,000 to go brings about 3 of
     the last 100."""
-    if not state.rhythm.cadence or not in_tail(state, o):
+    if not in_tail(state, o):
         return None
     return max(1.0 / _weight_now(state, o), 1e-4)
 

@@ -516,10 +516,14 @@ def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: f
                   f"hour{_tail(pace)}: no {what} for {duration(warning)} happens by chance once in "
                   f"{duration(o.false_alarm_budget)}")
         return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
-    if daily is not None:
+    if daily is not None and seen.level is not None:
+        level, beliefs, usual = 1.0, _tail_beliefs(daily, 1.0 / mean_long, poll_gap, seen.level), daily.mean_gap()
+        usual *= sum(m for _, m in daily.beliefs(1.0 / mean_long, poll_gap)) / max(sum(m for _, m in beliefs), 1e-12)
+    elif daily is not None:
         level = _level(daily, 1.0 / mean_long, gaps, start, offset) * pace
         beliefs = daily.beliefs(1.0 / mean_long, poll_gap)
         usual = daily.mean_gap()
+    if daily is not None:
         already = lag0 if lag0 is not None and lag0 >= 0 else 0.0
         warning = time_to_believed(beliefs, start, math.log1p(o.false_alarm_budget / usual), offset, level) - already
         critical = time_to_believed(beliefs, start, math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / usual),
@@ -533,6 +537,23 @@ def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: f
     reason = (f"irregular updates, about {usual}{_tail(pace)}: a gap of {duration(warning)} happens by chance "
               f"once in {duration(strict * o.false_alarm_budget)}" + (LEARNING if strict > 1 else ""))
     return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
+
+
+def _tail_beliefs(daily: Rhythm, prior: float, poll_gap: float | None, level: float) -> list[tuple[float, float]]:
+    """A Poisson-like source in a count's tail: per hour, the advances expected now. The rhythm
+    knows the hour's advances a (updates that brought units) and its units u per unit still to
+    come (phase.py); units now come at u * level. Updates come at least as often as a, so with
+    the units spread over them an advance comes at a * (1 - e**-(u * level / a)) or more: a when
+    units are plenty (each update brings some), u * level when they are few (each brings one).
+    The belief's evidence shrinks in the same proportion: never surer than today's advances."""
+    out = []
+    for (shape, a), units, seen in zip(daily.beliefs(prior, poll_gap), daily.stations, daily.exposure):
+        if a <= 0 or seen <= 0:
+            out.append((shape, a * level))
+            continue
+        now = a * -math.expm1(-(units / seen) * level / a)
+        out.append((max(shape * now / a, 1e-9), now))
+    return out
 
 
 def _level(daily: Rhythm, prior_rate: float, gaps: Sequence[float], start: float, offset: float) -> float:
