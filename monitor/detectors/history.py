@@ -60,6 +60,27 @@ class Reading:
         return cls(_from_epoch(at), parse_iso(published), stations, reported, pct, votes or {})
 
 
+# A child's share of its siblings' flow is learned over about SHARE_ARRIVALS of its arrivals
+# (known to ~6%: a share guessed 20% high pages on silences e^(0.2 x 8) = 5x likelier than the
+# budget), over no fewer than ~20 intervals for a child bringing many units at each change and
+# no more than ~200 for one bringing one now and then (a share changes as a count goes on).
+SHARE_ARRIVALS = 300
+SHARE_WEIGHT = 0.1
+SCATTER_WEIGHT = 0.02      # how clumped its units come, over about its last 100 intervals
+
+
+def share_weight(gained: float, clumping: float) -> float:
+    """EWMA weight of an interval in which a child gained `gained` units (clumped so)."""
+    return min(SHARE_WEIGHT, max(gained / clumping / SHARE_ARRIVALS, SCATTER_WEIGHT / 2))
+
+
+def share_memory(gained: float, clumping: float) -> float:
+    """Arrivals the share is effectively known from once the EWMA is full: its effective
+    count of intervals (2 - w) / w times the arrivals of a usual one."""
+    weight = share_weight(gained, clumping)
+    return (2 - weight) / weight * gained / clumping
+
+
 @dataclass(slots=True)
 class ChildTrack:
     """One child region as its parent's table shows it, for region_stall. Progress of a
@@ -83,20 +104,94 @@ class ChildTrack:
     # All the child's stations as its row last said (not saved: the next table says it again).
     # `lagging` weighs its evidence in stations when it has them, not in percentage points.
     stations: int | None = None
+    # For region_stall, the child's own units (stations reported, or hundredths of a point when
+    # the row gives only its percentage) at its last change, and over its recent inter-change
+    # intervals the averages of: units gained, stations its siblings brought, and the squared
+    # departure of the units gained from what its share of those said, per unit a usual
+    # interval brings (whence its clumping: 1 for units arriving one by one).
+    units: float | None = None
+    gained: float | None = None
+    advanced: float | None = None
+    scatter: float | None = None
+    excess: float = 0.0            # the parent's winsorized excess (high water - paced) at that change
+    least: float | None = None     # the smallest gain of a change seen: a percentage row's granularity
 
     def to_json(self) -> list:
         out = [self.signature, self.parent_mark, _compact(self.changed_at), self.changes,
                self.spacing, self.percent, int(self.complete)]
-        if self.ratio is not None or self.ref_ratio is not None:
+        if self.ratio is not None or self.ref_ratio is not None or self.units is not None:
             out += [self.ratio, self.ref_ratio, self.ref_parent, self.ref_at]
+        if self.units is not None:
+            out += [self.units, self.gained, self.advanced, self.scatter, _compact(self.excess), self.least]
         return out
 
     @classmethod
     def from_json(cls, data: list) -> "ChildTrack":
         sig, mark, changed_at, changes, spacing, pct, complete = data[:7]
         ratio, ref_ratio, ref_parent, ref_at = data[7:11] if len(data) >= 11 else (None, None, None, None)
+        units, gained, advanced, scatter, excess, least = (data[11:17] if len(data) >= 17
+                                                           else (None, None, None, None, 0.0, None))
         return cls(sig, mark, float(changed_at), changes, spacing, pct, bool(complete),
-                   ratio, ref_ratio, ref_parent, ref_at)
+                   ratio, ref_ratio, ref_parent, ref_at, None, units, gained, advanced, scatter, float(excess), least)
+
+    def learn_units(self, units: float | None, advance: float, excess: float, in_stations: bool) -> None:
+        """A change of the child that ends an interval of `advance` parent stations: what it
+        brought in the child's own units joins the averages, against what its *siblings*
+        brought (the parent's advance less the child's own stations when its units are
+        stations), since a child standing still is missing from its parent's advance: its share
+        is of the flow that goes on without it. (An EWMA whose memory is about SHARE_ARRIVALS
+        of the child's arrivals but no fewer than 1 / SHARE_WEIGHT intervals, a plain mean over
+        its first intervals.) An interval in which the parent's advance was discounted (someone's
+        backlog came in: this child's after its own stall, or a sibling's) is an incident, not
+        learned from: the child's units would count the backlog in full and the parent's
+        advance would not."""
+        if units is None or self.units is None:
+            self.gained = self.advanced = self.scatter = None
+            return
+        gained = max(units - self.units, 0.0)
+        if gained > 0:
+            self.least = gained if self.least is None else min(self.least, gained)
+        if abs(excess - self.excess) > 1e-6:
+            return
+        if in_stations:
+            advance -= gained
+        if advance <= 0:
+            return
+        if self.gained is None or self.advanced is None:
+            self.gained, self.advanced = round(gained, 6), round(advance, 6)
+            return
+        # Weighed by what a usual interval brings, not this one: weights that grew with the
+        # gain would bias the share upwards (by ~15% for a child gaining a few units a change).
+        weight = max(share_weight(self.gained, self.clumping), 1 / max(self.changes, 1))
+        share = self.gained / self.advanced if self.advanced > 0 else None
+        if share is not None and self.gained > 0:
+            # Per unit a usual interval brings (not this one's expectation: a night interval
+            # expecting 0.1 unit that brings 3 would weigh like a whole clumped day).
+            departure = (gained - share * advance) ** 2 / self.gained
+            # A variance needs many more intervals than a mean to be known (~20% from 100):
+            # how clumped a child's units come is a lasting habit of its data, learned slowly.
+            slow = max(SCATTER_WEIGHT, 1 / max(self.changes, 1))
+            self.scatter = round(departure if self.scatter is None else
+                                 (1 - slow) * self.scatter + slow * departure, 6)
+        self.gained = round((1 - weight) * self.gained + weight * gained, 6)
+        self.advanced = round((1 - weight) * self.advanced + weight * advance, 6)
+
+    @property
+    def share(self) -> float | None:
+        """The child's units per station its siblings bring, over its recent intervals (None: unknown)."""
+        if self.gained is None or not self.advanced or self.gained <= 0:
+            return None
+        return self.gained / self.advanced
+
+    @property
+    def clumping(self) -> float:
+        """Units per independent arrival: the scatter of the units gained about the share's
+        expectation, per unit gained (a Poisson stream's is 1; never taken below 1)."""
+        if self.scatter is None or self.share is None:
+            return 1.0
+        # The yardstick is noisy too: the siblings' advance A scatters like a Poisson count, so
+        # units gained scatter about share x A by share x (clumping + share) per unit expected.
+        return max(1.0, self.scatter - self.share)
 
     def behind(self, parent_ratio: float | None) -> tuple[float, float] | None:
         """(gained, due): the child's gain in ratio since the window began, and the gain the

@@ -22,6 +22,7 @@ from ..model import Event, Poll, Snapshot, is_station, progress_ratio
 from .diurnal import HALF_LIFE, Rhythm
 from .history import ChildTrack, Facts, Reading, _compact, _epoch, _from_epoch
 from .options import DetectionOptions
+from .region_stall import sibling_flow
 from .thresholds import WINSOR, Thresholds
 
 LAG_KEEP = 24                      # a day of hourly publications: night polls lag more
@@ -41,6 +42,14 @@ def habitual(habits: int, clock: int) -> bool:
     return bin((habits >> clock) & 0xFF).count("1") >= HABIT
 NONE: Mapping = MappingProxyType({})   # the empty mapping every series shares (read-only)
 LAG_EVIDENCE = 0.01                # a child is judged behind once its parent's pace would have brought it 1 point
+
+
+def child_units(child) -> float | None:
+    """A child row's count in its own units: stations reported, or hundredths of a point when
+    the row gives only its percentage (what a change of it can be seen in)."""
+    if child.stations_reported is not None:
+        return float(child.stations_reported)
+    return None if child.percent is None else float(round(child.percent * 100))
 
 
 class SeriesState:
@@ -144,10 +153,11 @@ class SeriesState:
         current = Reading.of(snapshot)
         state.current = current
         facts.current, facts.changed = current, True
+        paced_before = state.paced
         state._note_progress(current, at, o, stall_before, facts, zone)
         state._note_publication(previous, current, at, previous_poll_at, o, stale_before, facts)
         if snapshot.children:
-            state._track_children(snapshot, at, o)
+            state._track_children(snapshot, at, o, paced_before)
         return facts
 
     def _count_result(self, poll: Poll, o: DetectionOptions) -> None:
@@ -278,9 +288,17 @@ class SeriesState:
         state.last_advance_published_at = current.published_at
         _learned(state)
 
-    def _track_children(self, snapshot: Snapshot, at: datetime, o: DetectionOptions) -> None:
+    def _track_children(self, snapshot: Snapshot, at: datetime, o: DetectionOptions,
+                        paced_before: float | None = None) -> None:
         state = self
+        if paced_before is not None and state.paced is not None and state.paced > paced_before:
+            # A sibling's backlog coming in is no flow its quiet siblings missed (region_stall).
+            counted = state.paced - paced_before
+            flow = sibling_flow([(state.children.get(code), child_units(child))
+                                 for code, child in snapshot.children.items()], counted)
+            state.paced = round(state.paced - (counted - flow), 3)
         mark = state.paced or 0.0
+        excess = round((state.high_water or 0.0) - mark, 3)   # what winsorizing left out of the parent's advance
         parent_ratio = snapshot.progress_ratio
         seen = set()
         children = state.children if type(state.children) is dict else {}
@@ -301,7 +319,7 @@ class SeriesState:
             if track is None:
                 children[code] = ChildTrack(signature, mark, now, 0, None, child.percent, complete,
                                                   ratio, ratio, parent_ratio and rounded_parent, now,
-                                                  child.stations)
+                                                  child.stations, child_units(child), excess=excess)
                 continue
             track.ratio, track.stations = ratio, child.stations
             behind = track.behind(parent_ratio)
@@ -312,10 +330,13 @@ class SeriesState:
                 track.ref_ratio, track.ref_parent, track.ref_at = ratio, rounded_parent, now
             if signature == track.signature:
                 continue
+            units = child_units(child)
             if track.changes >= 1:                        # the first change ends a censored interval
                 spacing = mark - track.parent_mark
                 track.spacing = round(spacing if track.spacing is None else (
                     (1 - SPACING_WEIGHT) * track.spacing + SPACING_WEIGHT * spacing), 3)
+                track.learn_units(units, spacing, excess, child.stations_reported is not None)
+            track.units, track.excess = units, excess
             track.changes += 1
             track.signature, track.parent_mark, track.changed_at = signature, mark, now
             track.percent, track.complete = child.percent, complete
