@@ -1,15 +1,18 @@
 """`jump`: an update whose increment lies far outside the recent ones, or whose vote shares
 moved more than its new stations can explain.
 
-An increment is judged against what this advance was expected to bring: the median of the
-recent increments, times the publications its gap spans (a catch-up after a short freeze or an
-outage at the usual pace brings the usual pace), times this hour's pace against the hours the
-recent increments came in (the dawn ramp), once the daily rhythm is known. Batch sizes are
+An increment is judged against what this advance was expected to bring. Once the daily rhythm
+is known: the rhythm's stations over the advance's gap (the dawn ramp, the night; an hour is the
+median of itself and its neighbours, so that one outsized batch does not teach it), at least
+one advance's batch, times the level the count runs at now (the median of the recent increments
+over what the rhythm expected of each). Before: the pace of the last few increments (a catch-up
+after a short freeze or an outage at the usual pace brings the usual pace). Batch sizes are
 heavy-tailed (lognormal, Pareto: a coefficient of variation of 1-3 is ordinary), so the scale is
-the tail's own: the rises from one recent increment to the next, in logs, are an exponential
-tail (a Pareto's, as Hill's estimate), and a batch is outsized when it is as rare
-as one false alarm per `false_alarm_budget` of advances; never less than `jump_min_ratio` times
-what was expected, nor under `jump_min_share` of the stations.
+the increments' own: what is left of each after its expectation is the publisher's batchiness,
+whose upper half in logs, past the Poisson noise, is an exponential tail (a Pareto's, as Hill's
+estimate), priced with the uncertainty of a dozen excesses. A batch is outsized when it is as
+rare as one false alarm per `false_alarm_budget` of advances; never less than `jump_min_ratio`
+times what was expected, nor under `jump_min_share` of the stations.
 
 A catch-up after a freeze is large per update yet ordinary per hour: the +31,743 TPS of 19 Feb
 2024 arrived after 35.5 hours, about 900 TPS/h, KPU's usual daytime pace. So a big batch that
@@ -24,12 +27,15 @@ from statistics import median
 
 from ..model import Event
 from .base import Rule, event, label
+from .diurnal import Rhythm, expected as expected_by, hour_of
 from .history import History
 from .series import offset_at
 from .text import count, duration
 
 MIN_STEPS = 6
-SMALL_BATCH = 30        # usual increments below this are Poisson noise, not a tail (sd ~ 1/sqrt(n) >= 18%)
+POISSON_EXCESS = math.sqrt(2 / math.pi)   # a normal's mean excess above its mean, in standard deviations
+SMOOTH = 2              # an hour's expected batch is the median of it and the 2 hours either side
+LOCAL = 4               # before the daily rhythm is known, an increment's pace is set against the 4 before it
 # Without any history, a catch-up is a batch of at least this share of all stations.
 CATCH_UP_SHARE = 0.001
 
@@ -52,23 +58,18 @@ class JumpRule(Rule):
         catch_up = "stall" in h.open_alerts or (h.advance_gap is not None and h.stall is not None
                                                   and h.advance_gap >= h.stall.warning)
         typical = median(steps) if steps else None
-        expected = ratio = None
-        if typical is not None and len(steps) >= MIN_STEPS:
-            spread = 1.4826 * median(abs(s - typical) for s in steps)
-            scale = max(spread, 0.1 * typical, 1.0)
-            robust_z = (increment - typical) / scale
-            expected = typical * self._publications(h) * self._hour_factor(h, now)
-            ratio = self._rare_ratio(h, steps, typical)
+        expected = ratio = robust_z = None
+        stations = h.current.stations if h.current else None
+        model = self._model(h, now) if typical is not None and len(steps) >= MIN_STEPS else None
+        if model is not None:
+            expected, ratio, robust_z = model
             # After a stall a big batch is expected, so size alone makes it a catch-up; out of the
             # blue it must be outsized against what this advance was expected to bring.
             outlier = (increment >= o.jump_min_ratio * typical if catch_up
                        else increment >= ratio * expected and robust_z >= o.jump_factor)
-            stations = h.current.stations
             if stations and increment < o.jump_min_share * stations:
                 outlier = False               # +22 TPS of 823,236 is noise however unusual
         else:
-            robust_z = None
-            stations = h.current.stations if h.current else None
             outlier = catch_up and (increment >= CATCH_UP_SHARE * stations if stations else increment > 1)
         if not outlier:
             return []
@@ -102,53 +103,94 @@ class JumpRule(Rule):
                    f"was expected to bring, where {ratio:.1f}x happens by chance once in the false-alarm budget.")
         return [event(h, now, "jump", "observed", "warning", summary, now, details)]
 
-    @staticmethod
-    def _publications(h: History) -> float:
-        """How many usual gaps this advance's gap spans (at least one)."""
-        gaps = h.state.advance_gaps[-MIN_STEPS * 4:-1]
-        gap = h.source_gap or h.advance_gap
-        if not gaps or not gap:
-            return 1.0
-        return max(1.0, gap / median(gaps))
+    def _model(self, h: History, now: datetime) -> tuple[float, float, float] | None:
+        """(what this advance was expected to bring, how many times that is as rare as the
+        budget allows, the robust z of this advance against the recent ones).
 
-    @staticmethod
-    def _hour_factor(h: History, now: datetime) -> float:
-        """This gap's pace by the daily rhythm against the pace over the hours the recent
-        increments came in (>= 1: a morning ramp raises what is expected, nothing lowers it)."""
-        rhythm = h.state.rhythm
-        gap = h.source_gap or h.advance_gap
-        window = sum(h.state.advance_gaps[-len(h.state.steps):])
-        if not rhythm.mature or not gap or window <= gap:
-            return 1.0
-        end = now.timestamp()
-        offset = offset_at(now, h.zone)
-        here = rhythm.expected_stations(end - gap, end, offset) / gap
-        usual = rhythm.expected_stations(end - window, end, offset) / window
-        return max(1.0, here / usual) if usual > 0 else 1.0
-
-    def _rare_ratio(self, h: History, steps: list[float], typical: float) -> float:
-        """How many times the expected increment is as rare as the budget allows: the rises
-        from one increment to the next, in logs, as an exponential tail of mean m (a Pareto's
-        1/alpha, as Hill's estimate would give it), exceeded with chance 0.5 * e**(-t/m); the
-        chance allowed per advance is the usual gap over `false_alarm_budget`."""
+        Each recent increment is set against what its own gap was expected to bring (a gap
+        never counting for less than one usual publication): once the daily rhythm is known,
+        the rhythm's stations over that gap times the level the count runs at (the median of
+        the recent increments over what the rhythm expected of them), so the dawn ramp and the
+        night are expected; before, the pace of the few increments before it, so a ramp is
+        followed as it comes. What is left is the publisher's batchiness, a multiplier whose
+        upper half, in logs, is the tail: exactly exponential for a Pareto (its 1/alpha is the
+        mean excess, Hill's estimate), conservative for a lognormal. That tail is known from a
+        dozen excesses, so the chance of a batch beyond it is the predictive one, with the
+        uncertainty of its rate priced in (a gamma belief: 0.5 * (1 + t/S)**-k for k excesses
+        summing to S), and a batch is outsized where that chance is one false alarm per
+        `false_alarm_budget` of advances."""
         o = self.options
-        # From one increment to the next, in logs: the day's slow swell (the ramp the hour
-        # factor already expects) cancels, while a Pareto tail's exponential in logs keeps its
-        # rate (the difference of two such is a Laplace of the same scale).
-        # Usual increments of a few units that vary no more than Poisson counts do rise and fall
-        # by that noise alone (1 -> 3 is no tail): their logs say nothing of one, and
-        # jump_min_share keeps their batches honest. Small but overdispersed ones are a tail.
-        spread = 1.4826 * median(abs(x - typical) for x in steps)
-        if typical < SMALL_BATCH and spread ** 2 <= 3 * max(typical, 1.0):
-            return o.jump_min_ratio       # small and no more dispersed than Poisson counts
-        rises = [math.log(b / a) for a, b in zip(steps, steps[1:]) if a > 0 and b > a]
-        if not rises:
-            return o.jump_min_ratio
-        tail = sum(rises) / len(rises)
-        gaps = h.state.advance_gaps[-len(steps):]
-        usual_gap = median(gaps) if gaps else 3600.0
+        state = h.state
+        gap = h.source_gap or h.advance_gap
+        n = min(len(state.steps), len(state.step_gaps)) - 1      # the last is this advance's
+        if not gap or n < MIN_STEPS:
+            return None
+        steps, spans = state.steps[-n - 1:-1], list(state.step_gaps[-n - 1:-1])
+        usual_gap = median(spans)
+        end_at = h.current.published_at or now
+        offset = offset_at(end_at, h.zone)
+        rates = _rates(state.rhythm) if state.rhythm.mature else None
+        if rates is not None:
+            per_second, per_advance = rates
+
+            def due_by(until: float, span: float) -> float:
+                # An advance brings at least the batch one advance brings at that hour (a Poisson-
+                # like source's batch does not shrink with the wait before it; a late publication's
+                # follower is one publication still), more when its gap spans several.
+                return max(per_advance[hour_of(until, offset)[0]], expected_by(per_second, until - span, until, offset))
+
+            ends, t = [], end_at.timestamp() - gap
+            for span in reversed(spans):
+                ends.append(t)
+                t -= span
+            ends.reverse()
+            due = [due_by(e, s) for e, s in zip(ends, spans)]
+            now_due = due_by(end_at.timestamp(), gap)
+            kept = [(x, d) for x, d in zip(steps, due) if x > 0 and d > 0]
+            if len(kept) >= MIN_STEPS and now_due > 0:
+                logs = [math.log(x / d) for x, d in kept]
+                level = median(logs)
+                return self._judged(h, [x for x, _ in kept], logs, level, math.exp(level) * now_due, usual_gap)
+        # The pace (per usual publication) of each increment against the median of the few before it.
+        paces = [x / max(s, usual_gap) for x, s in zip(steps, spans)]
+        kept = [(x, p / median(paces[i - LOCAL:i])) for i, (x, p) in enumerate(zip(steps, paces))
+                if i >= LOCAL and p > 0 and median(paces[i - LOCAL:i]) > 0]
+        local = median(paces[-LOCAL:])
+        if len(kept) < MIN_STEPS or local <= 0:
+            return None
+        logs = [math.log(r) for _, r in kept]
+        level = median(logs)
+        return self._judged(h, [x for x, _ in kept], logs, level, math.exp(level) * local * max(gap, usual_gap),
+                            usual_gap)
+
+    def _judged(self, h: History, counts: list[float], logs: list[float], level: float, expected: float,
+                usual_gap: float) -> tuple[float, float, float]:
+        """The ratio at which an increment is as rare as the budget allows. Each recent
+        increment is a count around d, what was expected of it (its multiplier's median level
+        times what its gap was expected to bring). Those above it, in logs past the Poisson
+        noise (about 0.8/sqrt(d) of each, in quadrature), are the tail: exponential for a
+        Pareto (Hill's estimate of 1/alpha is their mean), conservative for a lognormal, and nothing for Poisson counts of
+        a few units, whose logs would make a tail of noise (1 -> 3). The tail is known from a
+        dozen excesses, so the chance of a batch beyond it by t is the predictive one of a
+        gamma belief in its rate: 0.5 * (1 + t/S)**-k for k excesses summing to S."""
+        o = self.options
+        multipliers = [math.exp(x - level) for x in logs]
+        spread = 1.4826 * median(abs(m - 1.0) for m in multipliers)
+        robust_z = (h.advance / expected - 1.0) / max(spread, 0.1)
         chance = min(usual_gap / o.false_alarm_budget, 0.25)
-        return max(o.jump_min_ratio, math.exp(min(tail * math.log(0.5 / chance), 50.0)))
+        due = [x / m for x, m in zip(counts, multipliers)]
+        # Poisson noise alone lifts a count above d by 0.8/sqrt(d) in logs on average (a
+        # normal's mean excess, in units of d); noise and batchiness add in quadrature.
+        excesses = [(math.log(x / d), POISSON_EXCESS / math.sqrt(d)) for x, d in zip(counts, due) if x > d]
+        beyond = 0.0
+        if excesses:
+            k = len(excesses)
+            seen = sum(x for x, _ in excesses) / k
+            noise = math.sqrt(sum(n * n for _, n in excesses) / k)
+            mean_excess = math.sqrt(max(seen * seen - noise * noise, 0.0))
+            beyond = k * mean_excess * ((0.5 / chance) ** (1.0 / k) - 1.0)
+        rare = max((expected + math.sqrt(expected)) * math.exp(min(beyond, 50.0)), _poisson_beyond(expected, chance))
+        return expected, max(o.jump_min_ratio, rare / expected), robust_z
 
     def _usual_rate(self, h: History) -> float | None:
         steps, gaps = h.state.steps[:-1], h.state.advance_gaps[:-1]
@@ -185,3 +227,35 @@ class JumpRule(Rule):
                    f"in one update, more than its {count(new_stations) if new_stations is not None else '?'} "
                    f"new stations can explain (at most {100 * allowed:.2f}).")
         return [event(h, now, "jump", "observed", "warning", summary, now, details)]
+
+
+def _rates(rhythm: Rhythm) -> tuple[list[float], list[float]]:
+    """The rhythm's stations per second and per advance at each hour, each the median of its
+    hour and the two either side: a day's slope passes unchanged, while an hour that one or two
+    outsized batches inflated (winsorized, still several usual ones) does not make that hour
+    expect them again."""
+    per = rhythm.cadence or 1.0
+    seconds = [s / (e * per) if e > 0 else None for s, e in zip(rhythm.stations, rhythm.exposure)]
+    batches = [s / a if a > 0 else None for s, a in zip(rhythm.stations, rhythm.advances)]
+    return _smoothed(seconds), _smoothed(batches)
+
+
+def _smoothed(values: list[float | None]) -> list[float]:
+    out = []
+    for b in range(len(values)):
+        near = [v for v in (values[(b + d) % len(values)] for d in range(-SMOOTH, SMOOTH + 1)) if v is not None]
+        out.append(median(near) if near else 0.0)
+    return out
+
+
+def _poisson_beyond(mean: float, chance: float) -> float:
+    """The smallest count a Poisson of `mean` reaches with at most `chance`."""
+    if mean > 50:
+        return mean + math.sqrt(-2 * math.log(chance)) * math.sqrt(mean) + 1
+    k, term = 0, math.exp(-mean)
+    tail = 1.0 - term
+    while tail > chance:
+        k += 1
+        term *= mean / k
+        tail -= term
+    return k + 1

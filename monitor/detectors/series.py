@@ -58,7 +58,7 @@ class SeriesState:
     # Slots: past 30 attributes CPython stops sharing instance-dict keys, and each of a
     # national tree's 91,561 states carried its own ~1.3 KB dict (~150 B per TPS).
     __slots__ = ("source", "region", "first_at", "last_at", "current", "high_water", "paced", "last_advance_at",
-                 "last_advance_published_at", "advance_gaps", "steps", "pub_gaps", "pub_seen_at", "lags", "blind",
+                 "last_advance_published_at", "advance_gaps", "steps", "step_gaps", "pub_gaps", "pub_seen_at", "lags", "blind",
                  "rhythm", "poll_gap", "learned_poll_gap", "fail_streak", "ok_streak", "flaps", "window_bits",
                  "window_len", "failing_since", "answering_since", "error_classes", "last_error", "latencies", "latency_base",
                  "children", "open_alerts", "version", "stall_cached", "stall_cached_version", "stale_cached",
@@ -80,6 +80,10 @@ class SeriesState:
         # series each with seven empty lists and dicts were ~400 B a series. _push makes a list.
         self.advance_gaps: list[float] | tuple = ()
         self.steps: list[float] | tuple = ()          # recent increments of progress per advance
+        # ...and the gap each one ended (seconds since the advance before it, on the source's
+        # clock when it dates its data), incidents included: when each came, for `jump`. Saved
+        # only where it is not the tail of advance_gaps (an incident's or a capped gap is not).
+        self.step_gaps: list[float] | tuple = ()
         self.pub_gaps: list[float] | tuple = ()
         self.pub_seen_at: datetime | None = None      # our clock when the current published_at appeared
         self.lags: list[float] | tuple = ()           # publication -> our poll that saw it
@@ -276,6 +280,7 @@ class SeriesState:
             state.habits = (state.habits & ~0xFF) | (((state.habits << 1) | int(incident)) & 0xFF)
             recurs = incident and habitual(state.habits, 0)
             facts.incident = incident and not recurs
+            state.step_gaps = _push(state.step_gaps, gap, STEP_KEEP)
             # A gap we partly could not see (failed polls) is no evidence of skipped publications.
             if not facts.incident and not state.blind & BLIND_ADVANCE:
                 state.advance_gaps = _push(state.advance_gaps, min(gap, HABIT_CAP * o.critical_ceiling if recurs
@@ -387,6 +392,8 @@ class SeriesState:
                             ("lags", self.lags), ("lat", self.latencies)):
             if values:
                 out[key] = [_compact(v) for v in values]
+        if self.step_gaps and list(self.step_gaps) != list(self.advance_gaps[-len(self.step_gaps):]):
+            out["sgaps"] = [_compact(v) for v in self.step_gaps]
         if self.pub_seen_at is not None:
             out["pseen"] = _epoch(self.pub_seen_at)
         if self.blind:
@@ -427,6 +434,8 @@ class SeriesState:
             state.last_advance_published_at = _from_epoch(data["adv"][1])
         state.advance_gaps = list(data.get("gaps", ())) or ()
         state.steps = list(data.get("steps", ())) or ()
+        state.step_gaps = list(data["sgaps"] if "sgaps" in data else state.advance_gaps[
+            len(state.advance_gaps) - min(len(state.steps), len(state.advance_gaps)):]) or ()
         state.pub_gaps = list(data.get("pgaps", ())) or ()
         state.lags = list(data.get("lags", ())) or ()
         state.latencies = list(data.get("lat", ())) or ()
