@@ -3,9 +3,11 @@ new stations cannot explain."""
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
+from monitor.detectors import DetectionOptions, Judge
 from monitor.evaluation.builders import at, cadenced, drive, ok
 
 
@@ -68,16 +70,29 @@ def votes(a, b, c):
     return {"1": a, "2": b, "3": c}
 
 
-def test_vote_share_shift_beyond_what_new_stations_allow():
+def test_vote_share_shift_beyond_what_the_stations_can_hold():
     base = ok(at(0), 100, 1000, votes=votes(10_000, 10_000, 10_000))
-    # 2 new stations can carry at most 2 x 300 x 1.02 = 612 votes; 5,000 votes arrive.
+    # 102 stations hold at most 102 x 300 x 1.02 = 31,212 votes; 30,000 were in, so 1,212 of the
+    # 5,000 new votes can be carried, and candidate 1's share can rise by at most 2/3 of them.
     shifted = ok(at(60), 102, 1000, votes=votes(15_000, 10_000, 10_000))
     _, _, events = drive([base, shifted])
     jump = [e for e in events if e.rule == "jump"]
     assert len(jump) == 1 and jump[0].details["kind"] == "share_shift"
-    assert jump[0].details["candidate"] == "1"
+    assert jump[0].details["candidate"] == "1" and jump[0].details["votes_carriable"] == 1212
     assert jump[0].details["share_shift"] == pytest.approx(15_000 / 35_000 - 1 / 3, abs=1e-6)
-    assert jump[0].details["allowed_shift"] == pytest.approx(612 / 35_000 + 0.001, abs=1e-6)
+    assert jump[0].details["allowed_shift"] == pytest.approx(1212 * (2 / 3) / 35_000 + 0.001, abs=1e-6)
+
+
+def test_a_small_shift_on_a_big_count_is_what_a_batch_can_carry():
+    # Minnesota, 4 Nov 2020, 08:30 -> 08:40 UTC: +17,965 votes, no new precinct (absentee
+    # ballots), Biden's share +0.12 points: a batch 22 points more Biden than the running total,
+    # which one county's ballots can be. Such a batch moves the share by at most
+    # 17,965 x (1 - 0.524) / 3,183,225 = 0.27 points.
+    before = {"biden": 1_658_346, "trump": 1_433_365, "other": 3_165_260 - 1_658_346 - 1_433_365}
+    after = {"biden": 1_671_680, "trump": 1_437_642, "other": 3_183_225 - 1_671_680 - 1_437_642}
+    us = Judge(SimpleNamespace(detection=DetectionOptions(max_votes_per_station=3000), sources=[]))
+    _, _, events = drive([ok(at(0), 4005, 4110, votes=before), ok(at(600), 4005, 4110, votes=after)], judge=us)
+    assert [e for e in events if e.rule == "jump"] == []
 
 
 def test_vote_share_shift_within_the_batch_is_fine():

@@ -139,3 +139,15 @@ def test_the_test_data_pages_on_the_prior_unless_the_user_says_when_counting_sta
     assert [e for e in events if e["rule"] == "not_started"] == []
     after = lambda evs: [(e["at"], e["rule"], e["state"], e["severity"]) for e in evs if e["at"] >= "2020-11-04T02:20:05Z"]
     assert after(events) == after(_events(tmp_path, capsys))
+
+
+def test_a_small_share_shift_on_the_big_count_is_no_jump(tmp_path, capsys):
+    """08:30 -> 08:40 UTC on 4 Nov: +17,965 votes and no new precinct move Biden's share by
+    +0.12 points. A batch 22 points more Biden than the running total (one county's absentee
+    ballots) does that; it could move it by 0.27 points. Not news: no jump warning then, nor
+    for any other update's shares."""
+    events = _events(tmp_path, capsys)
+    at_0840 = [e for e in events if e["rule"] == "jump" and e["at"] == "2020-11-04T08:40:07Z"]
+    assert at_0840 == [], [e["summary"] for e in at_0840]
+    shifts = [e for e in events if e["rule"] == "jump" and e["details"].get("kind") == "share_shift"]
+    assert shifts == [], [e["summary"] for e in shifts]

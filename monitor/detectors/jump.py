@@ -1,5 +1,5 @@
 """`jump`: an update whose increment lies far outside the recent ones, or whose vote shares
-moved more than its new stations can explain.
+moved further than its votes could carry whatever their mix.
 
 An increment is judged against what this advance was expected to bring. Once the daily rhythm
 is known: the rhythm's stations over the advance's gap (the dawn ramp, the night; an hour is the
@@ -201,6 +201,14 @@ class JumpRule(Rule):
         return sum(steps[-n:]) * 3600 / seconds if seconds > 0 else None
 
     def _share_shift(self, h: History, now: datetime) -> list[Event]:
+        """Vote shares that moved more than this update's votes could carry, whatever the
+        batch's own composition. A batch of A votes onto a total of T moves candidate c's share
+        by A/T times how far the batch's share of c lies from the running one, which a batch
+        from one town can take anywhere from 0 to 1: a 0.12-point shift on 3.2 million votes is
+        a batch 22 points off the running share, ordinary for one county's absentee votes. What
+        no honest batch can do is carry votes it has no stations for (beyond what the reported
+        stations can hold at `max_votes_per_station` plus `capacity_slack`), or move shares
+        further than its composition allows: that is news, whatever the budget."""
         before, after = h.previous.votes, h.current.votes
         total_before, total_after = sum(before.values()), sum(after.values())
         if total_before <= 0 or total_after <= 0 or set(before) != set(after):
@@ -211,21 +219,30 @@ class JumpRule(Rule):
             new_stations = max(0, h.current.stations_reported - h.previous.stations_reported)
         removed = sum(max(0, before[c] - after[c]) for c in before)
         added = sum(max(0, after[c] - before[c]) for c in before)
-        # What the batch can carry: every new station full for one candidate, plus whatever
-        # corrections took away. Votes beyond that arrived without stations to hold them.
-        capacity = added if new_stations is None else min(
-            added, new_stations * o.max_votes_per_station * (1 + o.capacity_slack))
-        allowed = (capacity + removed) / total_after + o.share_tolerance
+        # Votes beyond what the stations now reported can hold arrived without stations to hold them.
+        carriable = added
+        if h.current.stations_reported is not None:
+            room = h.current.stations_reported * o.max_votes_per_station * (1 + o.capacity_slack)
+            carriable = max(0.0, min(added, room - (total_before - removed)))
         shifts = {c: after[c] / total_after - before[c] / total_before for c in before}
-        worst = max(shifts, key=lambda c: abs(shifts[c]))
-        if abs(shifts[worst]) <= allowed:
+
+        def allowed(c: str) -> float:
+            share = before[c] / total_before
+            reach = 1.0 - share if shifts[c] > 0 else share     # how far a batch's share can lie from it
+            return (carriable * reach + removed) / total_after + o.share_tolerance
+
+        worst = max(shifts, key=lambda c: abs(shifts[c]) - allowed(c))
+        limit = allowed(worst)
+        if abs(shifts[worst]) <= limit:
             return []
         details = {"kind": "share_shift", "candidate": worst, "share_shift": round(shifts[worst], 6),
-                   "allowed_shift": round(allowed, 6), "new_stations": new_stations,
-                   "votes_added": added, "votes_removed": removed, "catch_up": False}
+                   "allowed_shift": round(limit, 6), "new_stations": new_stations,
+                   "votes_added": added, "votes_removed": removed, "votes_carriable": round(carriable),
+                   "catch_up": False}
         summary = (f"Vote shares at {label(h)} moved by {100 * shifts[worst]:+.2f} points for candidate {worst} "
-                   f"in one update, more than its {count(new_stations) if new_stations is not None else '?'} "
-                   f"new stations can explain (at most {100 * allowed:.2f}).")
+                   f"in one update, more than its +{count(added)} votes could carry whatever their mix "
+                   f"(at most {100 * limit:.2f}: {count(round(carriable))} votes fit the "
+                   f"{count(new_stations) if new_stations is not None else '?'} new stations and those reported).")
         return [event(h, now, "jump", "observed", "warning", summary, now, details)]
 
 
