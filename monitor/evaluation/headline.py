@@ -168,8 +168,11 @@ def score_series(item: tuple[str, int, int, float]) -> Score:
     for k, child in enumerate(g.child_names):
         own = spans.get(f"child:{child}", [])
         oracle_child = oracle_alarms(g, BUDGET, child=k)
-        tally("region_stall:countwatch", firing("region_stall", child), own)
-        tally("region_stall:oracle", oracle_child, own)
+        # A child left behind is no stall of its: it is scored by "children left behind paged"
+        # (any stoppage page on it), not held to region_stall's delay against its whole series.
+        stalls = [w for w in own if w.incident.kind == "child_stall"]
+        tally("region_stall:countwatch", firing("region_stall", child), stalls)
+        tally("region_stall:oracle", oracle_child, stalls)
         score.oracle_false += sum(1 for a in oracle_child if not _inside(a, own + spans["stall"]))
         for name, seconds in FIXED.items():
             alarms = fixed_alarms(g, seconds, child=k)
