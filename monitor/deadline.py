@@ -9,6 +9,14 @@ passes (or at once on `cut()`: the daemon stopping). A shut-down socket wakes th
 with an end of file, so the exchange fails in the caller's own thread; `expired` tells the
 caller that it was the deadline, not the server, that ended it.
 
+The watchdog holds each new connection's socket from the moment it is created, before its TCP
+connect and its TLS handshake: the connection's socket object is handed to the TLS layer (and
+detached) during the handshake, so the deadline keeps a duplicate of its descriptor instead,
+whose shutdown ends the connect or the handshake alike (on Linux a shutdown also aborts a
+connect in progress). Each step's socket timeout is also at most what is left of the deadline
+(CPython bounds a whole handshake by it). Not covered: the host name lookup (getaddrinfo can't
+be interrupted; it is bounded by the resolver's own timeouts).
+
 Used by the source fetcher (monitor/fetch.py) and every HTTP receiver (alerts/notifiers).
 """
 from __future__ import annotations
@@ -16,12 +24,15 @@ from __future__ import annotations
 import heapq
 import itertools
 import socket
+import sys
 import threading
 import time
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, LocationParseError, NameResolutionError, NewConnectionError
+from urllib3.util.connection import allowed_gai_family
 
 _local = threading.local()
 
@@ -38,6 +49,13 @@ def _shutdown(connection) -> None:
         pass
 
 
+def _shutdown_socket(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 class Deadline:
     """`with Deadline(seconds) as deadline:` bounds the HTTP exchanges of this thread made
     through DeadlineAdapter sessions inside the block."""
@@ -46,6 +64,7 @@ class Deadline:
         self.at = time.monotonic() + max(0.0, seconds)
         self.expired = False
         self._connections: list = []
+        self._sockets: list[socket.socket] = []   # duplicates of new connections' descriptors
         self._lock = threading.Lock()
         self._done = False
 
@@ -61,6 +80,23 @@ class Deadline:
             if self.expired:
                 _shutdown(connection)
 
+    def watch(self, sock: socket.socket) -> None:
+        """Watch a socket from its creation (before connect and the TLS handshake). The
+        deadline keeps a duplicate of its descriptor, closed when the block exits: the TLS
+        layer detaches the socket object it wraps, and a shutdown through the duplicate reaches
+        the same connection whichever object owns it by then."""
+        try:
+            handle = sock.dup()
+        except OSError:
+            return
+        with self._lock:
+            if self._done:
+                handle.close()
+                return
+            self._sockets.append(handle)
+            if self.expired:
+                _shutdown_socket(handle)
+
     def cut(self) -> None:
         """End the exchange now (the watchdog at the deadline; the daemon when it stops)."""
         with self._lock:
@@ -70,6 +106,8 @@ class Deadline:
             self.expired = True
             for connection in self._connections:
                 _shutdown(connection)
+            for handle in self._sockets:
+                _shutdown_socket(handle)
 
     def __enter__(self) -> "Deadline":
         self._outer = getattr(_local, "deadline", None)
@@ -81,6 +119,9 @@ class Deadline:
         with self._lock:
             self._done = True
             self._connections.clear()
+            for handle in self._sockets:
+                handle.close()
+            self._sockets.clear()
         _local.deadline = self._outer
 
 
@@ -122,9 +163,65 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
+def _create_connection(address: tuple[str, int], timeout, source_address, socket_options,
+                       deadline: Deadline) -> socket.socket:
+    """urllib3.util.connection.create_connection, with each socket watched by the deadline
+    from its creation and each attempt's timeout at most what is left of the deadline."""
+    host, port = address
+    if host.startswith("["):
+        host = host.strip("[]")
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise LocationParseError(f"'{host}', label empty or too long") from None
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM):
+        if deadline.expired or deadline.remaining() <= 0:
+            break
+        sock = None
+        try:
+            sock = socket.socket(family, kind, proto)
+            deadline.watch(sock)
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            left = deadline.remaining()
+            sock.settimeout(max(0.001, left if timeout is None else min(timeout, left)))
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            error = exc
+            if sock is not None:
+                sock.close()
+    if error is not None:
+        raise error
+    if deadline.expired or deadline.remaining() <= 0:
+        raise socket.timeout("the deadline passed before a connection was made")
+    raise OSError("getaddrinfo returns an empty list")
+
+
 class _Guarded:
-    """A urllib3 connection that registers with its thread's deadline when it connects and
+    """A urllib3 connection that registers with its thread's deadline: its socket from its
+    creation (the TCP connect and the TLS handshake are inside the deadline), the connection
     when it sends a request (a kept-alive connection is reused without connecting again)."""
+
+    def _new_conn(self) -> socket.socket:
+        deadline = getattr(_local, "deadline", None)
+        if deadline is None:
+            return super()._new_conn()
+        timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
+        try:
+            sock = _create_connection((self._dns_host, self.port), timeout, self.source_address,
+                                      self.socket_options, deadline)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except socket.timeout as exc:
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out. (connect timeout={timeout})") from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+        sys.audit("http.client.connect", self, self.host, self.port)
+        return sock
 
     def connect(self):
         super().connect()

@@ -375,3 +375,58 @@ class DualSchemeServer(RawSocketServer):
                 conn.sendall(answer)
         except OSError:
             pass
+
+
+class HandshakeDripServer(RawSocketServer):
+    """A loopback port that takes the TCP connection and the client's TLS ClientHello, then
+    never finishes the handshake: it drips a ServerHello record one byte every `interval`
+    seconds for `duration` seconds (mode "drip": the record header announces 16 KB, so the
+    client's TLS layer keeps waiting for the rest), or answers nothing at all (mode "mute").
+    Per-read timeouts never fire on a drip; only a deadline over the whole handshake ends it.
+    `hellos` counts the ClientHellos received, `hung_up` the connections the client closed
+    (or shut down) while the server was still dripping."""
+
+    RECORD = b"\x16\x03\x03\x40\x00\x02\x00\x3f\xfc\x03\x03"    # handshake record, ServerHello...
+
+    def __init__(self, interval: float = 0.5, duration: float = 60.0, mode: str = "drip"):
+        self.interval = interval
+        self.duration = duration
+        self.mode = mode
+        self.hellos = 0
+        self.hung_up = 0
+        self._lock = threading.Lock()
+        super().__init__("handshake-drip", 64, reuse=True)
+
+    def url(self, path: str = "/ppwp.json") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                hello = conn.recv(16384)
+            except OSError:
+                return
+            if not hello.startswith(b"\x16"):
+                return
+            with self._lock:
+                self.hellos += 1
+            conn.settimeout(self.interval)
+            sent = 0
+            steps = int(self.duration / self.interval)
+            for _ in range(steps):
+                if self._stop.is_set():
+                    return
+                try:
+                    if self.mode == "drip":
+                        conn.sendall(self.RECORD[sent:sent + 1] if sent < len(self.RECORD) else b"\x00")
+                        sent += 1
+                        self._stop.wait(self.interval)
+                    elif conn.recv(1) == b"":      # mute: wait, noticing the client leave
+                        raise ConnectionResetError
+                except socket.timeout:
+                    continue
+                except OSError:
+                    with self._lock:
+                        self.hung_up += 1
+                    return
