@@ -54,6 +54,21 @@ def test_a_jump_after_a_stall_is_a_catch_up():
     assert [(e.rule, e.details["catch_up_stations"]) for e in events if e.rule == "stall"] == [("stall", 600)]
 
 
+def test_a_catch_up_outsized_even_for_its_backlog_is_a_jump():
+    # Three days of hourly +100: the daily rhythm is known, so six frozen hours were expected to
+    # hold about 600. +600 after them is a catch-up (info); +10,000 is 17x that: a jump.
+    for increment, severity in ((600, "info"), (10_000, "warning")):
+        judge, state, _ = steady(n=72, stations=100_000)
+        assert state.rhythm.mature
+        frozen = state.last_advance_at
+        judge.observe(state, ok(frozen + timedelta(hours=3), state.current.stations_reported, 100_000,
+                                published=state.current.published_at))
+        assert "stall" in state.open_alerts
+        jump = [e for e in judge.observe(state, next_publication(state, increment, hours=6)) if e.rule == "jump"]
+        assert [(e.severity, e.details["catch_up"]) for e in jump] == [(severity, True)]
+        assert jump[0].details["stalled_seconds"] == 6 * 3600
+
+
 def test_catch_up_without_any_history_needs_a_material_batch():
     published = at(0) - timedelta(hours=30)
     polls = [ok(at(0), 5000, 823_236, published=published), ok(at(7200), 5000, 823_236, published=published)]

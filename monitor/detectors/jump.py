@@ -62,14 +62,17 @@ class JumpRule(Rule):
         stations = h.current.stations if h.current else None
         model = self._model(h, now) if typical is not None and len(steps) >= MIN_STEPS else None
         if model is not None:
-            expected, ratio, robust_z = model
-            # After a stall a big batch is expected, so size alone makes it a catch-up; out of the
-            # blue it must be outsized against what this advance was expected to bring.
-            outlier = (increment >= o.jump_min_ratio * typical if catch_up
-                       else increment >= ratio * expected and robust_z >= o.jump_factor)
+            expected, ratio, robust_z, by_rhythm = model
+            # Outsized against what this advance was expected to bring (after a stall: the backlog
+            # its gap was expected to hold, which only a known daily rhythm can say). After a
+            # stall a big batch that is not is a catch-up.
+            outsized = (increment >= ratio * expected and robust_z >= o.jump_factor
+                        and (by_rhythm or not catch_up))
+            outlier = outsized or (catch_up and increment >= o.jump_min_ratio * typical)
             if stations and increment < o.jump_min_share * stations:
-                outlier = False               # +22 TPS of 823,236 is noise however unusual
+                outlier = outsized = False    # +22 TPS of 823,236 is noise however unusual
         else:
+            outsized = False
             outlier = catch_up and (increment >= CATCH_UP_SHARE * stations if stations else increment > 1)
         if not outlier:
             return []
@@ -95,17 +98,20 @@ class JumpRule(Rule):
                 f" against a usual {count(round(usual))}/h" if usual else "")
         if catch_up:
             details["stalled_seconds"] = None if gap is None else round(gap, 3)
+        if catch_up and not outsized:
             summary = (f"Catch-up at {label(h)}: +{count(increment)} {unit} in one update after "
                        f"{duration(gap or 0)} without progress{usual_text}{pace}.")
             return [event(h, now, "jump", "observed", "info", summary, now - timedelta(seconds=gap or 0.0), details)]
+        backlog = " without progress, outsized even for the backlog" if catch_up else ""
         summary = (f"Jump at {label(h)}: +{count(increment)} {unit} in one update{usual_text} after "
-                   f"{duration(gap or 0)}{pace}: {increment / expected:.1f}x the {count(round(expected))} this update "
+                   f"{duration(gap or 0)}{backlog}{pace}: {increment / expected:.1f}x the {count(round(expected))} this update "
                    f"was expected to bring, where {ratio:.1f}x happens by chance once in the false-alarm budget.")
         return [event(h, now, "jump", "observed", "warning", summary, now, details)]
 
-    def _model(self, h: History, now: datetime) -> tuple[float, float, float] | None:
+    def _model(self, h: History, now: datetime) -> tuple[float, float, float, bool] | None:
         """(what this advance was expected to bring, how many times that is as rare as the
-        budget allows, the robust z of this advance against the recent ones).
+        budget allows, the robust z of this advance against the recent ones, whether the daily
+        rhythm said it).
 
         Each recent increment is set against what its own gap was expected to bring (a gap
         never counting for less than one usual publication): once the daily rhythm is known,
@@ -150,7 +156,7 @@ class JumpRule(Rule):
             if len(kept) >= MIN_STEPS and now_due > 0:
                 logs = [math.log(x / d) for x, d in kept]
                 level = median(logs)
-                return self._judged(h, [x for x, _ in kept], logs, level, math.exp(level) * now_due, usual_gap)
+                return self._judged(h, [x for x, _ in kept], logs, level, math.exp(level) * now_due, usual_gap) + (True,)
         # The pace (per usual publication) of each increment against the median of the few before it.
         paces = [x / max(s, usual_gap) for x, s in zip(steps, spans)]
         kept = [(x, p / median(paces[i - LOCAL:i])) for i, (x, p) in enumerate(zip(steps, paces))
@@ -161,7 +167,7 @@ class JumpRule(Rule):
         logs = [math.log(r) for _, r in kept]
         level = median(logs)
         return self._judged(h, [x for x, _ in kept], logs, level, math.exp(level) * local * max(gap, usual_gap),
-                            usual_gap)
+                            usual_gap) + (False,)
 
     def _judged(self, h: History, counts: list[float], logs: list[float], level: float, expected: float,
                 usual_gap: float) -> tuple[float, float, float]:
@@ -182,14 +188,13 @@ class JumpRule(Rule):
         # Poisson noise alone lifts a count above d by 0.8/sqrt(d) in logs on average (a
         # normal's mean excess, in units of d); noise and batchiness add in quadrature.
         excesses = [(math.log(x / d), POISSON_EXCESS / math.sqrt(d)) for x, d in zip(counts, due) if x > d]
-        beyond = 0.0
-        if excesses:
-            k = len(excesses)
-            seen = sum(x for x, _ in excesses) / k
-            noise = math.sqrt(sum(n * n for _, n in excesses) / k)
-            mean_excess = math.sqrt(max(seen * seen - noise * noise, 0.0))
-            beyond = k * mean_excess * ((0.5 / chance) ** (1.0 / k) - 1.0)
-        rare = max((expected + math.sqrt(expected)) * math.exp(min(beyond, 50.0)), _poisson_beyond(expected, chance))
+        beyond = _beyond(excesses, chance)
+        # A recent batch that was itself outsized against the others (an earlier jump) is no
+        # part of the publisher's ordinary tail: it would hide the next jump for a day.
+        ordinary = [(x, n) for x, n in excesses if x < max(beyond, math.log(o.jump_min_ratio))]
+        if len(ordinary) < len(excesses):
+            beyond = _beyond(ordinary, chance)
+        rare = max(expected * math.exp(min(beyond, 50.0)), _poisson_beyond(expected, chance))
         return expected, max(o.jump_min_ratio, rare / expected), robust_z
 
     def _usual_rate(self, h: History) -> float | None:
@@ -244,6 +249,18 @@ class JumpRule(Rule):
                    f"(at most {100 * limit:.2f}: {count(round(carriable))} votes fit the "
                    f"{count(new_stations) if new_stations is not None else '?'} new stations and those reported).")
         return [event(h, now, "jump", "observed", "warning", summary, now, details)]
+
+
+def _beyond(excesses: list[tuple[float, float]], chance: float) -> float:
+    """How far past the median, in logs, a batch is as rare as `chance`, from the upper half's
+    (excess, Poisson noise) pairs."""
+    if not excesses:
+        return 0.0
+    k = len(excesses)
+    seen = sum(x for x, _ in excesses) / k
+    noise = math.sqrt(sum(n * n for _, n in excesses) / k)
+    mean_excess = math.sqrt(max(seen * seen - noise * noise, 0.0))
+    return k * mean_excess * ((0.5 / chance) ** (1.0 / k) - 1.0)
 
 
 def _rates(rhythm: Rhythm) -> tuple[list[float], list[float]]:
