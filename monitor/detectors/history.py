@@ -165,9 +165,10 @@ class ChildTrack:
         weight = max(share_weight(self.gained, self.clumping), 1 / max(self.changes, 1))
         share = self.gained / self.advanced if self.advanced > 0 else None
         if share is not None and self.gained > 0:
-            # Per unit a usual interval brings (not this one's expectation: a night interval
-            # expecting 0.1 unit that brings 3 would weigh like a whole clumped day).
-            departure = (gained - share * advance) ** 2 / self.gained
+            # Per unit this interval was expected to bring, or a usual one when it expected
+            # fewer (a night interval expecting 0.1 unit that brings 3 would weigh like a
+            # whole clumped day; a morning's interval expecting twice the usual, not half).
+            departure = (gained - share * advance) ** 2 / max(share * advance, self.gained)
             # A variance needs many more intervals than a mean to be known (~20% from 100):
             # how clumped a child's units come is a lasting habit of its data, learned slowly.
             slow = max(SCATTER_WEIGHT, 1 / max(self.changes, 1))
