@@ -168,29 +168,33 @@ SIREKAP = SourceConfig(name="kpu-ppwp", kind="sirekap", url="https://sirekap-obj
 
 def real_provinces():
     """The packaged hourly recording of the real 2024 national count, each poll carrying the
-    provinces' table of the four real national documents (38 provinces and 99 by `persen`),
-    between two of them each province's percentage drawn on a straight line, from the first
-    document (17 Feb, 66.61%) to the last (2 Apr, 78.82%). Province 93 stands at 18.08% from
-    22 Feb on, 95 at 0.05-0.07% throughout: both real."""
+    provinces' table of the four real national documents (38 provinces and 99 by `persen`);
+    between two of them each province moves in proportion to the country (the national
+    progress of the poll between the two documents'), from the first document (17 Feb, 66.61%)
+    to the last (2 Apr, 78.82%). Province 93 stands at 18.08% from 22 Feb on, 95 at 0.05-0.07%
+    throughout: both real."""
     tables = []
     for path in SNAPSHOTS.glob("*.json"):
         body = json.dumps(json.loads(path.read_text())["raw_data"]).encode()
         snapshot = parse_document(SIREKAP, "0", body, at(0))
-        tables.append((snapshot.published_at.timestamp(), {c: r.percent for c, r in snapshot.children.items()}))
+        tables.append((snapshot.published_at.timestamp(), snapshot.stations_reported / snapshot.stations,
+                       {c: r.percent for c, r in snapshot.children.items()}))
     tables.sort()
 
-    def table_at(moment: float) -> dict[str, RegionCount]:
-        for (t0, a), (t1, b) in zip(tables, tables[1:]):
+    def table_at(moment: float, national: float) -> dict[str, RegionCount]:
+        for (t0, n0, a), (t1, n1, b) in zip(tables, tables[1:]):
             if moment <= t1:
-                x = max(moment - t0, 0.0) / (t1 - t0)
+                x = min(max((national - n0) / (n1 - n0), 0.0), 1.0)
                 return {c: RegionCount(percent=round(a[c] + x * (b[c] - a[c]), 2)) for c in a}
-        return {c: RegionCount(percent=v) for c, v in tables[-1][1].items()}
+        return {c: RegionCount(percent=v) for c, v in tables[-1][2].items()}
     polls = []
     for poll in read_recording(data_path()):
-        if poll.snapshot is not None and poll.snapshot.published_at is not None:
-            if poll.snapshot.published_at.timestamp() > tables[-1][0]:
+        snapshot = poll.snapshot
+        if snapshot is not None and snapshot.published_at is not None:
+            if snapshot.published_at.timestamp() > tables[-1][0]:
                 break
-            poll = replace(poll, snapshot=replace(poll.snapshot, children=table_at(poll.snapshot.published_at.timestamp())))
+            children = table_at(snapshot.published_at.timestamp(), snapshot.stations_reported / snapshot.stations)
+            poll = replace(poll, snapshot=replace(snapshot, children=children))
         polls.append(poll)
     return polls
 
