@@ -432,3 +432,64 @@ def test_a_night_hour_is_shrunk_towards_the_hours_beside_it_not_the_days_pace():
     shape, rate = rhythm.beliefs(day_mean)[3]            # 03:00 local
     assert rate * 3600 == pytest.approx(1.0, abs=0.15)
     assert shape > 1.5
+
+
+# -- batches of uneven size: the chance of an empty publication while the day is learned ------
+
+def quarter_hourly(count, spread, seed):
+    """A 15-min publisher from 07:00 WIB, each batch ~150 TPS times a lognormal multiplier of
+    mean 1 and log spread `spread` (0: always 150)."""
+    import random
+
+    from monitor.evaluation.builders import ok
+    draw = random.Random(seed)
+    polls, reported = [], 1000
+    for j in range(count):
+        moment = T0 + timedelta(seconds=900 * j + 15)
+        reported += max(1, round(150 * math.exp(spread * draw.gauss(0, 1) - spread * spread / 2)))
+        polls.append(ok(moment + timedelta(seconds=45), reported, 300_000, published=moment.astimezone(WIB)))
+    return drive(polls)
+
+
+@pytest.mark.parametrize("seed", [1, 3, 7])
+def test_a_publisher_of_heavy_tailed_batches_is_not_paged_at_its_first_empty_publication(seed):
+    # 13 hours of a 15-min publisher, no publication empty so far. With batches of ~150 TPS
+    # each, one empty publication is e**-150 improbable: one missed publication pages. With
+    # batches that vary ×4 either way (a lognormal multiplier, as when a batch is what a few
+    # offices happened to send), a batch of almost nothing is not rare: wait for a second.
+    judge, state, events = quarter_hourly(52, 0.0, seed)
+    steady = judge._stall(state, judge.options("src"))
+    assert events == [] and steady.missed_warning == 1
+    judge, state, events = quarter_hourly(52, 1.4, seed)
+    uneven = judge._stall(state, judge.options("src"))
+    assert events == [] and uneven.missed_warning >= 2
+    assert "the spread of its batches" in uneven.reason
+    # Once its day is known, its hours' own empty publications say how often: no batch model.
+    judge, state, _ = quarter_hourly(4 * 96, 1.4, seed)
+    assert "the spread of its batches" not in judge._stall(state, judge.options("src")).reason
+
+
+def test_the_spread_of_batches_is_read_from_their_low_side_beyond_the_poisson_noise():
+    import random
+
+    from monitor.detectors.thresholds import batch_empty, batch_spread
+    draw = random.Random(5)
+    gaps = [900.0] * 24
+    poisson = [max(1, round(draw.gauss(150, math.sqrt(150)))) for _ in range(24)]
+    assert batch_spread(poisson, gaps, 900.0) < 0.1                  # Poisson noise alone: no spread
+    one_outsized = list(poisson)
+    one_outsized[10] *= 20
+    assert batch_spread(one_outsized, gaps, 900.0) < 0.1             # one outsized batch moves no median
+    lognormal = [150 * math.exp(1.0 * draw.gauss(0, 1) - 0.5) for _ in range(24)]
+    assert 0.5 < batch_spread(lognormal, gaps, 900.0) < 2.0                 # 24 increments say it roughly
+    # A skipped publication's increment counts per publication of its gap: no spread from it.
+    doubled = list(poisson)
+    doubled[5] *= 2
+    skipped = list(gaps)
+    skipped[5] = 1800.0
+    assert batch_spread(doubled, skipped, 900.0) < 0.1
+    assert batch_spread(poisson[:5], gaps[:5], 900.0) == 0.0        # too few to tell
+    # The chance of an empty publication: e**-m without spread, far more with a heavy tail.
+    assert batch_empty(5.0, 0.0) == pytest.approx(math.exp(-5.0))
+    assert 1e-4 < batch_empty(190.0, 1.36) < 1e-2
+    assert batch_empty(190.0, 0.3) < 1e-20

@@ -278,10 +278,12 @@ def time_to_believed(beliefs: list[tuple[float, float]], start: float, target: f
 
 
 def publications_believed(beliefs: list[tuple[float, float]], empty: list[float], start: float, cadence: float,
-                          target: float, offset: float, level: float = 1.0) -> int:
+                          target: float, offset: float, level: float = 1.0,
+                          batchy: list[float] | None = None) -> int:
     """Publications after `start` until a run that brought no stations has become as improbable
     as e**-target: each comes empty by chance of its hour (`empty`) or for want of stations
-    (the belief, given the run so far at that hour)."""
+    (the belief, given the run so far at that hour; at least `batchy`, the chance that a batch
+    of that hour's law brings none)."""
     spent = [0.0] * BINS
     total, j = 0.0, 0
     while j * cadence < WALK_LIMIT:
@@ -289,6 +291,8 @@ def publications_believed(beliefs: list[tuple[float, float]], empty: list[float]
         b, _ = hour_of(start + j * cadence, offset)
         shape, mean = beliefs[b]
         none = math.exp(silence(shape, mean, level, spent[b]) - silence(shape, mean, level, spent[b] + 1))
+        if batchy is not None:
+            none = max(none, batchy[b])
         total += -math.log(empty[b] + (1.0 - empty[b]) * none)
         spent[b] += 1
         if total >= target:

@@ -159,7 +159,8 @@ class Judge:
                                 state.rhythm, start.timestamp() if start else None,
                                 offset_at(start, self.zone(state)) if start else 0.0,
                                 newest.timestamp() if newest else None, *self._pace(state, o),
-                                habitual=habitual(state.habits, 0), memory=state.slot_memory),
+                                habitual=habitual(state.habits, 0), memory=state.slot_memory,
+                                steps=state.steps, step_gaps=state.step_gaps),
                            tail_options(state, o))
         thresholds = self._shared(thresholds)
         state.stall_cached, state.stall_cached_version = thresholds, state.version

@@ -43,6 +43,8 @@ WANDER_SHARE = 0.25      # ...which keeps most publications within this share of
 LEARNING = " (its daily rhythm is not known yet: ten times the usual certainty)"
 WINSOR = 5.0             # gaps above this many medians count as this many
 RENEWAL_CV = 0.5         # gaps more regular than this are no Poisson stream (an exponential's CV is 1)
+BATCH_MIN = 8            # increments before the batches' spread can be read
+MEDIAN4_VARIANCE = 0.2978  # variance of the median of four standard normal draws
 HABIT_WINDOW = 8         # recent gaps a habit of long gaps is read from (the series' HABIT bits span 8)
 
 
@@ -217,6 +219,10 @@ class Seen:
     # a 15-min publisher's 48 gaps are 12 hours, in which one skipping 2% of its slots shows
     # none a third of the time): (slots, skipped slots, the two latest after their slot), decayed.
     memory: Sequence[float] | None = None
+    # Recent increments (stations per advance) and the gap each came after: how batchy the
+    # publisher's batches are, beyond the Poisson noise of their units (batch_spread).
+    steps: Sequence[float] = ()
+    step_gaps: Sequence[float] = ()
 
     @property
     def remembered_skips(self) -> float:
@@ -468,10 +474,22 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
             # A tail's rhythm counts stations per unit still to come (phase.py): its evidence is
             # counted in today's stations, fewer, so each hour promises no more than they do.
             beliefs = [(shape * seen.level, mean) for shape, mean in beliefs]
-        missed_w = max(1, publications_believed(beliefs, empty, start, cadence, -math.log(budget), offset, level))
+        # While its day is being learned, an hour has seen too few publications to tell how often
+        # one comes empty, and batches that vary beyond the Poisson noise of their units (a
+        # publisher's batch is the sum of what some offices sent) make empty ones far likelier
+        # than e**-m: E[e**-(m*G)] over the batch multiplier G. The spread of the recent batches
+        # stands in for the evidence the hours lack; once the day is known, its hours' own
+        # empty publications say how often (empty_chances).
+        spread = 0.0 if daily.mature else batch_spread(seen.steps, seen.step_gaps, cadence)
+        batchy = [batch_empty(mean * level, spread) for _, mean in beliefs] if spread > 0 else None
+        missed_w = max(1, publications_believed(beliefs, empty, start, cadence, -math.log(budget), offset, level,
+                                                batchy))
         missed_c = max(missed_w + 1, publications_believed(beliefs, empty, start, cadence,
-                                                           -math.log(budget / CRITICAL_BUDGET), offset, level))
+                                                           -math.log(budget / CRITICAL_BUDGET), offset, level, batchy))
         rhythmic = ", following its daily rhythm" if daily.mature else ", following the hours seen so far"
+        if batchy is not None and missed_w > max(1, publications_believed(beliefs, empty, start, cadence,
+                                                                          -math.log(budget), offset, level)):
+            rhythmic += f" and the spread of its batches (about ×{math.exp(spread):.1f} either way)"
         skip = 0.0
     lag0, lag = seen.lag0, max_lag(seen.lags)
     if lag is None:
@@ -487,6 +505,41 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
     wander = "" if late is None else f" (publications wander: up to {duration(late)} after their slot)"
     reason = f"{_every(cadence)} cadence{wander}{skipped}{rhythmic}{_tail(pace)}: {missed_w} {noun}" + (LEARNING if strict > 1 and not daily else "")
     return _finish(warning, critical, reason, "cadence", o, cadence, missed_w, missed_c)
+
+
+def batch_spread(steps: Sequence[float], step_gaps: Sequence[float], cadence: float) -> float:
+    """The spread (standard deviation of the logarithm) of the low side of a cadenced
+    publisher's batches, beyond the Poisson noise of their units, from its recent increments
+    (each per publication of its gap). Each is set against the median of the four around it
+    (the day's rhythm barely moves in five publications; an outsized batch does not move a
+    median), and the spread is read from the lower quartile of those log ratios: only small
+    batches make empty publications, and a batch law bounded below (Pareto) has a heavy upper
+    tail but a narrow lower one. The reference's own noise and the Poisson noise of the units
+    (about 1/x in logs) are taken out. 0 with too few increments to tell."""
+    n = min(len(steps), len(step_gaps))
+    per = [x / max(1, round(g / cadence)) for x, g in zip(steps[-n:], step_gaps[-n:]) if x > 0 and g > 0] if n else []
+    if len(per) < BATCH_MIN:
+        return 0.0
+    logs = [math.log(y) for y in per]
+    ratios = sorted(logs[i] - median(logs[max(0, i - 2):i] + logs[i + 1:i + 3]) for i in range(len(logs)))
+    low = -ratios[len(ratios) // 4] / 0.6745
+    # The reference is itself noisy: the median of four draws has 0.30 of one draw's variance.
+    noise = median(1.0 / y for y in per)
+    return math.sqrt(max(low * low / (1.0 + MEDIAN4_VARIANCE) - noise, 0.0)) if low > 0 else 0.0
+
+
+_NODES = [(-7.0 + 0.25 * i) for i in range(57)]
+_WEIGHTS = [math.exp(-z * z / 2) for z in _NODES]
+_WEIGHTS = [w / sum(_WEIGHTS) for w in _WEIGHTS]
+
+
+def batch_empty(mean: float, spread: float) -> float:
+    """The chance that a publication expected to bring `mean` units brings none when its batch
+    is Poisson with a lognormal multiplier G of mean 1 and log spread `spread`: E[e**-(mean*G)]."""
+    if mean <= 0:
+        return 1.0
+    shift = -spread * spread / 2
+    return sum(w * math.exp(-mean * math.exp(spread * z + shift)) for z, w in zip(_NODES, _WEIGHTS))
 
 
 def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: float, pace: float = 1.0,
