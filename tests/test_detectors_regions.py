@@ -126,6 +126,20 @@ def test_the_child_moving_again_resolves_it():
     assert not [k for k in state.open_alerts if k.startswith("region_stall")]
 
 
+def test_a_child_whose_pace_falls_tenfold_pages_once_not_at_every_crawl():
+    # After 60 updates of one unit each, province 94 brings one unit every 10 updates. Its first
+    # quiet stretch pages; the change that ends it restarts what its share is learned from, so
+    # the crawl that follows (the same 10-update silences) is its new pace, not ten more pages.
+    polls = history()
+    polls += [ok(at((H + i) * 3600), LAST + 100 * i, 100_000,
+                 children={**table(H + i), "94": RegionCount(percent=round(30 + (H + i // 10) * 0.01, 2),
+                                                                votes={"1": 3000 + H + i // 10})})
+              for i in range(1, 101)]
+    _, state, events = drive(polls)
+    assert region_events(events) == [("firing", "94"), ("resolved", "94")]
+    assert state.children["94"].learned == 10      # the interval that ended the silence and the nine since
+
+
 def test_a_slow_night_is_not_a_region_stall():
     # The whole count slows to 5 TPS an hour and province 94 shows no visible change for 12 h:
     # only 60 parent TPS went by, less than one of its units.

@@ -115,6 +115,7 @@ class ChildTrack:
     scatter: float | None = None
     excess: float = 0.0            # the parent's winsorized excess (high water - paced) at that change
     least: float | None = None     # the smallest gain of a change seen: a percentage row's granularity
+    learned: int = 0               # intervals in the averages (since the last restart)
 
     def to_json(self) -> list:
         out = [self.signature, self.parent_mark, _compact(self.changed_at), self.changes,
@@ -122,17 +123,28 @@ class ChildTrack:
         if self.ratio is not None or self.ref_ratio is not None or self.units is not None:
             out += [self.ratio, self.ref_ratio, self.ref_parent, self.ref_at]
         if self.units is not None:
-            out += [self.units, self.gained, self.advanced, self.scatter, _compact(self.excess), self.least]
+            out += [self.units, self.gained, self.advanced, self.scatter, _compact(self.excess), self.least,
+                    self.learned]
         return out
 
     @classmethod
     def from_json(cls, data: list) -> "ChildTrack":
         sig, mark, changed_at, changes, spacing, pct, complete = data[:7]
         ratio, ref_ratio, ref_parent, ref_at = data[7:11] if len(data) >= 11 else (None, None, None, None)
-        units, gained, advanced, scatter, excess, least = (data[11:17] if len(data) >= 17
-                                                           else (None, None, None, None, 0.0, None))
+        units, gained, advanced, scatter, excess, least, learned = (data[11:18] if len(data) >= 18
+                                                                    else (None, None, None, None, 0.0, None, 0))
         return cls(sig, mark, float(changed_at), changes, spacing, pct, bool(complete),
-                   ratio, ref_ratio, ref_parent, ref_at, None, units, gained, advanced, scatter, float(excess), least)
+                   ratio, ref_ratio, ref_parent, ref_at, None, units, gained, advanced, scatter, float(excess), least,
+                   learned)
+
+    def restart(self) -> None:
+        """Forget the share: a silence region_stall paged on has just ended, and whatever the
+        child does now (a catch-up, or a crawl after its pace fell a hundredfold in its tail)
+        says more about its rate than the intervals before it (a sequential test's estimate
+        restarts after its alarm). Until it is learned again the few intervals seen weigh
+        little (region_stall's predictive)."""
+        self.gained = self.advanced = self.scatter = None
+        self.learned = 0
 
     def learn_units(self, units: float | None, advance: float, excess: float, in_stations: bool) -> None:
         """A change of the child that ends an interval of `advance` parent stations: what it
@@ -157,12 +169,13 @@ class ChildTrack:
             advance -= gained
         if advance <= 0:
             return
+        self.learned += 1
         if self.gained is None or self.advanced is None:
             self.gained, self.advanced = round(gained, 6), round(advance, 6)
             return
         # Weighed by what a usual interval brings, not this one: weights that grew with the
         # gain would bias the share upwards (by ~15% for a child gaining a few units a change).
-        weight = max(share_weight(self.gained, self.clumping), 1 / max(self.changes, 1))
+        weight = max(share_weight(self.gained, self.clumping), 1 / self.learned)
         share = self.gained / self.advanced if self.advanced > 0 else None
         if share is not None and self.gained > 0:
             # Per unit this interval was expected to bring, or a usual one when it expected
@@ -171,7 +184,7 @@ class ChildTrack:
             departure = (gained - share * advance) ** 2 / max(share * advance, self.gained)
             # A variance needs many more intervals than a mean to be known (~20% from 100):
             # how clumped a child's units come is a lasting habit of its data, learned slowly.
-            slow = max(SCATTER_WEIGHT, 1 / max(self.changes, 1))
+            slow = max(SCATTER_WEIGHT, 1 / self.learned)
             self.scatter = round(departure if self.scatter is None else
                                  (1 - slow) * self.scatter + slow * departure, 6)
         self.gained = round((1 - weight) * self.gained + weight * gained, 6)

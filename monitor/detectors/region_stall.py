@@ -149,7 +149,7 @@ class RegionStallRule(Rule):
                     clump = clumping(track)
                     spacing = clump / share                    # parent stations per arrival of the child
                     expected = share * advance
-                    seen = min((track.changes - 1) * track.gained / clump, share_memory(track.gained, clump))
+                    seen = min(track.learned * track.gained / clump, share_memory(track.gained, clump))
                 elif track.spacing:
                     spacing, seen = track.spacing, track.changes - 1
                 else:

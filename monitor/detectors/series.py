@@ -340,6 +340,8 @@ class SeriesState:
                 spacing = mark - track.parent_mark
                 track.spacing = round(spacing if track.spacing is None else (
                     (1 - SPACING_WEIGHT) * track.spacing + SPACING_WEIGHT * spacing), 3)
+                if f"region_stall/{code}" in state.open_alerts:
+                    track.restart()                       # the silence it paged on ends here
                 track.learn_units(units, spacing, excess, child.stations_reported is not None)
             track.units, track.excess = units, excess
             track.changes += 1
