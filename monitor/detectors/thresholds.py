@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from statistics import median
 from typing import Sequence, Union
 
@@ -535,9 +536,16 @@ _WEIGHTS = [w / sum(_WEIGHTS) for w in _WEIGHTS]
 
 def batch_empty(mean: float, spread: float) -> float:
     """The chance that a publication expected to bring `mean` units brings none when its batch
-    is Poisson with a lognormal multiplier G of mean 1 and log spread `spread`: E[e**-(mean*G)]."""
+    is Poisson with a lognormal multiplier G of mean 1 and log spread `spread`: E[e**-(mean*G)].
+    Computed on three significant digits of the mean and a hundredth of the spread (a tree's
+    many series share them; 57 exponentials each otherwise)."""
     if mean <= 0:
         return 1.0
+    return _batch_empty(float(f"{mean:.3g}"), round(spread, 2))
+
+
+@lru_cache(maxsize=4096)
+def _batch_empty(mean: float, spread: float) -> float:
     shift = -spread * spread / 2
     return sum(w * math.exp(-mean * math.exp(spread * z + shift)) for z, w in zip(_NODES, _WEIGHTS))
 
