@@ -34,6 +34,8 @@ from .text import count, duration
 
 MIN_STEPS = 6
 POISSON_EXCESS = math.sqrt(2 / math.pi)   # a normal's mean excess above its mean, in standard deviations
+SMALL_BATCH = 30        # expected increments below this are Poisson noise in logs (sd 1/sqrt(n) >= 18%)...
+POISSON_DISPERSION = 3.0   # ...when they vary no more than this robust variance-to-mean ratio
 SMOOTH = 2              # an hour's expected batch is the median of it and the 2 hours either side
 LOCAL = 4               # before the daily rhythm is known, an increment's pace is set against the 4 before it
 # Without any history, a catch-up is a batch of at least this share of all stations.
@@ -187,6 +189,16 @@ class JumpRule(Rule):
         due = [x / m for x, m in zip(counts, multipliers)]
         # Poisson noise alone lifts a count above d by 0.8/sqrt(d) in logs on average (a
         # normal's mean excess, in units of d); noise and batchiness add in quadrature.
+        typical = median(due)
+        dispersion = (1.4826 * median(abs(x - d) / math.sqrt(d) for x, d in zip(counts, due))) ** 2
+        # ...and whose tail the median does not see: counts past d + 3 sqrt(d), which Poisson
+        # counts reach once in a few hundred (one is allowed: an earlier jump, a merged poll).
+        wild = sum(1 for x, d in zip(counts, due) if x > d + 3 * math.sqrt(d) + 1)
+        if typical < SMALL_BATCH and dispersion <= POISSON_DISPERSION and wild <= 1:
+            # Counts of a few units that stray from what was expected no more than Poisson
+            # counts do: their logs are noise, not a tail (1 -> 3), and a Poisson's rare count
+            # is the budget's; jump_min_share keeps their batches honest.
+            return expected, max(o.jump_min_ratio, _poisson_beyond(expected, chance) / expected), robust_z
         excesses = [(math.log(x / d), POISSON_EXCESS / math.sqrt(d)) for x, d in zip(counts, due) if x > d]
         beyond = _beyond(excesses, chance)
         # A recent batch that was itself outsized against the others (an earlier jump) is no
