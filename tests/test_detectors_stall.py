@@ -147,6 +147,21 @@ def test_first_poll_of_old_data_is_stale_and_a_new_series_uses_the_prior():
     assert "prior of 2h" in stall[0].details["threshold_reason"]
 
 
+def test_the_prior_counts_from_the_data_s_own_timestamp_so_stall_and_stale_come_due_together():
+    # Our first poll finds data published 10 minutes earlier, and nothing moves after it: the
+    # stall's prior runs on the source's clock like every model, so it comes due with the
+    # stale timestamp's, at the same poll: one incident, not a stall joining it five minutes on.
+    published = T0 - timedelta(minutes=10)
+    judge, state, events = drive([ok(T0, 500, published=published)])
+    assert events == []
+    assert judge.stall_thresholds(state) == (7200.0 - 600.0, 2 * 7200.0 - 600.0)
+    assert judge.observe(state, ok(at(7200 - 601), 500, published=published)) == []
+    due = judge.observe(state, ok(at(7200 - 600), 500, published=published))
+    assert sorted(e.rule for e in due) == ["stale_source", "stall"]
+    stall = next(e for e in due if e.rule == "stall")
+    assert stall.since == T0 and stall.details["members"] == ["stale_source", "stall"]
+
+
 def poisson_history():
     """49 advances without a source timestamp, gaps cycling 20..140 s."""
     polls, t = [], 0.0

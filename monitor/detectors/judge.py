@@ -154,6 +154,9 @@ class Judge:
             if state.last_advance_published_at is not None:
                 lag0 = (state.last_advance_at - state.last_advance_published_at).total_seconds()
                 start = state.last_advance_published_at
+        elif state.first_at is not None and state.last_advance_published_at is not None:
+            # No advance yet: the clock runs from our first poll, its data already this old.
+            lag0 = (state.first_at - state.last_advance_published_at).total_seconds()
         newest = state.current.published_at if state.current is not None else None
         thresholds = learn(Seen(ADVANCE, state.advance_gaps, state.pub_gaps, state.lags, lag0, state.learned_poll_gap,
                                 state.rhythm, start.timestamp() if start else None,

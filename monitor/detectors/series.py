@@ -234,6 +234,7 @@ class SeriesState:
         if state.high_water is None:
             state.high_water = state.paced = progress     # first sighting is no advance...
             state.last_advance_published_at = current.published_at   # ...but dates the data we start from
+            _learned(state)                               # (the prior counts from that date)
             return
         if progress <= 0:
             if state.high_water > 0:

@@ -241,8 +241,13 @@ class Prior:
     """Too little history: the configured prior."""
 
     def thresholds(self, seen: Seen, o: DetectionOptions) -> Thresholds:
-        warning = _clamp(o.stall_prior, o.stall_floor, o.stall_ceiling)
-        critical = _clamp(2 * o.stall_prior, warning, o.critical_ceiling)
+        # Like every model, the prior runs on the source's clock: data that was minutes old at
+        # our first poll has been standing that much longer (so a stall and the stale timestamp
+        # of one stopped publisher come due together). Data older than the prior already is
+        # stale_source's news on the first poll; the stall then counts from that poll.
+        already = seen.lag0 if seen.lag0 is not None and 0 < seen.lag0 < o.stall_prior else 0.0
+        warning = _clamp(o.stall_prior - already, o.stall_floor, o.stall_ceiling)
+        critical = _clamp(2 * o.stall_prior - already, warning, o.critical_ceiling)
         return Thresholds(warning, critical, f"too little history yet ({len(seen.gaps)} {seen.clock.noun} gaps): "
                           f"prior of {duration(o.stall_prior)}", "prior")
 
