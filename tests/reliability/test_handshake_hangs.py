@@ -8,51 +8,24 @@ The bounds below are generous (5x the timeout or more, and far below the server'
 dripping): they say that the request ended, not how fast."""
 from __future__ import annotations
 
-import threading
-from datetime import datetime, timezone
-
 import pytest
-from prometheus_client import CollectorRegistry
 
-from alerts.pipeline import AlertPipeline
-from monitor.clock import WallClock
-from monitor.config import parse_config
 from monitor.deadline import Deadline
-from monitor.fetch import Fetcher, FetchError
-from monitor.metrics import Metrics
-from tests.fakes.events import config as alerts_config, stall
+from monitor.fetch import FetchError
 from tests.feed import Feed, Reply, wait_until
 from tests.reliability.hostile import HandshakeDripServer, SilentPort, body, province_doc
 from tests.reliability.procs import DaemonProcess
-from tests.reliability.test_hangs import CLOSE, _config, _source
+from tests.reliability.test_hangs import CLOSE, _config, _source, fetch_in_thread, receiver_retries, stuck_fetcher
 
 DRIP_SECONDS = 60.0
-
-
-def _fetch_in_thread(fetcher: Fetcher, url: str) -> list:
-    outcome: list = []
-
-    def fetch():
-        try:
-            outcome.append(fetcher.fetch(url))
-        except FetchError as error:
-            outcome.append(error)
-
-    threading.Thread(target=fetch, daemon=True).start()
-    return outcome
-
-
-def _fetcher(url: str, timeout: str) -> Fetcher:
-    return Fetcher(parse_config({"sources": [{"name": "stuck", "kind": "sirekap", "url": url, "timeout": timeout,
-                                              "retries": 0}]}).sources[0])
 
 
 @pytest.mark.parametrize("mode", ["drip", "mute"])
 def test_a_source_stuck_in_its_tls_handshake_fails_at_its_timeout(mode):
     with HandshakeDripServer(0.5, DRIP_SECONDS, mode) as server:
-        fetcher = _fetcher(server.url(), "1s")
+        fetcher = stuck_fetcher(server.url(), "1s")
         try:
-            outcome = _fetch_in_thread(fetcher, server.url())
+            outcome = fetch_in_thread(fetcher, server.url())
             # 5x the timeout, a twelfth of the drip: only the deadline can have ended it
             assert wait_until(lambda: outcome, timeout=5), "the poll is still held in the TLS handshake"
             assert server.hellos == 1
@@ -70,8 +43,8 @@ def test_a_stop_cuts_a_request_stuck_in_its_tls_handshake_at_once(mode):
     """A source with a long timeout (120 s) stuck in its handshake: closing the fetcher (what
     the daemon does on SIGTERM and on a reload that drops the source) ends the request now."""
     with HandshakeDripServer(0.5, DRIP_SECONDS, mode) as server:
-        fetcher = _fetcher(server.url(), "120s")
-        outcome = _fetch_in_thread(fetcher, server.url())
+        fetcher = stuck_fetcher(server.url(), "120s")
+        outcome = fetch_in_thread(fetcher, server.url())
         assert wait_until(lambda: server.hellos == 1, timeout=10)
         assert not outcome
         fetcher.close()
@@ -85,8 +58,8 @@ def test_a_stop_cuts_a_request_stuck_in_its_tcp_connect_at_once():
     """A port whose accept queue is full never completes the connect: a stop ends it, and
     the deadline's watchdog (not only the socket's connect timeout) bounds it."""
     with SilentPort() as port:
-        fetcher = _fetcher(port.url(), "120s")
-        outcome = _fetch_in_thread(fetcher, port.url())
+        fetcher = stuck_fetcher(port.url(), "120s")
+        outcome = fetch_in_thread(fetcher, port.url())
         assert not wait_until(lambda: outcome, timeout=1)
         fetcher.close()
         assert wait_until(lambda: outcome, timeout=10), "the cut did not reach the TCP connect"
@@ -96,7 +69,7 @@ def test_a_stop_cuts_a_request_stuck_in_its_tcp_connect_at_once():
 
 def test_a_deadline_already_passed_never_lets_a_connection_start():
     with HandshakeDripServer(0.5, DRIP_SECONDS) as server:
-        fetcher = _fetcher(server.url(), "120s")
+        fetcher = stuck_fetcher(server.url(), "120s")
         try:
             with Deadline(120) as deadline:
                 deadline.cut()
@@ -133,19 +106,7 @@ def test_the_daemon_stops_while_a_source_is_stuck_in_its_tls_handshake(tmp_path)
 def test_a_receiver_stuck_in_its_tls_handshake_times_out_and_is_retried(tmp_path, logs, kind):
     with HandshakeDripServer(0.5, DRIP_SECONDS) as server:
         receiver = {"name": "oncall", "kind": kind, "url": server.url("/services/T0/B0/secret"), "timeout": "2s"}
-        cfg = alerts_config(receivers=[receiver], state_dir=str(tmp_path),
-                            alerting={"retry_initial": "1s", "retry_max": "1s"})
-        registry = CollectorRegistry()
-        pipeline = AlertPipeline(cfg, Metrics(registry), WallClock(), tmp_path / "countwatch.db")
-        pipeline.start()
-        try:
-            pipeline.handle([stall(at=datetime.now(timezone.utc))])
-            # two timed-out attempts and a retry in between, well inside one drip
-            assert wait_until(lambda: len([line for line in logs() if line["event"] == "notification.retry"]) >= 2,
-                              timeout=30), [line["event"] for line in logs()]
-        finally:
-            pipeline.stop()
-    retries = [line for line in logs() if line["event"] == "notification.retry"]
+        retries, registry = receiver_retries(tmp_path, logs, receiver)
     assert all("timeout" in line["error"] for line in retries), retries
     assert "secret" not in str(retries)
     assert server.hellos >= 2

@@ -53,25 +53,50 @@ file = "{tmp_path / 'countwatch.log'}"
 """
 
 
+def stuck_fetcher(url: str, timeout: str) -> Fetcher:
+    return Fetcher(parse_config({"sources": [{"name": "stuck", "kind": "sirekap", "url": url, "timeout": timeout,
+                                              "retries": 0}]}).sources[0])
+
+
+def fetch_in_thread(fetcher: Fetcher, url: str) -> list:
+    """The fetch runs on; the list gets its result or FetchError when it ends."""
+    outcome: list = []
+
+    def fetch():
+        try:
+            outcome.append(fetcher.fetch(url))
+        except FetchError as error:
+            outcome.append(error)
+
+    threading.Thread(target=fetch, daemon=True).start()
+    return outcome
+
+
+def receiver_retries(tmp_path, logs, receiver: dict) -> tuple[list[dict], CollectorRegistry]:
+    """One stall sent to a receiver that never answers in time: its `notification.retry` lines
+    once two timed-out attempts were logged, and the metrics registry."""
+    cfg = alerts_config(receivers=[receiver], state_dir=str(tmp_path),
+                        alerting={"retry_initial": "1s", "retry_max": "1s"})
+    registry = CollectorRegistry()
+    pipeline = AlertPipeline(cfg, Metrics(registry), WallClock(), tmp_path / "countwatch.db")
+    pipeline.start()
+    try:
+        pipeline.handle([stall(at=datetime.now(timezone.utc))])
+        assert wait_until(lambda: len([line for line in logs() if line["event"] == "notification.retry"]) >= 2,
+                          timeout=30), [line["event"] for line in logs()]
+    finally:
+        pipeline.stop()
+    return [line for line in logs() if line["event"] == "notification.retry"], registry
+
+
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_a_source_dripping_its_headers_fails_at_its_timeout(scheme, tmp_path):
     tls = self_signed(tmp_path) if scheme == "https" else None
     with DripServer(0.5, tls=tls) as drip:
-        source = parse_config({"sources": [{"name": "drip", "kind": "sirekap", "url": drip.url(),
-                                            "timeout": "1s", "retries": 0}]}).sources[0]
-        fetcher = Fetcher(source)
+        fetcher = stuck_fetcher(drip.url(), "1s")
         if tls is not None:
             fetcher.session.verify = tls[0]      # trust the test's certificate
-        outcome: list = []
-
-        def fetch():
-            try:
-                outcome.append(fetcher.fetch(drip.url()))
-            except FetchError as error:
-                outcome.append(error)
-
-        thread = threading.Thread(target=fetch, daemon=True)
-        thread.start()
+        outcome = fetch_in_thread(fetcher, drip.url())
         # the drip never ends: only the deadline can end the request
         assert wait_until(lambda: outcome, timeout=30), "the request is still held by the dripping server"
         assert wait_until(lambda: drip.hung_up == 1, timeout=10)
@@ -146,18 +171,7 @@ def _dripping(kind: str, drip: DripServer) -> dict:
 @pytest.mark.parametrize("kind", ["slack_webhook", "slack_bot", "webhook", "alertmanager"])
 def test_a_dripping_receiver_times_out_and_is_retried(tmp_path, logs, kind):
     with DripServer(0.5) as drip:
-        cfg = alerts_config(receivers=[_dripping(kind, drip)], state_dir=str(tmp_path),
-                            alerting={"retry_initial": "1s", "retry_max": "1s"})
-        registry = CollectorRegistry()
-        pipeline = AlertPipeline(cfg, Metrics(registry), WallClock(), tmp_path / "countwatch.db")
-        pipeline.start()
-        try:
-            pipeline.handle([stall(at=datetime.now(timezone.utc))])
-            assert wait_until(lambda: len([line for line in logs() if line["event"] == "notification.retry"]) >= 2,
-                              timeout=30), [line["event"] for line in logs()]
-        finally:
-            pipeline.stop()
-    retries = [line for line in logs() if line["event"] == "notification.retry"]
+        retries, registry = receiver_retries(tmp_path, logs, _dripping(kind, drip))
     assert all("timeout" in line["error"] for line in retries), retries
     assert "secret" not in str(retries)
     assert len(drip.requests) >= 2 and drip.hung_up >= 1
