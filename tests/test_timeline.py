@@ -145,6 +145,19 @@ def test_length_runs_to_the_end_the_polls_saw_not_to_a_late_resolution(tmp_path)
     assert second["resolved"]["utc"] == "2018-06-27T15:55:00Z"
 
 
+def test_an_outage_ends_where_its_detector_said_the_polls_answered_again(tmp_path):
+    # the detector measures by the polls' start times; a poll line is stamped when the poll
+    # ends, so the two differ by the poll's latency: the review repeats the detector's span
+    said = tmp_path / "said.log"
+    said.write_text(NIGHT.read_text(encoding="utf-8").replace(
+        '"summary": "polls succeed again after 20m", "details": {}',
+        '"summary": "polls succeed again after 19m 59s", "details": {"recovered_at": "2018-06-27T15:49:59.600Z"}'),
+        encoding="utf-8")
+    outage = by_rules(review([said], WIB), "outage")
+    assert outage.extra["ended"] == parse_iso("2018-06-27T15:49:59.600Z")
+    assert [(s.start, s.recovered) for s in outage.extra["outages"]] == [(at(15, 30), at(15, 50))]   # poll lines
+
+
 def test_notifications_join_their_incident_by_key_and_id():
     stall = by_rules(review([NIGHT], WIB), "stall", "stale_source")
     assert [(n.event, n.get("reason")) for n in stall.notifications] == [

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from . import incidents as inc
-from ..model import parse_iso, progress_ratio
+from ..model import progress_ratio
 from .fmt import both, duration, redact
 from .polls import OutageSpan, PollPoint, by_series, catch_up, last_advance, outage_spans, poll_interval, poll_points
 from .records import LogRecord, ReadStats
@@ -170,14 +170,11 @@ def _ended(incident: inc.ReviewIncident, extra: dict) -> datetime | None:
 
 
 def _recovered_at(incident: inc.ReviewIncident) -> datetime | None:
-    for lifecycle in incident.lifecycles:
-        for event in lifecycle.events:
-            value = event.get("details", {}).get("recovered_at") if isinstance(event.get("details"), dict) else None
-            if event.get("state") == "resolved" and isinstance(value, str):
-                try:
-                    return parse_iso(value)
-                except ValueError:
-                    return None
+    """The first good poll after the failures, as the outage detector's resolution states it."""
+    for event in (e for lifecycle in incident.lifecycles for e in lifecycle.events):
+        details = event.get("details")
+        if event.get("state") == "resolved" and isinstance(details, dict):
+            return inc.time_of(details.get("recovered_at"))
     return None
 
 

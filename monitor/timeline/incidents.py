@@ -29,11 +29,17 @@ def family(record: LogRecord) -> str:
     return family_of(str(record.get("rule")), details if isinstance(details, dict) else None)
 
 
-def _since(record: LogRecord) -> datetime | None:
+def time_of(value: Any) -> datetime | None:
+    """A time a line carries in a field (`since`, `details.recovered_at`); None when absent or
+    not a time."""
     try:
-        return parse_iso(record.get("since")) if isinstance(record.get("since"), str) else None
+        return parse_iso(value) if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+def _since(record: LogRecord) -> datetime | None:
+    return time_of(record.get("since"))
 
 
 @dataclass
