@@ -62,7 +62,7 @@ class Exporter:
         if state.last_advance_at is not None:
             m.last_advance_timestamp_seconds.labels(source=name, region=region).set(state.last_advance_at.timestamp())
         if state.stall_thresholds is not None:   # in force after the poll the Judge just took in
-            m.stall_threshold_seconds.labels(source=name, region=region).set(state.stall_thresholds[0])
+            m.stall_threshold_seconds.labels(source=name, region=region).set(state.stall_thresholds.warning)
 
     def _votes(self, region: str, votes) -> None:
         """The region's candidates as the document lists them now: candidates that left it

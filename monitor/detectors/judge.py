@@ -3,7 +3,7 @@
     judge = Judge(config)                                  # config may be None (replay without -c)
     state = judge.restore(source, region, blob_or_None)    # SeriesState
     events = judge.observe(state, poll)                    # appends the poll, runs the rules
-    state.stall_thresholds                                 # (warning_s, critical_s) | None after it
+    state.stall_thresholds                                 # Thresholds in force after it | None
 
 For each poll it (1) appends the poll to the series' bounded history, (2) builds the read-only
 History, (3) runs every enabled rule `rule(history, now)`, (4) marks events that share one cause
@@ -60,7 +60,6 @@ class Judge:
         self._mirrored = set(self._mirror_of) | set(self._mirror_of.values())
         self._latest: dict[tuple[str, str], tuple[Reading, deque]] = {}
         self._thresholds: dict[str, Thresholds] = {}    # _shared()
-        self._pairs: dict[int, tuple[Thresholds, tuple[float, float]]] = {}   # stall_thresholds()
 
     # -- configuration per source --
     def options(self, source: str) -> DetectionOptions:
@@ -99,14 +98,15 @@ class Judge:
         return state
 
     def stall_thresholds(self, state: SeriesState) -> tuple[float, float] | None:
+        thresholds = self._stall_in_force(state)
+        return None if thresholds is None else (thresholds.warning, thresholds.critical)
+
+    def _stall_in_force(self, state: SeriesState) -> Thresholds | None:
+        """The stall thresholds after this poll; None while there is no count to stall or it
+        is complete. The shared object itself, so a series holds no copy of its numbers."""
         if state.current is None or state.current.progress is None or self._complete(state):
             return None
-        thresholds = self._stall(state, self.options(state.source))
-        # one tuple per shared Thresholds (held beside it, so its id is not reused meanwhile)
-        held = self._pairs.get(id(thresholds))
-        if held is None or held[0] is not thresholds:
-            held = self._pairs[id(thresholds)] = (thresholds, (thresholds.warning, thresholds.critical))
-        return held[1]
+        return self._stall(state, self.options(state.source))
 
     def observe(self, state: SeriesState, poll: Poll) -> list[Event]:
         if (poll.source, poll.region) != (state.source, state.region):
@@ -141,7 +141,7 @@ class Judge:
         events = _group(state, events)
         self._apply(state, events, options)
         self._remember(state, poll)
-        state.stall_thresholds = self.stall_thresholds(state)
+        state.stall_thresholds = self._stall_in_force(state)
         return events
 
     # -- thresholds, cached per series until the gaps change --
@@ -195,7 +195,6 @@ class Judge:
         if shared is None:
             if len(self._thresholds) >= SHARED_THRESHOLDS:
                 self._thresholds.clear()
-                self._pairs.clear()
             shared = self._thresholds[key] = thresholds
         return shared
 

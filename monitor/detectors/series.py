@@ -107,7 +107,7 @@ class SeriesState:
         self.version = 0                              # bumped when gaps change: thresholds are cached on it
         # (warning, critical) stall thresholds in force after the last poll, set by the Judge
         # (None: no count, or a complete one): what the exporter shows. Derived, not saved.
-        self.stall_thresholds: tuple[float, float] | None = None
+        self.stall_thresholds: Thresholds | None = None     # the Judge's, in force after the last poll
         self.habits = 0              # bits: the last 8 advances that were incidents, and (<< 8) publication gaps that were long
         # The Judge's thresholds, cached until the gaps change (derived, not saved), with the
         # version (and publication) they were learned at: slots, not a dict or tuples.
