@@ -40,6 +40,8 @@ HABIT_CAP = 2                      # a habitual gap is learned up to this many c
 def habitual(habits: int, clock: int) -> bool:
     """Long gaps recur on this clock (0: advances, 8: publications): HABIT of the last 8."""
     return bin((habits >> clock) & 0xFF).count("1") >= HABIT
+
+
 NONE: Mapping = MappingProxyType({})   # the empty mapping every series shares (read-only)
 LAG_EVIDENCE = 0.01                # a child is judged behind once its parent's pace would have brought it 1 point
 
@@ -324,8 +326,8 @@ class SeriesState:
             track = children.get(code)
             if track is None:
                 children[code] = ChildTrack(signature, mark, now, 0, None, child.percent, complete,
-                                                  ratio, ratio, parent_ratio and rounded_parent, now,
-                                                  child.stations, child_units(child), excess=excess)
+                                            ratio, ratio, parent_ratio and rounded_parent, now,
+                                            child.stations, child_units(child), excess=excess)
                 continue
             track.ratio, track.stations = ratio, child.stations
             behind = track.behind(parent_ratio)
