@@ -54,7 +54,6 @@ def fast_poll(text: str) -> Poll | None:
 _CHILD_KEYS = frozenset(("stations", "stations_reported", "percent", "votes"))
 _LARGEST = 2 ** 53
 _new_row = object.__new__
-_NO_VOTES: dict = {}
 # Rows without votes are few distinct values (a TPS not in yet: 1 station, 0 reported, 0%),
 # and immutable: one object each.
 _EMPTY_ROWS: dict[tuple, RegionCount] = {}

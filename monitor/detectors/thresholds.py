@@ -60,10 +60,9 @@ class Thresholds:
     cadence: float | None = None     # seconds between publications, when cadenced
     missed_warning: int | None = None
     missed_critical: int | None = None
-    # The model's own thresholds before a habit of long gaps raised them (renewal floor): what
-    # tells whether a gap was long for the model, so that the habit is kept alive by its gaps.
+    # The model's own warning before a habit of long gaps raised it (renewal floor): what tells
+    # whether a gap was long for the model, so that the habit is kept alive by its gaps.
     base_warning: float | None = None
-    base_critical: float | None = None
     # A lattice that publication times wander about: the newest publication's offset from its
     # slot (the ledger measures the next one's from it and remembers the latest offsets longer
     # than the window: SeriesState.slot_memory).
@@ -72,10 +71,6 @@ class Thresholds:
     @property
     def own_warning(self) -> float:
         return self.warning if self.base_warning is None else self.base_warning
-
-    @property
-    def own_critical(self) -> float:
-        return self.critical if self.base_critical is None else self.base_critical
 
 
 def detect_cadence(gaps: Sequence[float], jitter: float = 0.0) -> float | None:
@@ -346,11 +341,12 @@ def habit_floor(model: Thresholds, seen: Seen, o: DetectionOptions) -> Threshold
     bound = 2 * o.critical_ceiling
     warning, critical = min(warning + shift, bound), min(critical + shift, bound)
     if warning <= model.warning:
-        return replace(model, base_warning=model.warning, base_critical=model.critical)
+        return replace(model, base_warning=model.warning)
     reason = (f"{model.reason}; but its long gaps recur (up to about {duration(top)} lately), so by the "
               f"distribution of its recent gaps: no {seen.clock.noun} for {duration(warning)}")
     return Thresholds(warning, max(critical, model.critical, warning), reason, "renewal", model.cadence,
-                      model.missed_warning, model.missed_critical, model.warning, model.critical, model.deviation)
+                      model.missed_warning, model.missed_critical, base_warning=model.warning,
+                      deviation=model.deviation)
 
 
 def model_of(seen: Seen, o: DetectionOptions) -> Model:
