@@ -14,19 +14,23 @@ connect and its TLS handshake: the connection's socket object is handed to the T
 detached) during the handshake, so the deadline keeps a duplicate of its descriptor instead,
 whose shutdown ends the connect or the handshake alike (on Linux a shutdown also aborts a
 connect in progress). Each step's socket timeout is also at most what is left of the deadline
-(CPython bounds a whole handshake by it). Not covered: the host name lookup (getaddrinfo can't
-be interrupted; it is bounded by the resolver's own timeouts).
+(CPython bounds a whole handshake by it). The host name lookup is inside the deadline too:
+getaddrinfo cannot be interrupted, so it runs on a few resolver threads of the deadline's own
+and the exchange stops waiting for it when the deadline passes or is cut (see _Resolver).
 
 Used by the source fetcher (monitor/fetch.py) and every HTTP receiver (alerts/notifiers).
 """
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import itertools
+import queue
 import socket
 import sys
 import threading
 import time
+from socket import getaddrinfo
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -65,6 +69,7 @@ class Deadline:
         self.expired = False
         self._connections: list = []
         self._sockets: list[socket.socket] = []   # duplicates of new connections' descriptors
+        self._waiters: list[threading.Event] = []  # host name lookups waited for, woken by cut()
         self._lock = threading.Lock()
         self._done = False
 
@@ -97,6 +102,13 @@ class Deadline:
             if self.expired:
                 _shutdown_socket(handle)
 
+    def wake_on_cut(self, waiter: threading.Event) -> None:
+        """Set `waiter` when the exchange is cut (a host name lookup waits on it)."""
+        with self._lock:
+            self._waiters.append(waiter)
+            if self.expired:
+                waiter.set()
+
     def cut(self) -> None:
         """End the exchange now (the watchdog at the deadline; the daemon when it stops)."""
         with self._lock:
@@ -108,6 +120,8 @@ class Deadline:
                 _shutdown(connection)
             for handle in self._sockets:
                 _shutdown_socket(handle)
+            for waiter in self._waiters:
+                waiter.set()
 
     def __enter__(self) -> "Deadline":
         self._outer = getattr(_local, "deadline", None)
@@ -119,6 +133,7 @@ class Deadline:
         with self._lock:
             self._done = True
             self._connections.clear()
+            self._waiters.clear()
             for handle in self._sockets:
                 handle.close()
             self._sockets.clear()
@@ -163,6 +178,88 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
+class LookupTimeout(socket.gaierror):
+    """The host name lookup did not finish inside the deadline."""
+
+
+class _Lookup:
+    __slots__ = ("args", "done", "result", "error", "abandoned")
+
+    def __init__(self, args: tuple):
+        self.args = args
+        self.done = threading.Event()
+        self.result: list | None = None
+        self.error: BaseException | None = None
+        self.abandoned = False
+
+
+class _Resolver:
+    """Host name lookups bounded by the deadline. getaddrinfo cannot be interrupted and a
+    resolver that never answers holds it for the resolver's own timeouts (5 s per server and
+    attempt by default, longer as configured): an exchange would wait that long past its
+    deadline, and a daemon told to stop would wait with it. So a lookup runs on one of at most
+    THREADS resolver threads (daemon threads: one stuck in the C library never holds the
+    process at exit) and the exchange waits for it only until the deadline passes or is cut.
+    A lookup given up on finishes, or stays stuck, in its thread; once every thread is stuck,
+    new lookups wait in the queue, still bounded, and none is started after its exchange gave
+    up. A numeric address needs no lookup and is resolved in the caller's thread."""
+
+    THREADS = 4
+
+    def __init__(self):
+        self._jobs: queue.SimpleQueue[_Lookup] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def lookup(self, host: str, port: int, family: int, deadline: Deadline) -> list:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            return getaddrinfo(host, port, family, socket.SOCK_STREAM)
+        job = _Lookup((host, port, family, socket.SOCK_STREAM))
+        deadline.wake_on_cut(job.done)
+        self._submit(job)
+        job.done.wait(deadline.remaining())
+        if job.result is not None:
+            return job.result
+        if job.error is not None:
+            raise job.error
+        job.abandoned = True
+        raise LookupTimeout(socket.EAI_AGAIN, f"the lookup of {host} did not finish within the timeout")
+
+    def _submit(self, job: _Lookup) -> None:
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            if self._idle == 0 and len(self._threads) < self.THREADS:
+                thread = threading.Thread(target=self._run, name="dns-lookups", daemon=True)
+                self._threads.append(thread)
+                self._idle += 1
+                thread.start()
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job.abandoned or job.done.is_set():
+                continue         # its exchange gave up (or was cut) before a thread was free
+            with self._lock:
+                self._idle -= 1
+            try:
+                job.result = getaddrinfo(*job.args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting exchange
+                job.error = exc
+            finally:
+                with self._lock:
+                    self._idle += 1
+                job.done.set()
+
+
+_RESOLVER = _Resolver()
+
+
 def _create_connection(address: tuple[str, int], timeout, source_address, socket_options,
                        deadline: Deadline) -> socket.socket:
     """urllib3.util.connection.create_connection, with each socket watched by the deadline
@@ -175,7 +272,7 @@ def _create_connection(address: tuple[str, int], timeout, source_address, socket
     except UnicodeError:
         raise LocationParseError(f"'{host}', label empty or too long") from None
     error: OSError | None = None
-    for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM):
+    for family, kind, proto, _, sockaddr in _RESOLVER.lookup(host, port, allowed_gai_family(), deadline):
         if deadline.expired or deadline.remaining() <= 0:
             break
         sock = None

@@ -19,7 +19,7 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError, NameResolutionErro
 
 from . import __version__
 from .config import SourceConfig
-from .deadline import Deadline, DeadlineAdapter
+from .deadline import Deadline, DeadlineAdapter, LookupTimeout
 
 USER_AGENT = f"countwatch/{__version__} (vote-count progress monitor; +https://github.com/countwatch/countwatch)"
 MAX_REDIRECTS = 5
@@ -118,6 +118,17 @@ def _classify(exc: Exception) -> FetchError:
                         ProtocolError, Urllib3HTTPError)):
         return FetchError("connect", f"connection broke while reading ({text})")
     return FetchError("connect", f"request failed ({text})")
+
+
+def _lookup_timed_out(exc: BaseException | None) -> bool:
+    """Whether a LookupTimeout (the deadline gave up on the host name lookup) is in the chain."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, LookupTimeout):
+            return True
+        seen += 1
+        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+    return False
 
 
 def _refused_redirect(origin, here, there) -> str | None:
@@ -231,6 +242,9 @@ class Fetcher:
                 return self._exchange(url, guard, attempt)
             except Exception as exc:  # noqa: BLE001 - every transport failure is classified
                 if guard.expired or guard.remaining() <= 0:
+                    if _lookup_timed_out(exc):
+                        # the name never resolved in time: the resolver's fault, not the server's
+                        raise FetchError("dns", f"host name lookup not finished within the timeout ({bound:.3g}s)") from None
                     # the deadline shut the socket (or the socket's own timeout came first):
                     # the server was too slow for the whole exchange, whatever part it was in
                     raise FetchError("timeout", f"no complete answer within the timeout ({bound:.3g}s)") from None
