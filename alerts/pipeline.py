@@ -43,7 +43,7 @@ from .flush import Flusher
 from .grouping import Grouper, Incident
 from .lifecycle import ESCALATED, LOWERED, OBSERVED, RESOLVED, UNCHANGED, UNKNOWN_RESOLVED, Lifecycle, OpenAlert
 from .notification import alert_key
-from .notifiers import build_notifier
+from .notifiers import build_notifier, transport
 from .outbox import Outbox, OutboxRow
 from .record import DecisionRecord
 from .routing import Router
@@ -228,6 +228,9 @@ class AlertPipeline:
     def stop(self, timeout_seconds: float = 5) -> None:
         self._stop.set()
         self._wake_all()
+        # a receiver stuck mid-exchange would hold each sender for its timeout: cut it (the
+        # attempt fails and stays in the outbox, as any failed attempt does)
+        transport.cut(self._threads)
         deadline = time.monotonic() + timeout_seconds
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -8,12 +8,16 @@ generic webhook, Alertmanager), with what the notifiers must not differ on:
   request (a bot token, an X-Api-Key, the webhook URL's secret path) go nowhere else (item 7);
 - the answer's body is read up to ANSWER_LIMIT bytes (a receiver's answer is a word or a small
   JSON object; a flood of it is not worth memory);
-- no environment proxies, and failures name only the class of error (messages quote URLs).
+- no environment proxies, and failures name only the class of error (messages quote URLs);
+- the alert pipeline's stop cuts the exchanges its sender threads have in flight (`cut`), so a
+  receiver stuck in its handshake or its answer does not hold the daemon's stop for its timeout:
+  the cut notification is a failed attempt, still in the outbox for the next start.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import requests
 
@@ -23,6 +27,20 @@ from ..notification import NotifyError
 from .http_errors import connection_error
 
 ANSWER_LIMIT = 256 * 1024
+
+_in_flight: dict[int, Deadline] = {}      # sending thread's ident -> the deadline of its exchange
+_in_flight_lock = threading.Lock()
+
+
+def cut(threads: Iterable[threading.Thread]) -> int:
+    """End at once the exchanges these threads have in flight (the pipeline stopping).
+    Returns how many were cut."""
+    idents = {t.ident for t in threads}
+    with _in_flight_lock:
+        deadlines = [d for ident, d in _in_flight.items() if ident in idents]
+    for deadline in deadlines:
+        deadline.cut()
+    return len(deadlines)
 
 
 class RedirectRefused(NotifyError):
@@ -56,6 +74,9 @@ def post(http: requests.Session, url: str, timeout: float, what: str, *, data: b
     """POST and read the answer within `timeout` seconds in all. Raises NotifyError (transient)
     on a timeout or a network failure, RedirectRefused on a 3xx; any other status is returned."""
     with Deadline(timeout) as deadline:
+        me = threading.get_ident()
+        with _in_flight_lock:
+            _in_flight[me] = deadline
         try:
             response = http.post(url, data=data, json=json, headers=dict(headers or {}),
                                  timeout=(timeout, timeout), allow_redirects=False, stream=True)
@@ -79,3 +100,6 @@ def post(http: requests.Session, url: str, timeout: float, what: str, *, data: b
             if deadline.expired or deadline.remaining() <= 0:
                 raise NotifyError(f"{what}: timeout: no complete answer within {timeout:g}s") from None
             raise connection_error(exc, what) from None
+        finally:
+            with _in_flight_lock:
+                _in_flight.pop(me, None)

@@ -112,3 +112,39 @@ def test_a_receiver_stuck_in_its_tls_handshake_times_out_and_is_retried(tmp_path
     assert server.hellos >= 2
     assert not [line for line in logs() if line["event"] == "notification.sent"]
     assert registry.get_sample_value("countwatch_notifications_total", {"receiver": "oncall", "result": "retry"}) >= 2
+
+
+@pytest.mark.parametrize("kind", ["slack_webhook", "webhook"])
+def test_the_alert_pipelines_stop_cuts_a_receiver_stuck_in_its_handshake(tmp_path, kind):
+    """The receiver's timeout is a minute; the pipeline's stop gives its senders 30 s. Without
+    the cut the sender would still be in the handshake when stop() gave up on it; with it the
+    sender has left, the server saw the client hang up, and the notification is still in the
+    outbox for the next start (delayed, not dropped)."""
+    import threading
+    from datetime import datetime, timezone
+
+    from prometheus_client import CollectorRegistry
+
+    from alerts.pipeline import AlertPipeline
+    from monitor.clock import WallClock
+    from monitor.metrics import Metrics
+    from tests.fakes.events import config as alerts_config, stall
+
+    with HandshakeDripServer(0.5, DRIP_SECONDS) as server:
+        receiver = {"name": "oncall", "kind": kind, "url": server.url("/services/T0/B0/secret"), "timeout": "60s"}
+        cfg = alerts_config(receivers=[receiver], state_dir=str(tmp_path))
+        pipeline = AlertPipeline(cfg, Metrics(CollectorRegistry()), WallClock(), tmp_path / "countwatch.db")
+        pipeline.start()
+        try:
+            pipeline.handle([stall(at=datetime.now(timezone.utc))])
+            assert wait_until(lambda: server.hellos == 1, timeout=30)
+        finally:
+            pipeline.stop(timeout_seconds=30)
+        assert not [t for t in threading.enumerate() if t.name == "alerts-send-oncall" and t.is_alive()]
+        assert wait_until(lambda: server.hung_up == 1, timeout=10)
+    again = AlertPipeline(cfg, Metrics(CollectorRegistry()), WallClock(), tmp_path / "countwatch.db")
+    try:
+        pending = [row for row in again.records()["outbox"] if row["receiver"] == "oncall"]
+        assert len(pending) == 1 and pending[0]["status"] != "sent", pending
+    finally:
+        again.stop()
