@@ -82,6 +82,21 @@ def test_tree_children_differ_by_the_spread():
     assert last.children[k] - first.children[k] < 0.01 * (last.reported - first.reported)
 
 
+def test_a_poisson_like_tail_thins_its_advances_and_the_oracle_knows_it():
+    # Updates as data comes keep coming (new timestamps), but each brings units in proportion to
+    # what remains: advances thin out day by day, and the oracle's hazard of an advance with them.
+    law = laws(BY_NAME["poisson-tail"], 10)[0]
+    assert law.cadence is None and math.isclose(law.tail * law.stations / (law.peak * 0.4), 6.0)
+    g = publish(law, 0, 4)
+    day = lambda cumulative, d: cumulative[(d + 1) * 1440] - cumulative[d * 1440]
+    advances = [day(g.hazard, d) for d in range(3)]
+    assert advances[0] > 5 * advances[1] > 25 * advances[2] > 0
+    assert math.isclose(day(g.pub_hazard, 0), day(g.pub_hazard, 2))
+    begin = g.polls[0].at.timestamp()
+    late = [p for p in g.publications if begin + 2 * 86400 <= p.at < begin + 3 * 86400]
+    assert len(late) > 400 and len({p.reported for p in late}) < 10
+
+
 def test_batch_laws_and_outsized_batches():
     poisson, heavy = Law("p"), Law("h", batch="pareto", cv=3.0)
     assert math.isclose(empty_chance(poisson, 2.0), math.exp(-2.0))
