@@ -16,7 +16,9 @@ to day.
 from __future__ import annotations
 
 import math
+import threading
 from array import array
+from bisect import bisect_left
 from typing import Sequence
 
 BINS = 24
@@ -283,7 +285,32 @@ def publications_believed(beliefs: list[tuple[float, float]], empty: list[float]
     """Publications after `start` until a run that brought no stations has become as improbable
     as e**-target: each comes empty by chance of its hour (`empty`) or for want of stations
     (the belief, given the run so far at that hour; at least `batchy`, the chance that a batch
-    of that hour's law brings none)."""
+    of that hour's law brings none).
+
+    The same sum as walk_publications() below, term by term: the walk is kept (per thread),
+    so that the next target over the same hours (the critical after the warning) goes on from
+    where this one stopped instead of walking again."""
+    key = (beliefs, empty, batchy, start, cadence, offset, level)
+    walk = getattr(_WALKS, "last", None)
+    if walk is None or walk.key != key:
+        walk = _Walk((list(beliefs), list(empty), None if batchy is None else list(batchy),
+                      start, cadence, offset, level))
+        _WALKS.last = walk
+    reached = walk.reached
+    if reached and reached[-1] >= target:
+        return bisect_left(reached, target) + 1      # the first publication whose run reached it
+    if walk.done:
+        return walk.j
+    try:
+        return walk.on(target)
+    except BaseException:
+        _WALKS.last = None                           # a walk cut short is no walk to go on from
+        raise
+
+
+def walk_publications(beliefs: list[tuple[float, float]], empty: list[float], start: float, cadence: float,
+                      target: float, offset: float, level: float = 1.0, batchy: list[float] | None = None) -> int:
+    """publications_believed() as a plain walk (the reference its kept walk must equal)."""
     spent = [0.0] * BINS
     total, j = 0.0, 0
     while j * cadence < WALK_LIMIT:
@@ -298,3 +325,56 @@ def publications_believed(beliefs: list[tuple[float, float]], empty: list[float]
         if total >= target:
             return j
     return j
+
+
+_WALKS = threading.local()
+
+
+class _Walk:
+    """publications_believed's walk so far over one set of hours: `reached[j - 1]` is the
+    highest run total of the first j publications (nondecreasing, so a target already reached
+    is found by bisection), and the walk goes on from publication `j`. The terms are computed
+    as walk_publications() computes them, in the same order (the silence at an hour's run so
+    far is the one its previous visit computed for it), so the totals are the same floats."""
+
+    __slots__ = ("key", "j", "total", "top", "spent", "before", "reached", "done")
+
+    def __init__(self, key: tuple):
+        self.key = key
+        self.j, self.total, self.top = 0, 0.0, -math.inf
+        self.spent = [0.0] * BINS
+        self.before: list[float | None] = [None] * BINS
+        self.reached: list[float] = []
+        self.done = False
+
+    def on(self, target: float) -> int:
+        beliefs, empty, batchy, start, cadence, offset, level = self.key
+        spent, before, reached = self.spent, self.before, self.reached
+        j, total, top = self.j, self.total, self.top
+        exp, log, log1p, floor = math.exp, math.log, math.log1p, math.floor
+        found = False
+        while j * cadence < WALK_LIMIT:
+            j += 1
+            b = floor((start + j * cadence + offset) / 3600) % BINS        # hour_of()
+            shape, mean = beliefs[b]
+            s = spent[b]
+            was = before[b]
+            if was is None:
+                was = shape * log1p(level * mean * s / shape)            # silence() at the run so far
+            now = shape * log1p(level * mean * (s + 1) / shape)
+            none = exp(was - now)
+            if batchy is not None:
+                none = max(none, batchy[b])
+            e = empty[b]
+            total += -log(e + (1.0 - e) * none)
+            spent[b] = s + 1
+            before[b] = now
+            if total > top:
+                top = total
+            reached.append(top)
+            if total >= target:
+                found = True
+                break
+        self.j, self.total, self.top = j, total, top
+        self.done = not found
+        return j

@@ -1,0 +1,47 @@
+"""The rhythm's walks are computed faster than they read (a kept walk, inlined hours), and
+must give exactly what the plain walks give: compared here on random hours and targets."""
+from __future__ import annotations
+
+import random
+
+from monitor.detectors import diurnal
+from monitor.detectors.diurnal import publications_believed, walk_publications
+
+
+def _hours(rng: random.Random) -> tuple[list, list, list | None]:
+    beliefs = [(rng.choice([1e-9, rng.uniform(0.01, 40)]), rng.choice([0.0, rng.uniform(0, 5)]))
+               for _ in range(24)]
+    empty = [rng.choice([0.0, rng.uniform(0, 0.6), 0.999]) for _ in range(24)]
+    batchy = [rng.uniform(0, 0.5) for _ in range(24)] if rng.random() < 0.5 else None
+    return beliefs, empty, batchy
+
+
+def test_publications_believed_equals_the_plain_walk():
+    rng = random.Random(15)
+    for _ in range(150):
+        beliefs, empty, batchy = _hours(rng)
+        start = rng.choice([1707912000.0, 1707912015.5, rng.uniform(1.7e9, 1.8e9)])
+        cadence = rng.choice([60.0, 600.0, 900, 3600.0, rng.uniform(60, 7200)])
+        offset = rng.choice([25200.0, 0.0, -3600.0])
+        level = rng.choice([1.0, 0.3, rng.uniform(0.01, 2)])
+        # Targets as _cadenced asks them: a warning, then the critical over the same hours
+        # (the kept walk goes on), then one below what was walked (found by bisection).
+        for target in sorted(rng.uniform(0, 40) for _ in range(3)) + [rng.uniform(0, 5), float("inf")]:
+            want = walk_publications(beliefs, empty, start, cadence, target, offset, level, batchy)
+            assert publications_believed(beliefs, empty, start, cadence, target, offset, level, batchy) == want
+        # Other hours after these: a walk of its own.
+        assert publications_believed(beliefs, empty, start + cadence, cadence, 9.0, offset, level) == \
+            walk_publications(beliefs, empty, start + cadence, cadence, 9.0, offset, level)
+
+
+def test_a_failed_walk_is_not_gone_on_from():
+    beliefs, empty = [(1.0, 1.0)] * 24, [1.0] * 24
+    empty[5] = -1.0                                # log of a negative: the walk raises
+    for _ in range(2):
+        try:
+            publications_believed(beliefs, empty, 0.0, 3600.0, 1e9, 0.0)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("expected the walk to raise")
+    assert getattr(diurnal._WALKS, "last", None) is None
