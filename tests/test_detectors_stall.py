@@ -162,6 +162,25 @@ def test_the_prior_counts_from_the_data_s_own_timestamp_so_stall_and_stale_come_
     assert stall.since == T0 and stall.details["members"] == ["stale_source", "stall"]
 
 
+def test_a_count_never_seen_moving_without_a_timestamp_stays_a_warning_until_it_moves():
+    # No timestamp and no advance since our first poll: frozen, or test data shown before the
+    # count began? The prior warns once (2 h) and does not escalate at 4 h, and says why.
+    polls = [ok(at(600 * k), 98) for k in range(0, 37)]             # 6 h standing at 98
+    judge, state, events = drive(polls)
+    stall = [e for e in events if e.rule == "stall"]
+    assert [(e.state, e.severity, e.at) for e in stall] == [("firing", "warning", at(7200))]
+    assert stall[0].summary.endswith("it may not have started counting: a warning until it moves.")
+    # Once it has been seen to move, the next freeze escalates as any does.
+    moving = [ok(at(21600 + 600 * k), 98 + 10 * (k + 1)) for k in range(0, 12)]
+    frozen = [ok(at(21600 + 7200 + 600 * k), 98 + 120) for k in range(1, 200)]
+    events = sum((judge.observe(state, p) for p in moving + frozen), [])
+    assert ("escalated", "critical") in [(e.state, e.severity) for e in events if e.rule == "stall"]
+    # With a timestamp of its own, the source's clock dates the silence: critical as before.
+    published = T0 - timedelta(minutes=1)
+    judge, state, events = drive([ok(at(600 * k), 98, published=published) for k in range(0, 37)])
+    assert ("escalated", "critical") in [(e.state, e.severity) for e in events if e.rule == "stall"]
+
+
 def poisson_history():
     """49 advances without a source timestamp, gaps cycling 20..140 s."""
     polls, t = [], 0.0

@@ -125,9 +125,16 @@ def test_the_test_data_pages_on_the_prior_unless_the_user_says_when_counting_sta
     # precincts: a feed already counting on our first poll is counting (the real 2024 recording
     # starts at 66% in a freeze that must page), so nothing in the feed says this is test data.
     # With no history the 2-hour prior pages (09:39 UTC), until the reset to zero closes it.
-    plain = _open_spans(_events(tmp_path, capsys), STOPPAGE)
+    # Never seen moving and with no timestamp of its own, it stays a warning (no critical at
+    # 11:39) and says why: one page, not two.
+    plain_events = _events(tmp_path, capsys)
+    plain = _open_spans(plain_events, STOPPAGE)
     assert [(start, first["severity"]) for start, _, first in plain if start < ZERO_FROM] == [
         (utc("2020-11-03T09:39:46"), "warning")]
+    before_reset = [e for e in plain_events if e["rule"] == "stall" and e["at"] < "2020-11-03T16:10:16Z"]
+    assert [(e["state"], e["severity"]) for e in before_reset] == [("firing", "warning")]
+    assert "not seen advancing since we began watching" in before_reset[0]["summary"]
+    assert "a warning until it moves" in before_reset[0]["summary"]
     # A user who knows the polls close at 20:00 CST writes counting_starts: then nothing pages
     # before the count starts (02:20 UTC), not_started neither (the count starts within the
     # grace), and everything after is as without it.

@@ -63,6 +63,13 @@ class StallRule(Rule):
         thresholds = h.stall
         severity = ("critical" if elapsed >= thresholds.critical else
                     "warning" if elapsed >= thresholds.warning else None)
+        unproven = h.state.last_advance_at is None and current.published_at is None
+        if unproven and severity == "critical":
+            # Never seen moving and no clock of its own: a count frozen before we came cannot be
+            # told from data on show before counting began (a state's test data stood 8.5 h in
+            # Minnesota 2020). Told once as a warning; critical needs a count seen to move, or a
+            # source timestamp that dates the silence (the real 2024 freeze escalates on it).
+            severity = "warning"
         if severity is None or (opened is None and h.ancestor_stalled):
             # Below threshold the open alert (if any) stays open until progress resumes; a
             # child of a stalled parent is part of the parent's incident, not its own.
@@ -75,8 +82,10 @@ class StallRule(Rule):
                   if cause == "pipeline_stuck" else "")
         what = ("progress" if current.stations_reported is None
                 else "new polling stations" if h.units == "TPS" else f"new {h.units}")
+        unseen = ("; not seen advancing since we began watching and with no timestamp of its own, it may not "
+                  "have started counting: a warning until it moves" if unproven else "")
         firing = (f"No {what} at {label(h)} for {duration(elapsed)} (since {when(since, h.zone)}): "
-                  f"still {_standing(current, h.units)}{', ' + frozen if frozen else ''} — {thresholds.reason}.")
+                  f"still {_standing(current, h.units)}{', ' + frozen if frozen else ''} — {thresholds.reason}{unseen}.")
         escalated = (f"Stall at {label(h)} is now critical: no {what} for {duration(elapsed)} "
                      f"since {when(since, h.zone)}, still {_standing(current, h.units)}.")
         return lifecycle(h, now, "stall", "stall", severity, since, details,
