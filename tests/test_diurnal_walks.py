@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from monitor.detectors import diurnal
-from monitor.detectors.diurnal import publications_believed, walk_publications
+from monitor.detectors.diurnal import publications_believed, time_to_believed, walk_publications, walk_time
 
 
 def _hours(rng: random.Random) -> tuple[list, list, list | None]:
@@ -45,3 +45,15 @@ def test_a_failed_walk_is_not_gone_on_from():
         else:
             raise AssertionError("expected the walk to raise")
     assert getattr(diurnal._WALKS, "last", None) is None
+
+
+def test_time_to_believed_equals_the_plain_walk():
+    rng = random.Random(12)
+    for _ in range(300):
+        beliefs, _, _ = _hours(rng)
+        start = rng.choice([1707912000.0, 1707912015.5, rng.uniform(1.7e9, 1.8e9)])
+        offset = rng.choice([25200.0, 0.0, -3600.0, 19800.0])
+        level = rng.choice([1.0, 0.3, rng.uniform(0.01, 2)])
+        for target in (rng.uniform(0, 40), rng.uniform(0, 2), 800.0, float("inf")):
+            assert time_to_believed(beliefs, start, target, offset, level) == \
+                walk_time(beliefs, start, target, offset, level)

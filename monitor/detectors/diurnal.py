@@ -258,7 +258,42 @@ def silence(shape: float, mean: float, level: float, amount: float) -> float:
 def time_to_believed(beliefs: list[tuple[float, float]], start: float, target: float, offset: float,
                      level: float = 1.0) -> float:
     """Seconds from `start` until a silence has become as improbable as e**-target (Poisson-
-    like). An hour met again a day later is the same unknown rate: its stretches add up."""
+    like). An hour met again a day later is the same unknown rate: its stretches add up.
+
+    walk_time() below with hour_of() and silence() inlined, and each hour's silence so far the
+    one its previous visit computed: the same floats, step by step (tests/test_diurnal_walks.py)."""
+    log1p, floor = math.log1p, math.floor
+    spent = [0.0] * BINS
+    known: list[float | None] = [None] * BINS
+    total, t = 0.0, start
+    while t - start < WALK_LIMIT:
+        hour_start = floor((t + offset) / 3600) * 3600
+        b = int(hour_start // 3600) % BINS
+        until = hour_start + 3600 - offset
+        shape, mean = beliefs[b]
+        step = until - t
+        ran = spent[b]
+        before = known[b]
+        if before is None:
+            before = shape * log1p(level * mean * ran / shape)
+        after = shape * log1p(level * mean * (ran + step) / shape)
+        gain = after - before
+        if total + gain >= target and mean > 0:
+            grow = (target - total) / shape
+            if grow > 700:
+                return WALK_LIMIT
+            scale = shape / (level * mean)
+            return t - start + (scale + ran) * math.expm1(grow)
+        total += gain
+        spent[b] = ran + step
+        known[b] = after
+        t = until
+    return WALK_LIMIT
+
+
+def walk_time(beliefs: list[tuple[float, float]], start: float, target: float, offset: float,
+              level: float = 1.0) -> float:
+    """time_to_believed() as a plain walk (the reference it must equal)."""
     spent = [0.0] * BINS
     total, t = 0.0, start
     while t - start < WALK_LIMIT:

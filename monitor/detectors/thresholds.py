@@ -73,6 +73,25 @@ class Thresholds:
         return self.warning if self.base_warning is None else self.base_warning
 
 
+def _last_answer(function):
+    """The answer of the last call again for the same gaps (equal values of equal types) and
+    jitter: a series' stall and stale thresholds are learned one after the other from the
+    same publication gaps, and both read their lattice. One entry, swapped whole (threads)."""
+    last = [None]
+
+    def cached(gaps: Sequence[float], jitter: float = 0.0):
+        key = (tuple(gaps), tuple(map(type, gaps)), jitter, type(jitter))
+        seen = last[0]
+        if seen is not None and seen[0] == key:
+            return seen[1]
+        answer = function(gaps, jitter)
+        last[0] = (key, answer)
+        return answer
+    cached.__doc__, cached.__name__, cached.__wrapped__ = function.__doc__, function.__name__, function
+    return cached
+
+
+@_last_answer
 def detect_cadence(gaps: Sequence[float], jitter: float = 0.0) -> float | None:
     """The lattice period of `gaps` (seconds), or None when they are not on one.
 
@@ -117,6 +136,7 @@ class Lattice:
         return t - (self.intercept + self.period * slot)
 
 
+@_last_answer
 def wandering_lattice(gaps: Sequence[float], jitter: float = 0.0) -> Lattice | None:
     """The lattice that publication times (the running sums of `gaps`) wander about, or None.
 
