@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from typing import Iterable, Iterator
 
 from math import copysign
@@ -17,8 +18,9 @@ from types import MappingProxyType
 from orjson import loads as _orjson_loads
 
 from .detectors import Judge
-from .model import Event, Poll, RegionCount
-from .recording import RecordingError, record_to_poll
+from .model import Event, Poll, RegionCount, Snapshot, utc
+from .recording import (_OPTIONAL, VERSION, RecordingError, _check_shape, plausible_time,
+                        record_to_poll)
 
 
 def fast_poll(text: str) -> Poll | None:
@@ -40,6 +42,9 @@ def fast_poll(text: str) -> Poll | None:
         return None
     del data["children"]                  # the decoded line is ours alone
     try:
+        poll = _document_poll(data, rows)
+        if poll is not None:
+            return poll
         poll = record_to_poll(data)
     except (RecordingError, KeyError, TypeError, ValueError):
         return None
@@ -51,9 +56,52 @@ def fast_poll(text: str) -> Poll | None:
     return poll
 
 
+_DOCUMENT_KEYS = frozenset(("v", "at", "source", "region", "ok", "published_at", "stations", "stations_reported",
+                            "votes") + _OPTIONAL)
+_TIMES: dict[tuple[str, str], datetime] = {}     # a pass's lines share their `at`, a publication its time
+
+
+def _time(text, key: str) -> datetime:
+    """plausible_time(), once per distinct text (datetimes are immutable)."""
+    moment = _TIMES.get((text, key))
+    if moment is None:
+        moment = utc(plausible_time(text, key)) if key == "at" else plausible_time(text, key)
+        if len(_TIMES) >= 4096:
+            _TIMES.clear()
+        _TIMES[(text, key)] = moment
+    return moment
+
+
+def _document_poll(data: dict, rows: dict) -> Poll | None:
+    """record_to_poll() of a plain document line (the fields it names, of the types it reads;
+    None for any other, which record_to_poll reads): the same Poll and Snapshot, made without
+    their __init__ (frozen dataclasses: a setattr, a copy of the votes and a time conversion
+    each), its times read once per distinct text and the votes and rows, decoded for this line
+    alone, not copied."""
+    if data.get("v") != VERSION or data.get("ok") is not True or not _DOCUMENT_KEYS.issuperset(data):
+        return None
+    source, region, at, published = data.get("source"), data.get("region"), data.get("at"), data.get("published_at")
+    votes = data.get("votes")
+    if (type(source) is not str or type(region) is not str or type(at) is not str
+            or (published is not None and type(published) is not str) or (votes is not None and type(votes) is not dict)):
+        return None
+    _check_shape(data)
+    at = _time(at, "at")
+    snapshot = _new(Snapshot)
+    snapshot.__dict__.update(
+        source=source, region=region, at=at, published_at=None if published is None else _time(published, "published_at"),
+        stations=data.get("stations"), stations_reported=data.get("stations_reported"),
+        votes=MappingProxyType(votes or {}), children=MappingProxyType(rows),
+        **{key: data.get(key) for key in _OPTIONAL})
+    poll = _new(Poll)
+    poll.__dict__.update(source=source, region=region, at=at, result="ok", snapshot=snapshot, detail=None,
+                         latency_seconds=None)
+    return poll
+
+
 _CHILD_KEYS = frozenset(("stations", "stations_reported", "percent", "votes"))
 _LARGEST = 2 ** 53
-_new_row = object.__new__
+_new_row = _new = object.__new__
 # Rows without votes are few distinct values (a TPS not in yet: 1 station, 0 reported, 0%),
 # and immutable: one object each.
 _EMPTY_ROWS: dict[tuple, RegionCount] = {}

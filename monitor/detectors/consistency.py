@@ -134,16 +134,17 @@ class OverCapacityRule(Rule):
                registered: int | None, stations: int | None) -> dict | None:
         o = self.options
         votes = max(candidates, (valid or 0) + (invalid or 0))
-        limits = []
+        # The reason is worded only for an offender (a desa's table is checked row by row).
         if registered:
             # Registered voters 0 or missing is an unread form, not an empty TPS.
-            limits.append((math.ceil(registered * (1 + o.capacity_slack)), f"{count(registered)} registered voters"))
-        if stations and o.max_votes_per_station:
-            limits.append((math.ceil(stations * o.max_votes_per_station * (1 + o.capacity_slack)),
-                           f"{count(stations)} TPS of at most {o.max_votes_per_station} voters"))
-        for limit, why in limits:
+            limit = math.ceil(registered * (1 + o.capacity_slack))
             if votes > limit:
-                return {"region": region, "votes": votes, "limit": limit, "why": why}
+                return {"region": region, "votes": votes, "limit": limit, "why": f"{count(registered)} registered voters"}
+        if stations and o.max_votes_per_station:
+            limit = math.ceil(stations * o.max_votes_per_station * (1 + o.capacity_slack))
+            if votes > limit:
+                return {"region": region, "votes": votes, "limit": limit,
+                        "why": f"{count(stations)} TPS of at most {o.max_votes_per_station} voters"}
         return None
 
 

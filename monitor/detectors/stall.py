@@ -115,6 +115,8 @@ class StaleSourceRule(Rule):
         if not h.poll.ok or current is None or current.published_at is None or h.stale is None:
             return []
         opened = h.open_alerts.get("stale_source")
+        if opened is None and (h.new_publication or h.complete or h.phase == NOT_STARTED):
+            return []             # nothing open to resolve: lifecycle's answer, without the wording
         published = current.published_at
         age = (now - published).total_seconds()
         details = {
