@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from monitor.detectors import diurnal
-from monitor.detectors.diurnal import publications_believed, time_to_believed, walk_publications, walk_time
+from monitor.detectors.diurnal import HALF_LIFE, Rhythm, hour_of, publications_believed, time_to_believed, walk_publications, walk_time
 
 
 def _hours(rng: random.Random) -> tuple[list, list, list | None]:
@@ -57,3 +57,28 @@ def test_time_to_believed_equals_the_plain_walk():
         for target in (rng.uniform(0, 40), rng.uniform(0, 2), 800.0, float("inf")):
             assert time_to_believed(beliefs, start, target, offset, level) == \
                 walk_time(beliefs, start, target, offset, level)
+
+
+def test_record_forgets_as_it_did_hour_by_hour():
+    """Rhythm.record decays its rows in one pass each: the same values as the loop it replaced."""
+    rng = random.Random(4)
+    for cadence in (0.0, 3600.0):
+        rhythm, rows = Rhythm(), None
+        start = 1707912000.0
+        for _ in range(300):
+            gap = rng.choice([cadence or 60.0, rng.uniform(30, 20000)])
+            before = [list(r) for r in (rhythm.advances, rhythm.exposure, rhythm.stations)]
+            rhythm.record(start, start + gap, 25200.0, cadence or None, rng.uniform(0, 50))
+            if abs((cadence or 0.0) - rhythm.cadence) <= 0.1 * max(cadence, rhythm.cadence) and any(before[1]):
+                keep = 0.5 ** (gap / HALF_LIFE)
+                digits = 4 if cadence else 1
+                decayed = [[round(v * keep, 4) for v in before[0]], [round(v * keep, digits) for v in before[1]],
+                           [round(v * keep, 3) for v in before[2]]]
+                rows = decayed
+                b = hour_of(start + gap, 25200.0)[0]
+                # what record adds after the decay: one advance at the end's hour, stations, exposure
+                assert round(decayed[0][b] + 1, 4) == rhythm.advances[b]
+                others = [h for h in range(24) if h != b]
+                assert all(rhythm.advances[h] == decayed[0][h] for h in others)
+            start += gap
+    assert rows is not None

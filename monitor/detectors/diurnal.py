@@ -85,10 +85,10 @@ class Rhythm:
                                                            array("d", _ZEROS))
             self.cadence = cadence
         keep = 0.5 ** ((end - start) / HALF_LIFE)
-        for b in range(BINS):
-            self.advances[b] = round(self.advances[b] * keep, 4)
-            self.stations[b] = round(self.stations[b] * keep, 3)
-            self.exposure[b] = round(self.exposure[b] * keep, 4 if cadence else 1)
+        digits = 4 if cadence else 1
+        self.advances[:] = array("d", [round(v * keep, 4) for v in self.advances])
+        self.stations[:] = array("d", [round(v * keep, 3) for v in self.stations])
+        self.exposure[:] = array("d", [round(v * keep, digits) for v in self.exposure])
         if cadence:
             count = max(1, round((end - start) / cadence))
             for j in range(count):
