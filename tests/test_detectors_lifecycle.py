@@ -11,6 +11,7 @@ from monitor.detectors.thresholds import ADVANCE, Seen, learn, wandering_lattice
 from monitor.evaluation.builders import at, drive, ok
 from monitor.evaluation.headline import _true, windows
 from monitor.evaluation.publishers import Law, publish
+from monitor.evaluation.sweeps import BY_NAME, laws
 from monitor.replay import replay
 from monitor.model import RegionCount
 
@@ -128,6 +129,34 @@ def test_a_poisson_like_tail_expects_only_the_advances_its_few_units_can_bring()
     fired = [e.at - w.start for w in long for e in events
              if e.rule == "stall" and e.state == "firing" and w.start <= e.at < w.end]
     assert len(long) == 1 and len(fired) == 1 and fired[0] < timedelta(hours=1)
+
+
+def test_a_poisson_like_tail_still_learning_its_day_expects_what_its_last_units_can_bring():
+    # The poisson-tail family's fastest tail (time constant 6 h, UTC-5): its day is not known yet
+    # when 10 of 20,000 units remain. The hours seen were learned with hundreds to go; scaled
+    # by the recent gaps' pace they promised 12 advances/h ("for 29m ... 99.95%", warning and
+    # critical). Each hour now promises no more than its units per unit still to come bring.
+    g = publish(laws(BY_NAME["poisson-tail"], 10)[0], 0, 4)
+    events = list(replay(g.polls))
+    spans = windows(g)
+    false = [(e.at, e.summary) for e in events if e.family == "stoppage" and e.state == "firing"
+             and e.severity in ("warning", "critical") and not _true(e, spans)]
+    assert false == []
+
+
+def test_a_tail_whose_updates_keep_coming_is_stale_at_the_pace_of_its_updates():
+    # Updates as data comes (~55/h at this hour, UTC+3) at 99% in a tail of time constant 24 h:
+    # most updates bring nothing but keep the timestamp moving. Publications are no advances
+    # here, so stale_source follows the updates' own pace, not the advances' thinning one: the
+    # 1-hour freeze of 19 Feb 10:13 UTC (timestamp frozen) is found (the oracle: 9 min; before:
+    # never, the threshold asking for the advances' 30-odd minutes or more).
+    g = publish(laws(BY_NAME["poisson-tail"], 10)[5], 5, 8)
+    events = list(replay(g.polls))
+    frozen = [w for w in windows(g)["stale_source"] if w.start.day == 19]
+    assert len(frozen) == 1 and frozen[0].incident.end - frozen[0].incident.start == timedelta(hours=1)
+    fired = [e.at - frozen[0].start for e in events if e.rule == "stale_source" and e.state == "firing"
+             and frozen[0].start <= e.at < frozen[0].end]
+    assert len(fired) == 1 and fired[0] < timedelta(minutes=30)
 
 
 def test_a_province_left_behind_is_lagging_with_both_numbers():

@@ -25,7 +25,7 @@ from ..model import STOPPAGE, Event, Poll, is_station
 from .base import Rule
 from .history import History, MirrorView, Reading
 from .options import DetectionOptions
-from .phase import in_tail, phase_of, rhythm_level, tail_options, tail_pace
+from .phase import advancing, in_tail, phase_of, rhythm_level, tail_options, tail_pace
 from .rules import RULE_CLASSES
 from .series import SeriesState, habitual, offset_at, reset_failures
 from .thresholds import ADVANCE, PUBLICATION, Seen, Thresholds, learn
@@ -37,6 +37,7 @@ MIRROR_KEEP = 64
 ANCESTOR_DEPTH = 8
 SHARED_THRESHOLDS = 4096            # distinct thresholds kept for sharing (then it starts afresh)
 
+PUBLISHES_ADVANCES = 0.9      # share of publications that advanced above which the publication clock is the advances'
 STATION_EXEMPT = ("stall", "stale_source", "jump", "not_started")   # rules about a count's pace, not one TPS
 # The stoppage rules that can say "the publisher stopped" about one series (stall: counts
 # frozen; stale_source: timestamp frozen); both open at once are one incident.
@@ -179,8 +180,9 @@ class Judge:
         # A Poisson-like source publishes when it advances: the advances' rhythm is the one.
         thresholds = learn(Seen(PUBLICATION, state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap,
                                 state.rhythm, published.timestamp(), offset_at(published, self.zone(state)),
-                                published.timestamp(), *self._pace(state, o), habitual=habitual(state.habits, 8),
-                                memory=state.slot_memory), tail_options(state, o))
+                                published.timestamp(), *self._publication_pace(state, o),
+                                habitual=habitual(state.habits, 8), memory=state.slot_memory,
+                                outpaced=self._outpaced(state, o)), tail_options(state, o))
         thresholds = self._shared(thresholds)
         state.stale_cached, state.stale_cached_version = thresholds, state.version
         state.stale_cached_published = published
@@ -208,6 +210,21 @@ class Judge:
         if not in_tail(state, o):
             return 1.0, None
         return tail_pace(state), rhythm_level(state, o)
+
+    def _outpaced(self, state: SeriesState, o: DetectionOptions) -> bool:
+        """In a count's tail, whether the source's publications outnumber its advances."""
+        return in_tail(state, o) and bool(state.pub_gaps) and advancing(state) < PUBLISHES_ADVANCES
+
+    def _publication_pace(self, state: SeriesState, o: DetectionOptions) -> tuple[float, float | None]:
+        """The same for the publication clock, which in a count's tail is the advances' only
+        while its publications are advances. A source whose publications keep coming while
+        most bring nothing (updates as data comes, empty ones with a new timestamp) publishes
+        at the pace of its updates, which what remains does not thin: its publications are
+        judged by their own recent level against the daily rhythm (thresholds._outpaced) and
+        the units' pace over the span their gaps cover."""
+        if self._outpaced(state, o):
+            return tail_pace(state, sum(state.pub_gaps)), None
+        return self._pace(state, o)
 
     # -- cross-series memory --
     def _ancestor_stalled(self, state: SeriesState) -> bool:

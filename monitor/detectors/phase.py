@@ -44,11 +44,12 @@ def phase_of(state: SeriesState, o: DetectionOptions, now: datetime) -> str:
     return COUNTING
 
 
-def tail_pace(state: SeriesState) -> float:
+def tail_pace(state: SeriesState, span: float | None = None) -> float:
     """In the tail, how fast the count should go now relative to the recent advances' pace
     (<= 1): with each remaining unit coming in at a constant hazard, the rate now is in
     proportion to what remains now against what remained, gap-weighted, while the recent
-    advances came. 1.0 when the count does not say what remains."""
+    advances came (or, given `span`, over the last `span` seconds of advances: the stretch some
+    other recent gaps cover). 1.0 when the count does not say what remains."""
     current = state.current
     if current is None or current.progress is None:
         return 1.0
@@ -61,13 +62,32 @@ def tail_pace(state: SeriesState) -> float:
     if n == 0:
         return 1.0
     steps, gaps = steps[-n:], gaps[-n:]
-    remaining, weighted = remaining_now, 0.0
+    remaining, weighted, covered = remaining_now, 0.0, 0.0
     for step, gap in zip(reversed(steps), reversed(gaps)):
+        if span is not None and covered + gap > span:
+            break
         remaining += step                 # what remained before that advance, during its gap
         weighted += gap * remaining
+        covered += gap
     if weighted <= 0:
         return 1.0
-    return max(min(remaining_now * sum(gaps) / weighted, 1.0), 1e-3)
+    return max(min(remaining_now * covered / weighted, 1.0), 1e-3)
+
+
+def advancing(state: SeriesState) -> float:
+    """The share of the recent publications that brought an advance (<= 1): the advances among
+    the last gaps that fit in the span of the recent publication gaps, against those
+    publications. 1 when every publication is an advance (or none is known)."""
+    pubs = state.pub_gaps
+    if not pubs:
+        return 1.0
+    span, covered, advances = sum(pubs), 0.0, 0
+    for gap in reversed(state.advance_gaps):
+        covered += gap
+        if covered > span:
+            break
+        advances += 1
+    return min(advances / len(pubs), 1.0)
 
 
 def in_tail(state: SeriesState, o: DetectionOptions) -> bool:
@@ -138,5 +158,5 @@ class NotStartedRule(Rule):
                          details, {"firing": firing, "resolved": resolved})
 
 
-__all__ = ["COMPLETE", "COUNTING", "NOT_STARTED", "NotStartedRule", "TAIL", "in_tail", "phase_of", "rhythm_level",
+__all__ = ["COMPLETE", "COUNTING", "NOT_STARTED", "NotStartedRule", "TAIL", "advancing", "in_tail", "phase_of", "rhythm_level",
            "tail_options", "tail_pace"]

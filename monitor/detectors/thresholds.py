@@ -29,7 +29,7 @@ from functools import lru_cache
 from statistics import median
 from typing import Sequence, Union
 
-from .diurnal import Rhythm, expected, hour_of, publications_believed, time_to_believed, unmerged
+from .diurnal import SEEN_SECONDS, Rhythm, expected, hour_of, publications_believed, time_to_believed, unmerged
 from .options import DetectionOptions
 from .text import duration
 
@@ -230,6 +230,9 @@ class Seen:
     anchor: float | None = None      # epoch of the newest publication (where pub_gaps end)
     pace: float = 1.0                # the pace expected now against the gaps' (< 1 in a count's tail)
     level: float | None = None       # in a count's tail: the pace now against a cadenced rhythm's (phase.py)
+    # The publication clock of a count's tail whose publications outnumber its advances (updates
+    # keep coming as units thin out): they are read against the advances' rhythm by their own level.
+    outpaced: bool = False
     habitual: bool = False           # long gaps recur (HABIT of the last 8): they are the source's way
     # The publisher's rarer habits, remembered longer than the window of gaps (half-life of days:
     # a 15-min publisher's 48 gaps are 12 hours, in which one skipping 2% of its slots shows
@@ -588,19 +591,36 @@ def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: f
         # as slow as the slowest seen (the first evening is not assumed as busy as the day). The
         # beliefs carry their own uncertainty: no extra certainty is asked for.
         beliefs = learning.beliefs(1.0 / mean_long, poll_gap, learning=True)
+        level = pace
+        if seen.outpaced:
+            level = _outpaced(learning, 1.0 / mean_long, gaps[-o.stall_window:], start, offset) * pace
+        elif seen.level is not None:
+            # In a count's tail the hours seen were learned while more remained, and the recent
+            # gaps' pace is against what remained while those gaps came, not while the hours
+            # were learned: an hour promises no more than its units per unit still to come bring
+            # at what remains now (as for a known day), nor than its advances at the recent pace
+            # (the last units of a real count straggle in slower than its early tail's hazard).
+            tail = _tail_beliefs(learning, beliefs, seen.level, learning=True)
+            beliefs = [(shape, mean * pace) if mean * pace <= now else (tail_shape, now)
+                       for (shape, mean), (tail_shape, now) in zip(beliefs, tail)]
+            level = 1.0
         already = lag0 if lag0 is not None and lag0 >= 0 else 0.0
         usual = mean_long / pace
-        warning = time_to_believed(beliefs, start, math.log1p(o.false_alarm_budget / usual), offset, pace) - already
+        warning = time_to_believed(beliefs, start, math.log1p(o.false_alarm_budget / usual), offset, level) - already
         critical = time_to_believed(beliefs, start, math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / usual),
-                                    offset, pace) - already
-        rate_now = pace * beliefs[hour_of(start, offset)[0]][1] * 3600
+                                    offset, level) - already
+        rate_now = level * beliefs[hour_of(start, offset)[0]][1] * 3600
         reason = (f"irregular updates following the hours seen so far, about {rate_now:.1f} {what}s/h at this "
                   f"hour{_tail(pace)}: no {what} for {duration(warning)} happens by chance once in "
                   f"{duration(o.false_alarm_budget)}")
         return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
     if daily is not None and seen.level is not None:
-        level, beliefs, usual = 1.0, _tail_beliefs(daily, 1.0 / mean_long, poll_gap, seen.level), daily.mean_gap()
+        level, beliefs, usual = 1.0, _tail_beliefs(daily, daily.beliefs(1.0 / mean_long, poll_gap), seen.level), daily.mean_gap()
         usual *= sum(m for _, m in daily.beliefs(1.0 / mean_long, poll_gap)) / max(sum(m for _, m in beliefs), 1e-12)
+    elif daily is not None and seen.outpaced:
+        level = _outpaced(daily, 1.0 / mean_long, gaps[-o.stall_window:], start, offset) * pace
+        beliefs = daily.beliefs(1.0 / mean_long, poll_gap)
+        usual = mean_long / pace
     elif daily is not None:
         level = _level(daily, 1.0 / mean_long, gaps, start, offset) * pace
         beliefs = daily.beliefs(1.0 / mean_long, poll_gap)
@@ -621,19 +641,28 @@ def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: f
     return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
 
 
-def _tail_beliefs(daily: Rhythm, prior: float, poll_gap: float | None, level: float) -> list[tuple[float, float]]:
+def _tail_beliefs(daily: Rhythm, beliefs: list[tuple[float, float]], level: float,
+                  learning: bool = False) -> list[tuple[float, float]]:
     """A Poisson-like source in a count's tail: per hour, the advances expected now. The rhythm
-    knows the hour's advances a (updates that brought units) and its units u per unit still to
-    come (phase.py); units now come at u * level. Updates come at least as often as a, so with
-    the units spread over them an advance comes at a * (1 - e**-(u * level / a)) or more: a when
-    units are plenty (each update brings some), u * level when they are few (each brings one).
-    The belief's evidence shrinks in the same proportion: never surer than today's advances."""
+    knows the hour's advances a (updates that brought units; `beliefs`) and its units u per unit
+    still to come (phase.py); units now come at u * level. Updates come at least as often as a,
+    so with the units spread over them an advance comes at a * (1 - e**-(u * level / a)) or
+    more: a when units are plenty (each update brings some), u * level when they are few (each
+    brings one). The belief's evidence shrinks in the same proportion: never surer than today's
+    advances. While the day is being learned (`learning`), an hour not watched long enough to be
+    seen (believed as slow as the slowest hour seen) brings the units per update of those seen."""
+    watched = [(units, seen * a) for (_, a), units, seen in zip(beliefs, daily.stations, daily.exposure)
+               if seen >= SEEN_SECONDS and a > 0]
+    per_update = sum(u for u, _ in watched) / sum(w for _, w in watched) if watched else 0.0
     out = []
-    for (shape, a), units, seen in zip(daily.beliefs(prior, poll_gap), daily.stations, daily.exposure):
-        if a <= 0 or seen <= 0:
+    for (shape, a), units, seen in zip(beliefs, daily.stations, daily.exposure):
+        if learning and seen < SEEN_SECONDS and a > 0 and per_update > 0:
+            now = a * -math.expm1(-per_update * level)
+        elif a <= 0 or seen <= 0:
             out.append((shape, a * level))
             continue
-        now = a * -math.expm1(-(units / seen) * level / a)
+        else:
+            now = a * -math.expm1(-(units / seen) * level / a)
         out.append((max(shape * now / a, 1e-9), now))
     return out
 
@@ -646,6 +675,17 @@ def _level(daily: Rhythm, prior_rate: float, gaps: Sequence[float], start: float
     per_second = [r / daily.cadence for r in seen] if daily.cadence else seen
     due = expected(per_second, start - sum(recent), start, offset)
     return min(1.0, len(recent) / due) if due > 0 else 1.0
+
+
+def _outpaced(daily: Rhythm, prior_rate: float, gaps: Sequence[float], start: float, offset: float) -> float:
+    """The factor on the advances' hourly rates that gives a source's publications when they
+    outnumber its advances (a count's tail whose updates keep coming as units thin out): the
+    recent publications (the long window: their pace does not thin) over what the rhythm expected
+    for them, less one standard deviation of their count, so that chance cannot promise more."""
+    seen = daily.rates(prior_rate)
+    due = expected(seen, start - sum(gaps), start, offset)
+    n = len(gaps)
+    return max(n - math.sqrt(n), 1.0) / due if due > 0 else 1.0
 
 
 def robust_mean(gaps: Sequence[float]) -> float:
