@@ -593,7 +593,7 @@ def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: f
         beliefs = learning.beliefs(1.0 / mean_long, poll_gap, learning=True)
         level = pace
         if seen.outpaced:
-            level = _outpaced(learning, 1.0 / mean_long, gaps[-o.stall_window:], start, offset) * pace
+            level = _outpaced(learning, 1.0 / mean_long, gaps[-o.stall_window:], start, offset, poll_gap) * pace
         elif seen.level is not None:
             # In a count's tail the hours seen were learned while more remained, and the recent
             # gaps' pace is against what remained while those gaps came, not while the hours
@@ -618,7 +618,7 @@ def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: f
         level, beliefs, usual = 1.0, _tail_beliefs(daily, daily.beliefs(1.0 / mean_long, poll_gap), seen.level), daily.mean_gap()
         usual *= sum(m for _, m in daily.beliefs(1.0 / mean_long, poll_gap)) / max(sum(m for _, m in beliefs), 1e-12)
     elif daily is not None and seen.outpaced:
-        level = _outpaced(daily, 1.0 / mean_long, gaps[-o.stall_window:], start, offset) * pace
+        level = _outpaced(daily, 1.0 / mean_long, gaps[-o.stall_window:], start, offset, poll_gap) * pace
         beliefs = daily.beliefs(1.0 / mean_long, poll_gap)
         usual = mean_long / pace
     elif daily is not None:
@@ -677,15 +677,15 @@ def _level(daily: Rhythm, prior_rate: float, gaps: Sequence[float], start: float
     return min(1.0, len(recent) / due) if due > 0 else 1.0
 
 
-def _outpaced(daily: Rhythm, prior_rate: float, gaps: Sequence[float], start: float, offset: float) -> float:
+def _outpaced(daily: Rhythm, prior_rate: float, gaps: Sequence[float], start: float, offset: float,
+              poll: float | None) -> float:
     """The factor on the advances' hourly rates that gives a source's publications when they
     outnumber its advances (a count's tail whose updates keep coming as units thin out): the
     recent publications (the long window: their pace does not thin) over what the rhythm expected
     for them, less one standard deviation of their count, so that chance cannot promise more."""
-    seen = daily.rates(prior_rate)
-    due = expected(seen, start - sum(gaps), start, offset)
-    n = len(gaps)
-    return max(n - math.sqrt(n), 1.0) / due if due > 0 else 1.0
+    span, n = sum(gaps), len(gaps)
+    due = expected(daily.rates(prior_rate, poll), start - span, start, offset)
+    return span * unmerged(max(n - math.sqrt(n), 1.0) / span, poll) / due if due > 0 and span > 0 else 1.0
 
 
 def robust_mean(gaps: Sequence[float]) -> float:
