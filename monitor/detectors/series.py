@@ -302,8 +302,10 @@ class SeriesState:
         if paced_before is not None and state.paced is not None and state.paced > paced_before:
             # A sibling's backlog coming in is no flow its quiet siblings missed (region_stall).
             counted = state.paced - paced_before
-            flow = sibling_flow([(state.children.get(code), child_units(child))
-                                 for code, child in snapshot.children.items()], counted)
+            # Only tracked children witness (sibling_flow passes over the rest: a desa's TPS rows).
+            tracks = state.children
+            flow = sibling_flow([(track, child_units(child)) for code, child in snapshot.children.items()
+                                 if (track := tracks.get(code)) is not None], counted)
             state.paced = round(state.paced - (counted - flow), 3)
         mark = state.paced or 0.0
         excess = round((state.high_water or 0.0) - mark, 3)   # what winsorizing left out of the parent's advance
