@@ -205,10 +205,15 @@ class Fetcher:
         with self._validators_lock:
             self._validators.pop(url, None)
 
-    def fetch(self, url: str, budget: float | None = None) -> Fetched:
+    def fetch(self, url: str, budget: float | None = None,
+              validators: tuple[str | None, str | None] | None = None) -> Fetched:
         """GET with retries on transient failures (timeout, connect, dns, 5xx), backing off
         0.5 s, 1 s, 2 s... but never past the budget (default: the source's timeout times
-        the attempts). Raises FetchError with the last failure."""
+        the attempts). Raises FetchError with the last failure.
+
+        `validators`: the (ETag, Last-Modified) of the conditional GET, from a caller that
+        keeps them itself (the tree walker: one int per document, not this fetcher's URL and
+        pair); None: the ones `remember` kept for `url`."""
         source = self.source
         budget = budget if budget is not None else source.timeout * (source.retries + 1)
         deadline = time.monotonic() + budget
@@ -216,7 +221,7 @@ class Fetcher:
         while True:
             attempt += 1
             try:
-                return self._fetch_once(url, deadline, attempt)
+                return self._fetch_once(url, deadline, attempt, validators)
             except FetchError as error:
                 backoff = 0.5 * 2 ** (attempt - 1)
                 retry = (error.result in _RETRYABLE and attempt <= source.retries
@@ -225,7 +230,8 @@ class Fetcher:
                     raise
                 self.stop.wait(backoff)
 
-    def _fetch_once(self, url: str, deadline: float, attempt: int) -> Fetched:
+    def _fetch_once(self, url: str, deadline: float, attempt: int,
+                    validators: tuple[str | None, str | None] | None = None) -> Fetched:
         """One attempt: the request, its redirects and the body, all inside one wall-clock
         bound of `timeout` (or what is left of the poll's budget)."""
         self.rate_limiter.acquire(self.stop)
@@ -239,7 +245,7 @@ class Fetcher:
                     raise FetchError("timeout", "abandoned: the daemon is stopping")
                 self._in_flight.add(guard)
             try:
-                return self._exchange(url, guard, attempt)
+                return self._exchange(url, guard, attempt, validators)
             except Exception as exc:  # noqa: BLE001 - every transport failure is classified
                 if guard.expired or guard.remaining() <= 0:
                     if _lookup_timed_out(exc):
@@ -253,10 +259,13 @@ class Fetcher:
                 with self._in_flight_lock:
                     self._in_flight.discard(guard)
 
-    def _exchange(self, url: str, guard: Deadline, attempt: int) -> Fetched:
+    def _exchange(self, url: str, guard: Deadline, attempt: int,
+                  validators: tuple[str | None, str | None] | None = None) -> Fetched:
         headers = {}
-        with self._validators_lock:
-            etag, last_modified = self._validators.get(url, (None, None))
+        if validators is None:
+            with self._validators_lock:
+                validators = self._validators.get(url, (None, None))
+        etag, last_modified = validators
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:

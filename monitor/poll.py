@@ -99,7 +99,7 @@ class SourceWatcher:
             log.warning("state.rebased", source=self.source.name, series=len(ahead),
                         seconds_back=round(max(ahead), 3),
                         consequence="the series' times moved back to now; the time since their last poll is lost")
-        self.walker.children = store.load_tables(self.source.name)
+        self.walker.restore_tables(store.load_tables(self.source.name))
         if self.states:
             log.info("state.restored", source=self.source.name, series=len(self.states),
                      tables=len(self.walker.children))

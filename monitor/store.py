@@ -184,7 +184,7 @@ class StateStore:
                        consequence="the series starts fresh; everything else goes on")
 
     def save_states(self, source: str, states: Mapping[str, dict | str | Callable[[], dict]], at: datetime,
-                    snapshots: list[Snapshot] = (), tables: dict[str, dict[str, int]] | None = None) -> bool:
+                    snapshots: list[Snapshot] = (), tables: Mapping[str, Any] | None = None) -> bool:
         """Write the states of one pass (the changed snapshots, the parents' tables that
         changed) in one transaction. On failure states and tables are kept in memory (as JSON
         text) and retried with the next pass. A state is its blob, its JSON text, or what
@@ -216,7 +216,8 @@ class StateStore:
                 self._db.executemany(
                     "INSERT INTO child_tables (source, region, updated_at, rows) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (source, region) DO UPDATE SET updated_at = excluded.updated_at, rows = excluded.rows",
-                    [(s, r, stamp, json.dumps(table, separators=(",", ":"))) for (s, r), table in self._tables.items()])
+                    [(s, r, stamp, json.dumps(dict(table.items()), separators=(",", ":")))
+                     for (s, r), table in self._tables.items()])
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 import zlib
+from array import array
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -129,9 +130,92 @@ def fingerprint(snapshot: Snapshot) -> int:
                  tuple(sorted(snapshot.votes.items())), snapshot.percent))
 
 
+# What the walker keeps of a document between passes is ONE int: the low 64 bits are its
+# fingerprint, the bits above them the validator of the next conditional GET, exactly as the
+# server sent it: a marker byte (ETag or Last-Modified) and the header's latin-1 bytes. Its
+# URL is not kept (it is its parent's URL and its code, derived again when it is fetched), nor
+# a (ETag, Last-Modified) pair: with an ETag, If-Modified-Since is ignored by the server
+# (RFC 9110, 13.1.3), so the ETag alone is kept when there is one. Per document that is one
+# ~56 B int where the URL, the pair, the ETag's str, the fingerprint and two dict entries were
+# ~370 B (bench/scaling.py's election: 178,333 documents).
+_PRINT_BITS = 64
+_PRINT_MASK = (1 << _PRINT_BITS) - 1
+_ETAG, _LAST_MODIFIED = 1, 2
+_NO_VALIDATORS = (None, None)
+
+
+def kept(printed: int, etag: str | None, last_modified: str | None) -> int:
+    """A document's fingerprint and validator as the one int the walker keeps."""
+    value = printed & _PRINT_MASK
+    marker, text = (_ETAG, etag) if etag else (_LAST_MODIFIED, last_modified) if last_modified else (0, None)
+    if marker:
+        try:
+            raw = text.encode("latin-1")     # header values are latin-1 (http.client)
+        except UnicodeEncodeError:
+            return value                     # unconditional GETs: slower, never wrong
+        value |= int.from_bytes(bytes((marker,)) + raw, "big") << _PRINT_BITS
+    return value
+
+
+def validators_of(value: int | None) -> tuple[str | None, str | None]:
+    """The (ETag, Last-Modified) of the conditional GET from the int `kept` made."""
+    if value is None:
+        return _NO_VALIDATORS
+    packed = value >> _PRINT_BITS
+    if not packed:
+        return _NO_VALIDATORS
+    raw = packed.to_bytes((packed.bit_length() + 7) // 8, "big")
+    text = raw[1:].decode("latin-1")
+    return (text, None) if raw[0] == _ETAG else (None, text)
+
+
+class Table:
+    """A parent's table as the walker keeps it between passes: its children's codes in the
+    document's order and one CRC-32 row print each (a tuple and an array: ~12 B a child,
+    where a dict of ints was ~80 B). Compares equal to the {code: print} dict it stands for
+    (the store saves and loads that dict)."""
+
+    __slots__ = ("codes", "prints")
+
+    def __init__(self, codes: tuple[str, ...], prints: array):
+        self.codes = codes
+        self.prints = prints
+
+    @classmethod
+    def of(cls, rows: dict[str, int]) -> "Table":
+        return cls(tuple(rows), array("I", rows.values()))
+
+    def items(self):
+        return zip(self.codes, self.prints)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(zip(self.codes, self.prints))
+
+    def __iter__(self):
+        return iter(self.codes)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Table):
+            return self.prints == other.prints and self.codes == other.codes
+        if isinstance(other, dict):
+            return self.as_dict() == other
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Table({self.as_dict()!r})"
+
+
+_EMPTY = Table((), array("I"))
+
+
 class TreeWalker:
     """Walks `source`'s tree pass after pass; keeps what it needs between passes (the
-    parents' tables as row prints, the documents' fingerprints, what to fetch again)."""
+    parents' tables as row prints, each document's fingerprint and validator, what to fetch again)."""
 
     def __init__(self, source: SourceConfig, clock: Clock, stop: threading.Event | None = None,
                  shard: Shard | None = None, rate_limiter: RateLimiter | None = None,
@@ -147,9 +231,9 @@ class TreeWalker:
         # the walker's own fetcher, or one shared by the races of an election (one connection
         # pool to the host instead of 545)
         self.fetcher = fetcher or Fetcher(source, self.stop, rate_limiter)
-        self.children: dict[str, dict[str, int]] = {}        # parent region -> {child: row_print}
-        self.tables_changed: dict[str, dict[str, int]] = {}  # since the last take_tables()
-        self.fingerprints: dict[str, int] = {}
+        self.children: dict[str, Table] = {}        # parent region -> its children's row prints
+        self.tables_changed: dict[str, Table] = {}  # since the last take_tables()
+        self.documents: dict[str, int] = {}         # region -> fingerprint and validator (kept())
         self.revisit: set[str] = set()     # failed last pass, or an ancestor of one: fetch again
         self.vanished: list[str] = []      # children that left their parent's table this pass
         # the fetch threads: the walker's own, or one pool shared by the races of an election
@@ -166,10 +250,20 @@ class TreeWalker:
         of this shard are ever reached (descend filters at the split)."""
         return self.shard is None or target.depth > self.split or self.shard.owns(target.region)
 
-    def take_tables(self) -> dict[str, dict[str, int]]:
+    def take_tables(self) -> dict[str, Table]:
         """The parents' tables that changed since the last call (for the store)."""
         tables, self.tables_changed = self.tables_changed, {}
         return tables
+
+    def restore_tables(self, tables: dict[str, dict[str, int]]) -> None:
+        """The parents' tables as the store saved them ({parent: {child: print}}). A table
+        whose prints are not CRC-32s is left out: its children are fetched, as after a cold start."""
+        self.children = {}
+        for region, rows in tables.items():
+            try:
+                self.children[region] = Table.of(rows)
+            except (OverflowError, TypeError):
+                continue
 
     def take_vanished(self) -> list[str]:
         """Every region below the children that left their parents' tables since the last
@@ -179,9 +273,9 @@ class TreeWalker:
         while gone:
             region = gone.pop()
             out.append(region)
-            gone.extend(self.children.pop(region, {}))
+            gone.extend(self.children.pop(region, ()))
             self.tables_changed.pop(region, None)
-            self.fingerprints.pop(region, None)
+            self.documents.pop(region, None)
             self.revisit.discard(region)
         return out
 
@@ -262,7 +356,8 @@ class TreeWalker:
         failure, and the seconds it took."""
         started = time.monotonic()
         try:
-            fetched: Fetched | FetchError = self.fetcher.fetch(target.url)
+            fetched: Fetched | FetchError = self.fetcher.fetch(
+                target.url, validators=validators_of(self.documents.get(target.region)))
         except FetchError as error:
             fetched = error
         return fetched, time.monotonic() - started
@@ -272,6 +367,8 @@ class TreeWalker:
         fetched, seconds = got
         started = time.monotonic()
         source = self.source
+        # one instant for the document and its poll (a series keeps both: one datetime, not two)
+        now = self.clock.now()
         result, snapshot, detail = "ok", None, None
         try:
             if isinstance(fetched, FetchError):
@@ -279,20 +376,21 @@ class TreeWalker:
             if fetched.not_modified:
                 result = "not_modified"
             else:
-                snapshot = parse_document(source, target.region, fetched.body, self.clock.now(),
-                                          fetched.content_type)
-                self.fetcher.remember(fetched)
+                snapshot = parse_document(source, target.region, fetched.body, now, fetched.content_type)
         except FetchError as error:
             result, detail = error.result, error.detail
         except DocumentError as error:
             result, detail = error.result, error.detail
         latency = seconds + time.monotonic() - started
-        poll = Poll(source.name, target.region, self.clock.now(), result, snapshot, detail, latency)
+        poll = Poll(source.name, target.region, now, result, snapshot, detail, latency)
         changed = False
         if snapshot is not None:
-            printed = fingerprint(snapshot)
-            changed = self.fingerprints.get(target.region) != printed
-            self.fingerprints[target.region] = printed
+            # The validator is kept only once the body parsed: a broken document must not be
+            # hidden behind a 304 (one that broke keeps the last good one's).
+            printed = fingerprint(snapshot) & _PRINT_MASK
+            before = self.documents.get(target.region)
+            changed = before is None or before & _PRINT_MASK != printed
+            self.documents[target.region] = kept(printed, fetched.etag, fetched.last_modified)
         return Fetch(target, poll, changed)
 
     def _descend(self, fetch: Fetch, known: Callable[[str], bool], revisit: set[str],
@@ -306,23 +404,33 @@ class TreeWalker:
             return
         published = None
         if poll.result == "not_modified":
-            table = self.children.get(target.region, {})
-            previous = table          # the parent did not change, so no child's row did
+            table = self.children.get(target.region, _EMPTY)
+            before = table.prints     # the parent did not change, so no child's row did
         elif poll.snapshot is None:
             return
         else:
             previous = self.children.get(target.region)
-            table = {code: row_print(row) for code, row in poll.snapshot.children.items()}
-            if table != previous:
-                self.children[target.region] = self.tables_changed[target.region] = table
-                if previous:
-                    self.vanished.extend(code for code in previous if code not in table)
+            rows = poll.snapshot.children
+            codes = tuple(rows)
+            prints = array("I", [row_print(row) for row in rows.values()])
+            if previous is None:
+                before = None
+            elif previous.codes == codes:
+                codes = previous.codes      # the codes kept already (the series' keys), not new copies
+                before = previous.prints    # same children, same order: row by row
+            else:
+                before = [previous.as_dict().get(code) for code in codes]
+                self.vanished.extend(code for code in previous.codes if code not in rows)
+            if previous is None or prints != previous.prints or codes is not previous.codes:
+                table = self.children[target.region] = self.tables_changed[target.region] = Table(codes, prints)
+            else:
+                table = previous
             published = poll.snapshot.published_at
         depth = target.depth + 1
-        for code, row in table.items():
+        for index, (code, row) in enumerate(table.items()):
             if self.shard is not None and depth == self.split and not self.shard.owns(code):
                 continue          # another shard's subtree
-            if previous is not None and previous.get(code) == row and known(code) and code not in revisit:
+            if before is not None and before[index] == row and known(code) and code not in revisit:
                 yield Unchanged(Target("", code, depth, target), published)
                 continue
             try:

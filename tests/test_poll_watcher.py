@@ -21,7 +21,7 @@ from monitor.metrics import Metrics
 from monitor.model import Event, Poll, Snapshot
 from monitor.poll import SourceWatcher
 from monitor.store import StateStore
-from monitor.walker import Fetch, Shard, TreeWalker, Unchanged
+from monitor.walker import Fetch, Shard, Table, TreeWalker, Unchanged, fingerprint, kept, validators_of
 
 SHAPE = (2, 4, 8, 16, 120)           # provinces, kab/kota, kecamatan, desa, TPS: 31 documents
 START = datetime(2024, 2, 14, 13, 0, tzinfo=timezone.utc)
@@ -110,6 +110,42 @@ def test_a_failed_document_and_its_ancestors_are_fetched_again(served):
         walker.close()
     assert again == ["0", desa[:2], desa[:4], desa[:6], desa]         # answered 304 above it
     assert walker.revisit == set()
+
+
+@pytest.mark.parametrize("etag, last_modified", [
+    ('"9f86d081884c7d659a2feaa0c55ad015"', "Wed, 14 Feb 2024 13:00:15 GMT"),   # the ETag alone goes back
+    ('W/"1-3204010001"', None), ('"caf\xe9 \x00"', None),                     # weak, latin-1, a NUL
+    (None, "Wed, 14 Feb 2024 13:00:15 GMT"), (None, None)])
+def test_a_document_is_kept_as_one_int_that_gives_back_the_exact_validator(etag, last_modified):
+    printed = fingerprint(Snapshot("kpu", "32", START, START, 10, 4, {"100025": 7}))
+    value = kept(printed, etag, last_modified)
+    assert isinstance(value, int) and value & (2 ** 64 - 1) == printed & (2 ** 64 - 1)
+    assert validators_of(value) == ((etag, None) if etag else (None, last_modified))
+    assert validators_of(None) == (None, None)
+    assert validators_of(kept(printed, "\u20ac", None)) == (None, None)      # not latin-1: unconditional
+
+
+def test_a_parents_table_compares_as_the_dict_the_store_keeps():
+    table = Table.of({"3201": 7, "3202": 2 ** 32 - 1})
+    assert table == {"3201": 7, "3202": 2 ** 32 - 1} and table != {"3201": 7}
+    assert list(table) == ["3201", "3202"] and len(table) == 2 and table.as_dict() == dict(table.items())
+    walker = TreeWalker(_config("http://127.0.0.1:9/ppwp.json").sources[0], ManualClock(START))
+    walker.restore_tables({"32": {"3201": 1}, "33": {"3301": -1}, "34": {"3401": 2 ** 40}})
+    assert walker.children == {"32": {"3201": 1}}          # not CRC-32s: fetched, as after a cold start
+    walker.close()
+
+
+def test_a_second_walk_sends_the_etag_back_and_descends_nowhere(served):
+    tree, server = served
+    walker = TreeWalker(_config(server.url("0")).sources[0], ManualClock(START))
+    try:
+        seen = {v.target.region for v in _walk(walker)}
+        server.control("POST", "/_tree/reset?paths=1")
+        visits = _walk(walker, known=seen.__contains__)
+    finally:
+        walker.close()
+    assert visits[0].poll.result == "not_modified" and server.stats.not_modified == 1
+    assert all(isinstance(v, Unchanged) for v in visits[1:]) and len(visits) == 1 + 2
 
 
 def test_a_shard_descends_only_into_its_own_kab_kota(served):

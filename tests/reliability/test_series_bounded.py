@@ -80,7 +80,7 @@ def test_a_tree_whose_regions_change_every_poll_stays_bounded(tmp_path):
             watcher.poll_once()
             clock.advance(60)
         assert len(watcher.states) == 61                           # the kecamatan and this poll's desa
-        assert len(watcher.walker.fingerprints) == 61 and len(watcher.walker.children) == 1
+        assert len(watcher.walker.documents) == 61 and len(watcher.walker.children) == 1
         assert judge.cross_series_sizes()["parent"] == 60
         stations = {labels["region"] for _, labels, _ in series(registry, "countwatch_stations")}
         assert stations == {KECAMATAN} | {_desa(24, i) for i in range(60)}
