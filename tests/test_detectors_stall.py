@@ -527,3 +527,26 @@ def test_the_spread_of_batches_is_read_from_their_low_side_beyond_the_poisson_no
     assert batch_empty(5.0, 0.0) == pytest.approx(math.exp(-5.0))
     assert 1e-4 < batch_empty(190.0, 1.36) < 1e-2
     assert batch_empty(190.0, 0.3) < 1e-20
+
+
+def test_a_first_night_goes_on_falling_as_the_evening_fell():
+    # Counting since 09:00 local (UTC+7) at 64 updates/h, halving every hour from 18:00: at
+    # 23:00 the night ahead has never been seen. It is not believed as fast as the slowest hour
+    # seen (23:00, ~2/h): the pace goes on falling as it fell over the evening, so the
+    # unseen 01:00 is believed several times slower, and the threshold at 23:00 is longer
+    # than a walk at the slowest hour's pace would make it.
+    from monitor.detectors.diurnal import Rhythm
+    rhythm = Rhythm()
+    t = T0.timestamp() + 2 * 3600                        # 09:00 WIB
+    for hour in range(9, 24):
+        per_hour = 64 if hour < 18 else max(64 // 2 ** (hour - 17), 1)
+        step = 3600 / per_hour
+        for _ in range(per_hour):
+            rhythm.record(t, t + step, 7 * 3600, None, 10)
+            t += step
+    assert not rhythm.mature
+    beliefs = rhythm.beliefs(1 / 300.0, learning=True)
+    slowest = min(rate for (_, rate), e in zip(beliefs, rhythm.exposure) if e > 0)
+    assert beliefs[1][1] < slowest / 3                   # 01:00, unseen
+    assert beliefs[8][1] < slowest                       # 08:00, unseen, next to the morning
+    assert beliefs[12][1] * 3600 == pytest.approx(64, rel=0.1)   # seen: its own

@@ -31,6 +31,7 @@ PRIOR_PUBLICATIONS = 0.2          # ...or publications, for a cadenced source
 WALK_LIMIT = 14 * 86400.0
 POOL = 0.5                        # share of each neighbouring hour's evidence an hour borrows
 SEEN_SECONDS = 1800.0             # a Poisson-like hour watched this long is seen (while learning the day)
+FALL_HOURS = 2                    # hours seen next to an unseen stretch, set against as many before them
 
 
 def _row(values: Sequence[float] | None) -> Sequence[float]:
@@ -155,14 +156,16 @@ class Rhythm:
                 out.append((max(shape, 1e-9), shape / exposure))
             return out
         slowest = self.slowest_hour(prior) if learning else None
+        unseen_hours = None
         if slowest is not None:
             # An hour seen once is shrunk towards the slowest hour seen, not the day's mean: the
             # first evening's hours, seen once, must not borrow the day's pace.
             prior = slowest[0] / slowest[1]
+            unseen_hours = self.unseen(slowest)
         advances, exposures = self.advances, self.exposure
         for b, (n, e) in enumerate(zip(advances, exposures)):
-            if slowest is not None and e < SEEN_SECONDS:
-                n, e = slowest             # not seen yet: as slow as the slowest hour seen, with its evidence
+            if unseen_hours is not None and e < SEEN_SECONDS:
+                n, e = unseen_hours[b]     # not seen yet: the fall seen either side goes on (unseen())
             # Shrunk towards the hours beside it (an hour is rarely far from its neighbours), not
             # the day's mean: a night hour must not borrow the day's pace.
             side_n = advances[b - 1] + advances[(b + 1) % BINS]
@@ -208,6 +211,46 @@ class Rhythm:
         if not seen:
             return None
         return min(seen, key=lambda ne: (ne[0] + PRIOR_WEIGHT * prior) / (ne[1] + PRIOR_WEIGHT))
+
+    def unseen(self, slowest: tuple[float, float]) -> list[tuple[float, float]]:
+        """Poisson-like, while the day is being learned: per hour, the evidence (advances,
+        seconds) an hour not seen yet is believed with. All that is known of it is that it
+        lies between hours seen, and the hours seen either side tell which way the pace was
+        going: a first evening that halved its pace every two hours is not assumed to stop
+        falling when the night begins. So the pace falls on into the unseen hours as it fell
+        over the last hours seen before them (FALL_HOURS, their pace against that of the same
+        number of hours before), and, going back from the first hours seen after them, as it
+        rose over those: the slower of the two, never faster than the slowest hour seen. The
+        belief keeps the evidence of the hours it is extrapolated from (a pace extrapolated
+        from few advances promises no more than they do)."""
+        seen = [e >= SEEN_SECONDS for e in self.exposure]
+        out = []
+        for b in range(BINS):
+            if seen[b]:
+                out.append((self.advances[b], self.exposure[b]))
+                continue
+            n0, e0 = slowest
+            rate = n0 / e0
+            for step in (-1, 1):           # the hours seen before it, then those after it
+                edge = next((k for k in range(1, BINS) if seen[(b + step * k) % BINS]), None)
+                if edge is None:
+                    continue
+                near = [(b + step * (edge + k)) % BINS for k in range(FALL_HOURS)]
+                far = [(b + step * (edge + FALL_HOURS + k)) % BINS for k in range(FALL_HOURS)]
+                if not all(seen[h] for h in near + far):
+                    continue
+                n_near, e_near = sum(self.advances[h] for h in near), sum(self.exposure[h] for h in near)
+                n_far, e_far = sum(self.advances[h] for h in far), sum(self.exposure[h] for h in far)
+                if n_near <= 0 or n_far <= 0:
+                    continue
+                # per hour, the factor by which the pace fell towards the unseen hours (<= 1)
+                fall = min(1.0, (n_near / e_near) / (n_far / e_far)) ** (1.0 / FALL_HOURS)
+                # the near hours' pace is at their middle, (FALL_HOURS - 1) / 2 hours from the edge
+                ahead = edge + (FALL_HOURS - 1) / 2.0
+                if n_near / e_near * fall ** ahead < rate:
+                    rate, n0 = n_near / e_near * fall ** ahead, n_near
+            out.append((n0, n0 / rate) if n0 > 0 else slowest)
+        return out
 
     def mean_gap(self) -> float:
         return sum(self.exposure) * (self.cadence or 1.0) / max(sum(self.advances), 1e-9)
