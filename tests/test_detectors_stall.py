@@ -550,3 +550,16 @@ def test_a_first_night_goes_on_falling_as_the_evening_fell():
     assert beliefs[1][1] < slowest / 3                   # 01:00, unseen
     assert beliefs[8][1] < slowest                       # 08:00, unseen, next to the morning
     assert beliefs[12][1] * 3600 == pytest.approx(64, rel=0.1)   # seen: its own
+
+
+def test_a_few_slow_gaps_raise_the_prior_but_a_cadence_s_first_gaps_do_not():
+    # Met in its night: three irregular updates ~50 min apart are too few to learn from, yet
+    # enough to tell that 2 h of silence is no surprise at that pace.
+    options = DetectionOptions()
+    slow = learn(Seen(ADVANCE, [2700.0, 3500.0, 2900.0]), options)
+    assert slow.model == "prior" and slow.warning > 4 * 3600 and "slower than the prior assumes" in slow.reason
+    # Fast gaps never lower it; an hourly publisher's first gaps are a cadence, not a slow pace.
+    assert learn(Seen(ADVANCE, [100.0, 340.0, 60.0]), options).warning == options.stall_prior
+    assert learn(Seen(ADVANCE, [3600.0, 3601.0, 7199.0]), options).warning == options.stall_prior
+    # Advances come no faster than publications: slow publications tell before two advances do.
+    assert learn(Seen(ADVANCE, [3000.0], pub_gaps=[2400.0, 3700.0]), options).warning > 4 * 3600

@@ -264,10 +264,34 @@ class Prior:
         # of one stopped publisher come due together). Data older than the prior already is
         # stale_source's news on the first poll; the stall then counts from that poll.
         already = seen.lag0 if seen.lag0 is not None and 0 < seen.lag0 < o.stall_prior else 0.0
-        warning = _clamp(o.stall_prior - already, o.stall_floor, o.stall_ceiling)
-        critical = _clamp(2 * o.stall_prior - already, warning, o.critical_ceiling)
+        prior, critical_prior, slower = o.stall_prior, 2 * o.stall_prior, ""
+        # Too few gaps to learn a threshold from can still tell that the source is slower than
+        # the prior assumes (a count met in its night, or its evening slowing down), never that
+        # it is faster: the prior is raised to what their own pace asks for at the budget. Gaps
+        # on a lattice (an hourly publisher's first hours) are a cadence, not a slow Poisson pace.
+        # Advances come no faster than publications: the publications' gaps, when more, tell too.
+        gaps = [g for g in max(seen.gaps, seen.pub_gaps, key=len) if g > 0]
+        if len(gaps) >= 2 and not _lattice_like(seen.pub_gaps or gaps):
+            mean = sum(gaps) / len(gaps)
+            paced = mean * math.log1p(o.false_alarm_budget / mean)
+            if paced > prior:
+                prior, slower = paced, (f", raised to {duration(paced)}: its {len(gaps)} gaps so far, about "
+                                        f"{duration(mean)} each, are slower than the prior assumes")
+                critical_prior = max(critical_prior, mean * math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / mean))
+        warning = _clamp(prior - already, o.stall_floor, o.stall_ceiling)
+        critical = _clamp(critical_prior - already, warning, o.critical_ceiling)
         return Thresholds(warning, critical, f"too little history yet ({len(seen.gaps)} {seen.clock.noun} gaps): "
-                          f"prior of {duration(o.stall_prior)}", "prior")
+                          f"prior of {duration(o.stall_prior)}{slower}", "prior")
+
+
+def _lattice_like(gaps: Sequence[float]) -> bool:
+    """A few gaps that are all whole multiples of the shortest (within JITTER): what a cadenced
+    publisher's first gaps look like, and what irregular ones almost never do."""
+    values = [g for g in gaps if g > 0]
+    if not values:
+        return True
+    unit = min(values)
+    return unit >= MIN_CADENCE and all(abs(g - round(g / unit) * unit) <= JITTER for g in values)
 
 
 @dataclass(frozen=True)
