@@ -37,6 +37,7 @@ POISSON_EXCESS = math.sqrt(2 / math.pi)   # a normal's mean excess above its mea
 SMALL_BATCH = 30        # expected increments below this are Poisson noise in logs (sd 1/sqrt(n) >= 18%)...
 POISSON_DISPERSION = 3.0   # ...when they vary no more than this robust variance-to-mean ratio
 SMOOTH = 2              # an hour's expected batch is the median of it and the 2 hours either side
+GROWTH = (1.0, 0.5, 0.0)   # how an increment may grow with the advances its gap held: in proportion ... not at all
 LOCAL = 4               # before the daily rhythm is known, an increment's pace is set against the 4 before it
 # Without any history, a catch-up is a batch of at least this share of all stations.
 CATCH_UP_SHARE = 0.001
@@ -141,11 +142,18 @@ class JumpRule(Rule):
         if rates is not None:
             per_second, per_advance = rates
 
-            def due_by(until: float, span: float) -> float:
+            backlog = math.log1p(o.false_alarm_budget / max(usual_gap, 1.0))
+
+            def due_by(until: float, span: float) -> tuple[float, float, bool]:
                 # An advance brings at least the batch one advance brings at that hour (a Poisson-
                 # like source's batch does not shrink with the wait before it; a late publication's
-                # follower is one publication still), more when its gap spans several.
-                return max(per_advance[hour_of(until, offset)[0]], expected_by(per_second, until - span, until, offset))
+                # follower is one publication still), and up to the rhythm's stations over its gap
+                # (the advances that gap was expected to hold, `spans`). A gap in which the rhythm
+                # expected as many advances as the budget's level was a stall by the budget:
+                # its increment is the backlog of the work that went on meanwhile.
+                one = per_advance[hour_of(until, offset)[0]]
+                spans_ = expected_by(per_second, until - span, until, offset) / one if one > 0 else 0.0
+                return one, max(spans_, 1.0), spans_ >= backlog
 
             ends, t = [], end_at.timestamp() - gap
             for span in reversed(spans):
@@ -153,11 +161,23 @@ class JumpRule(Rule):
                 t -= span
             ends.reverse()
             due = [due_by(e, s) for e, s in zip(ends, spans)]
-            now_due = due_by(end_at.timestamp(), gap)
-            kept = [(x, d) for x, d in zip(steps, due) if x > 0 and d > 0]
-            if len(kept) >= MIN_STEPS and now_due > 0:
-                logs = [math.log(x / d) for x, d in kept]
-                level = median(logs)
+            one, spanned, stalled = due_by(end_at.timestamp(), gap)
+            kept = [(x, d) for x, d in zip(steps, due) if x > 0 and d[0] > 0]
+            if len(kept) >= MIN_STEPS and one > 0:
+                # How an increment grows with its gap is the source's own: a publisher that sends
+                # what came in since its last update brings in proportion to the wait (a skipped
+                # slot's follower brings two), one that updates as each batch comes brings a batch
+                # whatever the wait. Of the two (and halfway), the law its recent increments
+                # follow most tightly (the smallest spread of their logs) is the one.
+                best = None
+                for power in GROWTH:
+                    logs = [math.log(x / (d * (n if s else n ** power))) for x, (d, n, s) in kept]
+                    level = median(logs)
+                    spread = median(abs(v - level) for v in logs)
+                    if best is None or spread < best[0] - 1e-9:
+                        best = (spread, power, logs, level)
+                _, power, logs, level = best
+                now_due = one * (spanned if stalled or catch_up_gap(h) else spanned ** power)
                 return self._judged(h, [x for x, _ in kept], logs, level, math.exp(level) * now_due, usual_gap) + (True,)
         # The pace (per usual publication) of each increment against the median of the few before it.
         paces = [x / max(s, usual_gap) for x, s in zip(steps, spans)]
@@ -191,14 +211,22 @@ class JumpRule(Rule):
         # normal's mean excess, in units of d); noise and batchiness add in quadrature.
         typical = median(due)
         dispersion = (1.4826 * median(abs(x - d) / math.sqrt(d) for x, d in zip(counts, due))) ** 2
-        # ...and whose tail the median does not see: counts past d + 3 sqrt(d), which Poisson
+        # A Poisson-like feed polled every minute shows the updates since the last poll as one
+        # advance: a sum of a few Poisson counts, whose spread is that of Poisson counts in
+        # units of `phi` (a quasi-Poisson count: x / phi is Poisson of mean d / phi).
+        # Its spread is read from the squares (the median does not see the merged polls' tail),
+        # the largest left out (an earlier jump).
+        spreads = sorted((x - d) ** 2 / d for x, d in zip(counts, due))[:-1]
+        phi = max(1.0, dispersion, sum(spreads) / max(len(spreads), 1))
+        # ...and whose tail the median does not see: counts past d + 3 sqrt(phi * d), which such
         # counts reach once in a few hundred (one is allowed: an earlier jump, a merged poll).
-        wild = sum(1 for x, d in zip(counts, due) if x > d + 3 * math.sqrt(d) + 1)
+        wild = sum(1 for x, d in zip(counts, due) if x > d + 3 * math.sqrt(phi * d) + 1)
         if typical < SMALL_BATCH and dispersion <= POISSON_DISPERSION and wild <= 1:
-            # Counts of a few units that stray from what was expected no more than Poisson
-            # counts do: their logs are noise, not a tail (1 -> 3), and a Poisson's rare count
-            # is the budget's; jump_min_share keeps their batches honest.
-            return expected, max(o.jump_min_ratio, _poisson_beyond(expected, chance) / expected), robust_z
+            # Counts of a few units that stray from what was expected no more than (quasi-)
+            # Poisson counts do: their logs are noise, not a tail (1 -> 3), and such a count's
+            # rare value is the budget's; jump_min_share keeps their batches honest.
+            rare = phi * _poisson_beyond(expected / phi, chance)
+            return expected, max(o.jump_min_ratio, rare / expected), robust_z
         excesses = [(math.log(x / d), POISSON_EXCESS / math.sqrt(d)) for x, d in zip(counts, due) if x > d]
         beyond = _beyond(excesses, chance)
         # A recent batch that was itself outsized against the others (an earlier jump) is no
@@ -261,6 +289,12 @@ class JumpRule(Rule):
                    f"(at most {100 * limit:.2f}: {count(round(carriable))} votes fit the "
                    f"{count(new_stations) if new_stations is not None else '?'} new stations and those reported).")
         return [event(h, now, "jump", "observed", "warning", summary, now, details)]
+
+
+def catch_up_gap(h: History) -> bool:
+    """This advance ends a gap that reached the stall threshold (or an open stall)."""
+    return "stall" in h.open_alerts or (h.advance_gap is not None and h.stall is not None
+                                        and h.advance_gap >= h.stall.warning)
 
 
 def _beyond(excesses: list[tuple[float, float]], chance: float) -> float:
