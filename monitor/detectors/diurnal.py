@@ -221,8 +221,8 @@ class Rhythm:
         over the last hours seen before them (FALL_HOURS, their pace against that of the same
         number of hours before), and, going back from the first hours seen after them, as it
         rose over those: the slower of the two, never faster than the slowest hour seen. The
-        belief keeps the evidence of the hours it is extrapolated from (a pace extrapolated
-        from few advances promises no more than they do)."""
+        belief is never surer than the slowest hour seen, nor than the hours it is extrapolated
+        from (a pace extrapolated from few advances promises no more than they do)."""
         seen = [e >= SEEN_SECONDS for e in self.exposure]
         out = []
         for b in range(BINS):
@@ -248,7 +248,8 @@ class Rhythm:
                 # the near hours' pace is at their middle, (FALL_HOURS - 1) / 2 hours from the edge
                 ahead = edge + (FALL_HOURS - 1) / 2.0
                 if n_near / e_near * fall ** ahead < rate:
-                    rate, n0 = n_near / e_near * fall ** ahead, n_near
+                    # as slow as the fall says, no surer than the slowest hour seen
+                    rate, n0 = n_near / e_near * fall ** ahead, min(n0, n_near)
             out.append((n0, n0 / rate) if n0 > 0 else slowest)
         return out
 
