@@ -178,7 +178,8 @@ class JumpRule(Rule):
                         best = (spread, power, logs, level)
                 _, power, logs, level = best
                 now_due = one * (spanned if stalled or catch_up_gap(h) else spanned ** power)
-                return self._judged(h, [x for x, _ in kept], logs, level, math.exp(level) * now_due, usual_gap) + (True,)
+                return self._judged(h, [x for x, _ in kept], logs, level, math.exp(level) * now_due, usual_gap,
+                                    merged=True) + (True,)
         # The pace (per usual publication) of each increment against the median of the few before it.
         paces = [x / max(s, usual_gap) for x, s in zip(steps, spans)]
         kept = [(x, p / median(paces[i - LOCAL:i])) for i, (x, p) in enumerate(zip(steps, paces))
@@ -192,7 +193,7 @@ class JumpRule(Rule):
                             usual_gap) + (False,)
 
     def _judged(self, h: History, counts: list[float], logs: list[float], level: float, expected: float,
-                usual_gap: float) -> tuple[float, float, float]:
+                usual_gap: float, merged: bool = False) -> tuple[float, float, float]:
         """The ratio at which an increment is as rare as the budget allows. Each recent
         increment is a count around d, what was expected of it (its multiplier's median level
         times what its gap was expected to bring). Those above it, in logs past the Poisson
@@ -217,7 +218,8 @@ class JumpRule(Rule):
         # Its spread is read from the squares (the median does not see the merged polls' tail),
         # the largest left out (an earlier jump).
         spreads = sorted((x - d) ** 2 / d for x, d in zip(counts, due))[:-1]
-        phi = max(1.0, dispersion, sum(spreads) / max(len(spreads), 1))
+        # Only against a known day's expectations: before it, the spread is the rough pace's.
+        phi = max(1.0, dispersion, sum(spreads) / max(len(spreads), 1)) if merged else 1.0
         # ...and whose tail the median does not see: counts past d + 3 sqrt(phi * d), which such
         # counts reach once in a few hundred (one is allowed: an earlier jump, a merged poll).
         wild = sum(1 for x, d in zip(counts, due) if x > d + 3 * math.sqrt(phi * d) + 1)
