@@ -142,9 +142,10 @@ class SourceWatcher:
 
     def _save(self, dirty: dict[str, SeriesState], changed_snapshots: list[Snapshot]) -> None:
         # each blob made and encoded as its row is written (a cold pass's 91,561 at once as
-        # dicts were ~2 KB a series at the peak); one that cannot be made is counted there
-        self.store.save_states(self.source.name, {region: state.to_json for region, state in dirty.items()},
-                               self.last_pass_at, changed_snapshots, self.walker.take_tables())
+        # dicts were ~2 KB a series at the peak); one that cannot be made is counted there.
+        # The states themselves are handed over: no bound method and key per series.
+        self.store.save_states(self.source.name, dirty, self.last_pass_at, changed_snapshots,
+                               self.walker.take_tables())
 
     def _judge(self, fetch: Fetch, pass_id: str, dirty: dict[str, SeriesState],
                changed_snapshots: list[Snapshot]) -> list[Event]:

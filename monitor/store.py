@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import structlog
 
@@ -71,7 +71,10 @@ class StateStore:
         self._rows: int | None = None      # snapshot rows in the table (counted at the first prune)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._memory: dict[tuple[str, str], Any] = {}    # state not yet written (db failing): JSON text
+        # States handed to save_states and not yet written, per source: region -> blob (JSON
+        # text once a write failed). The caller's mapping is taken in as it is, with no key or
+        # value made per series: a cold pass of a national tree hands 91,561 at once.
+        self._memory: dict[str, dict[str, Any]] = {}
         self._tables: dict[tuple[str, str], dict] = {}   # parents' child tables not yet written
         if not uri:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +92,7 @@ class StateStore:
 
     @property
     def healthy(self) -> bool:
-        return self._db is not None and not self._memory
+        return self._db is not None and not any(self._memory.values())
 
     def load_states(self, source: str) -> dict[str, dict]:
         """region -> state blob, for every series of a source."""
@@ -122,16 +125,20 @@ class StateStore:
         return out
 
     def _state_rows(self, stamp: str) -> Iterator[tuple[str, str, str, str]]:
-        for (source, region), blob in self._memory.items():
-            text = self._text(source, region, blob)
-            if text is not None:
-                yield source, region, stamp, text
+        for source, blobs in self._memory.items():
+            for region, blob in blobs.items():
+                text = self._text(source, region, blob)
+                if text is not None:
+                    yield source, region, stamp, text
 
-    def _text(self, source: str, region: str, blob: str | Callable[[], dict]) -> str | None:
+    def _text(self, source: str, region: str, blob) -> str | None:
         if type(blob) is str:
             return blob
         try:
-            return state_text(blob())
+            if type(blob) is dict:
+                return state_text(blob)
+            make = getattr(blob, "to_json", blob)      # a SeriesState, or what makes the blob
+            return state_text(make())
         except Exception:  # noqa: BLE001 - a state that cannot be serialised is a bug, not a reason to stop
             if self.metrics is not None:
                 self.metrics.state_errors.labels(operation="serialize").inc()
@@ -141,13 +148,14 @@ class StateStore:
 
     def _settle(self) -> None:
         """States not written keep their JSON text (not what makes it: the series moves on)."""
-        for key, blob in list(self._memory.items()):
-            if type(blob) is not str:
-                text = self._text(*key, blob)
-                if text is None:
-                    del self._memory[key]
-                else:
-                    self._memory[key] = text
+        for source, blobs in self._memory.items():
+            for region, blob in list(blobs.items()):
+                if type(blob) is not str:
+                    text = self._text(source, region, blob)
+                    if text is None:
+                        del blobs[region]
+                    else:
+                        blobs[region] = text
 
     def forget(self, source: str, regions: list[str]) -> None:
         """Series that are gone (left their parents' tables): their state and child table rows
@@ -155,8 +163,9 @@ class StateStore:
         if not regions:
             return
         with self._lock:
+            blobs = self._memory.get(source, {})
             for region in regions:
-                self._memory.pop((source, region), None)
+                blobs.pop(region, None)
                 self._tables.pop((source, region), None)
             if self._db is None:
                 return
@@ -183,19 +192,22 @@ class StateStore:
                        {"source": source, "region": region, "value": text}, error, self.metrics,
                        consequence="the series starts fresh; everything else goes on")
 
-    def save_states(self, source: str, states: Mapping[str, dict | str | Callable[[], dict]], at: datetime,
+    def save_states(self, source: str, states: Mapping[str, Any], at: datetime,
                     snapshots: list[Snapshot] = (), tables: Mapping[str, Any] | None = None) -> bool:
         """Write the states of one pass (the changed snapshots, the parents' tables that
         changed) in one transaction. On failure states and tables are kept in memory (as JSON
-        text) and retried with the next pass. A state is its blob, its JSON text, or what
-        makes the blob (a pass gives SeriesState.to_json): made and encoded one at a time as
-        the row is written, so that a cold pass's 91,561 blobs never live at once (as dicts
-        they were ~2 KB a series at the peak, as text ~0.6 KB). One that cannot be made is
-        counted (state_errors_total{operation="serialize"}) and left out; the rest are written."""
-        pending = {(source, region): blob if type(blob) is str or callable(blob) else state_text(blob)
-                   for region, blob in states.items()}
+        text) and retried with the next pass. A state is its blob, its JSON text, what makes
+        the blob, or an object whose to_json() does (a pass hands its SeriesStates): made and
+        encoded one at a time as the row is written, so that a cold pass's 91,561 blobs never
+        live at once (as dicts they were ~2 KB a series at the peak, as text ~0.6 KB). One that
+        cannot be made is counted (state_errors_total{operation="serialize"}) and left out; the
+        rest are written."""
         with self._lock:
-            self._memory.update(pending)
+            blobs = self._memory.get(source)
+            if blobs:
+                blobs.update(states)
+            else:
+                self._memory[source] = dict(states)
             self._tables.update({(source, region): table for region, table in (tables or {}).items()})
             if self._db is None:
                 self._settle()
@@ -294,7 +306,8 @@ class StateStore:
                 self._db = None
 
     def describe(self) -> dict[str, Any]:
-        return {"path": str(self.path), "open": self._db is not None, "unsaved_series": len(self._memory)}
+        return {"path": str(self.path), "open": self._db is not None,
+                "unsaved_series": sum(len(blobs) for blobs in self._memory.values())}
 
 
 def _check_state(value: Any) -> None:

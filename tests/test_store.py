@@ -173,5 +173,5 @@ def test_states_not_written_are_kept_as_they_were_when_saved(tmp_path):
     state = {"last": 9}
     assert store.save_states("kpu", {"0": lambda: dict(state)}, AT) is False
     state["last"] = 10                   # the series moves on; what that pass saved does not
-    assert store._memory == {("kpu", "0"): '{"last":9}'}
+    assert store._memory == {"kpu": {"0": '{"last":9}'}}
     assert store.describe()["unsaved_series"] == 1
