@@ -125,7 +125,10 @@ def test_catch_up_matches_the_scripted_jump(run):
 def test_outage_times_match_the_script(run):
     scenario, timeline, poll = run["scenario"], run["timeline"], run["poll"]
     outage_truth = truth(scenario, "outage")
-    spans = [s for s in timeline.outages if (s.source, s.region) == ("kpu-jabar", "32")]
+    # the scripted outage's spans (a lone poll timed out elsewhere on a loaded machine is its own
+    # span, not this outage's end)
+    spans = [s for s in timeline.outages if (s.source, s.region) == ("kpu-jabar", "32")
+             and s.start <= outage_truth.end + poll and (s.recovered is None or s.recovered >= outage_truth.start - poll)]
     assert spans
     assert within_one_poll(spans[0].start, outage_truth.start, poll)
     assert within_one_poll(spans[-1].recovered, outage_truth.end, poll)
