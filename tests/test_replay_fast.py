@@ -65,3 +65,35 @@ def test_a_file_reads_alike_with_and_without_the_quick_reader(tmp_path):
                     + line({"1101012001001": {"stations": 1, "votes": []}}) + "\n")
     assert list(read_recording(path, on_bad=lambda error: None, fast=fast_poll)) == \
         list(read_recording(path, on_bad=lambda error: None))
+
+
+@pytest.mark.parametrize("change", [
+    {},
+    {"region": 1101012001},                          # a number: record_to_poll makes it a string
+    {"ok": 1},
+    {"not_modified": False},
+    {"at": "2024-02-22T23:06:14+07:00"},             # our clock in another zone: UTC all the same
+    {"at": "2024-02-22T16:06:14.250Z", "published_at": None},
+    {"votes": None, "percent": None, "level": None},
+    {"name": "Desa Lampuuk", "registered_voters": 1200, "valid_votes": 60, "invalid_votes": 0},
+    {"latency": 0.2},                                # a key the document line does not have
+])
+def test_a_document_line_reads_as_the_reference_reader_reads_it(change):
+    """The line's own fields (not only its rows) read as record_to_poll reads them, or the
+    line goes to it: never a different poll."""
+    text = json.dumps({**LINE, **change, "children": {"1101012001001": {"stations": 1, "stations_reported": 0,
+                                                                        "votes": {}}}})
+    fast = fast_poll(text)
+    assert fast is None or fast == reference(text)
+    if change in ({}, {"published_at": None}) or "name" in change:
+        assert fast is not None
+
+
+@pytest.mark.parametrize("change", [
+    {"stations": "4"}, {"stations": True}, {"level": 4.5}, {"percent": "50"}, {"name": 7},
+    {"votes": {"100025": 1.5}}, {"published_at": "2024-02-22 23:00"}, {"at": "9999-01-01T00:00:00Z"},
+    {"v": 2}, {"source": None},
+])
+def test_a_document_line_out_of_the_ordinary_goes_to_the_reference_reader(change):
+    text = json.dumps({**LINE, **change, "children": {"1101012001001": {"stations": 1, "stations_reported": 0}}})
+    assert fast_poll(text) is None
