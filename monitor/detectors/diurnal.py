@@ -87,9 +87,11 @@ class Rhythm:
             self.cadence = cadence
         keep = 0.5 ** ((end - start) / HALF_LIFE)
         digits = 4 if cadence else 1
-        self.advances[:] = array("d", [round(v * keep, 4) for v in self.advances])
-        self.stations[:] = array("d", [round(v * keep, 3) for v in self.stations])
-        self.exposure[:] = array("d", [round(v * keep, digits) for v in self.exposure])
+        # Most hours of a young series are still zero (~80% of them on a tree recording), and
+        # round() is what costs: a zero stays itself (0.0 * keep, rounded, is that zero).
+        self.advances[:] = array("d", [round(v * keep, 4) if v else v for v in self.advances])
+        self.stations[:] = array("d", [round(v * keep, 3) if v else v for v in self.stations])
+        self.exposure[:] = array("d", [round(v * keep, digits) if v else v for v in self.exposure])
         if cadence:
             count = max(1, round((end - start) / cadence))
             for j in range(count):
