@@ -367,11 +367,15 @@ def renewal_waits(gaps: Sequence[float], budget: float, poll: float | None) -> t
 
 def _lag_shift(seen: Seen) -> float:
     """Gaps on the source's clock, thresholds on ours since the event was seen: the longest
-    usual delay to our seeing a publication, less that of the event the clock runs from."""
+    usual delay to our seeing a publication, less that of the event the clock runs from. That
+    event may have been seen later than usual by up to one polling interval (a publication off
+    its usual minute: a batch, a late slot), and is still counted on the source's clock, so
+    that the stall and the stale timestamp of one stopped publisher come due at the same poll
+    (one page, not two a minute apart). Seen later still (our polls failed), it is not."""
     lag0, lag = seen.lag0, max_lag(seen.lags)
     if lag is None:
         lag = seen.poll_gap or 0.0
-    return lag - (lag0 if lag0 is not None and 0 <= lag0 <= lag else 0.0)
+    return lag - (lag0 if lag0 is not None and 0 <= lag0 <= lag + (seen.poll_gap or 0.0) else 0.0)
 
 
 def habit_floor(model: Thresholds, seen: Seen, o: DetectionOptions) -> Thresholds:
@@ -540,13 +544,10 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
                                                                           -math.log(budget), offset, level)):
             rhythmic += f" and the spread of its batches (about ×{math.exp(spread):.1f} either way)"
         skip = 0.0
-    lag0, lag = seen.lag0, max_lag(seen.lags)
-    if lag is None:
-        lag = seen.poll_gap or 0.0
     # Publication j after the one the clock runs from is visible by P0 + j*c + lag; the clock
-    # started lag0 after P0. JITTER absorbs the source's own (Sirekap: HH:00:14..HH:00:20); a
-    # wandering publisher's is learned (`late`).
-    offset = lag - (lag0 if lag0 is not None and 0 <= lag0 <= lag else 0.0) + (JITTER if late is None else late)
+    # started lag0 after P0 (_lag_shift). JITTER absorbs the source's own (Sirekap:
+    # HH:00:14..HH:00:20); a wandering publisher's is learned (`late`).
+    offset = _lag_shift(seen) + (JITTER if late is None else late)
     warning = missed_w * cadence + offset
     critical = missed_c * cadence + offset
     noun = "missed publication" if missed_w == 1 else "missed publications"
