@@ -42,6 +42,12 @@ def habitual(habits: int, clock: int) -> bool:
     return bin((habits >> clock) & 0xFF).count("1") >= HABIT
 
 
+def held_back(habits: int, clock: int) -> bool:
+    """A long gap among the last 8 on this clock: the publisher held its data back once lately
+    (it may be settling into batches), which defers escalation to critical (thresholds.py)."""
+    return bool((habits >> clock) & 0xFF)
+
+
 NONE: Mapping = MappingProxyType({})   # the empty mapping every series shares (read-only)
 LAG_EVIDENCE = 0.01                # a child is judged behind once its parent's pace would have brought it 1 point
 
@@ -208,7 +214,7 @@ class SeriesState:
             long = gap > stale_before.own_warning
             state.habits = (state.habits & 0xFF) | ((((state.habits >> 8) << 1) | int(long)) & 0xFF) << 8
             recurs = long and habitual(state.habits, 8)
-            gap = min(gap, HABIT_CAP * o.critical_ceiling if recurs else stale_before.critical)
+            gap = min(gap, HABIT_CAP * o.critical_ceiling if recurs else stale_before.own_critical)
         if not facts.incident and not state.blind & BLIND_PUBLICATION:
             state.pub_gaps = _push(state.pub_gaps, gap, o.stall_window)
             # A count at zero (not started, or test data cleared) teaches nothing of the habits
@@ -287,7 +293,7 @@ class SeriesState:
             # A gap we partly could not see (failed polls) is no evidence of skipped publications.
             if not facts.incident and not state.blind & BLIND_ADVANCE:
                 state.advance_gaps = _push(state.advance_gaps, min(gap, HABIT_CAP * o.critical_ceiling if recurs
-                                                                   else stall_before.critical), o.stall_window)
+                                                                   else stall_before.own_critical), o.stall_window)
                 state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence,
                                    counted * weight)
         state.blind &= ~BLIND_ADVANCE
@@ -554,4 +560,4 @@ def _push(values: list | tuple, value: float, keep: int) -> list:
     return values
 
 
-__all__ = ["LAG_KEEP", "LATENCY_KEEP", "STEP_KEEP", "SeriesState", "offset_at", "reset_failures", "tail_weight"]
+__all__ = ["LAG_KEEP", "LATENCY_KEEP", "STEP_KEEP", "SeriesState", "held_back", "offset_at", "reset_failures", "tail_weight"]

@@ -46,6 +46,7 @@ WINSOR = 5.0             # gaps above this many medians count as this many
 RENEWAL_CV = 0.5         # gaps more regular than this are no Poisson stream (an exponential's CV is 1)
 BATCH_MIN = 8            # increments before the batches' spread can be read
 MEDIAN4_VARIANCE = 0.2978  # variance of the median of four standard normal draws
+DAY = 86400.0            # a publisher's schedule repeats daily (the rhythm's period)
 HABIT_WINDOW = 8         # recent gaps a habit of long gaps is read from (the series' HABIT bits span 8)
 
 
@@ -67,10 +68,17 @@ class Thresholds:
     # slot (the ledger measures the next one's from it and remembers the latest offsets longer
     # than the window: SeriesState.slot_memory).
     deviation: float | None = None
+    # The critical before escalation was deferred for a publisher that held its data back
+    # lately (held_back_critical): what caps the gaps learned, as before.
+    base_critical: float | None = None
 
     @property
     def own_warning(self) -> float:
         return self.warning if self.base_warning is None else self.base_warning
+
+    @property
+    def own_critical(self) -> float:
+        return self.critical if self.base_critical is None else self.base_critical
 
 
 def _last_answer(function):
@@ -234,6 +242,7 @@ class Seen:
     # keep coming as units thin out): they are read against the advances' rhythm by their own level.
     outpaced: bool = False
     habitual: bool = False           # long gaps recur (HABIT of the last 8): they are the source's way
+    held_back: bool = False          # a long gap that ended in a backlog among the last 8: data held back lately
     # The publisher's rarer habits, remembered longer than the window of gaps (half-life of days:
     # a 15-min publisher's 48 gaps are 12 hours, in which one skipping 2% of its slots shows
     # none a third of the time): (slots, skipped slots, the two latest after their slot), decayed.
@@ -485,8 +494,28 @@ def learn(seen: Seen, options: DetectionOptions) -> Thresholds:
     model = model_of(seen, options)
     thresholds = model.thresholds(seen, options)
     if seen.habitual and not isinstance(model, (Prior, Renewal)):
-        return habit_floor(thresholds, seen, options)
+        thresholds = habit_floor(thresholds, seen, options)
+    if seen.held_back and not isinstance(model, Prior):
+        thresholds = held_back_critical(thresholds, seen, options)
     return thresholds
+
+
+def held_back_critical(model: Thresholds, seen: Seen, o: DetectionOptions) -> Thresholds:
+    """A publisher that lately held its data back (a long gap that ended in a backlog: about
+    what the gap's hours would have brought, nothing lost) is still warned of at the model's
+    threshold, since one held-back gap cannot be told from a freeze that was caught up; but it
+    may be settling into batches, and a publisher that batches does so on a daily schedule: the
+    hour of its last batch comes round again within a day, give or take the quarter of a period
+    a publication time may wander (WANDER_SHARE). Escalation to critical waits until the
+    silence is improbable under that explanation too, so the first batched days of a publisher
+    that changed its ways are a warning each, not a warning and a critical. Bounded like a
+    habit (2 x `critical_ceiling`); the warning, and what counts as a long gap, are the model's."""
+    critical = min((1 + WANDER_SHARE) * DAY + _lag_shift(seen), 2 * o.critical_ceiling)
+    if critical <= model.critical:
+        return model
+    reason = (f"{model.reason}; critical deferred to {duration(critical)}: it held its data back lately "
+              f"(a long gap that ended in a backlog), as a publisher settling into daily batches does")
+    return replace(model, critical=critical, reason=reason, base_critical=model.critical)
 
 
 def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | None, strict: float,
