@@ -394,15 +394,37 @@ def test_a_publisher_settled_into_two_batches_a_day_is_not_paged_after_the_chang
     assert 16 * 3600 < judge._stale(state, judge.options("src")).warning < 18 * 3600
 
 
-def test_a_settled_publisher_that_stops_is_paged_after_its_longest_usual_gap():
+def test_a_settled_publisher_that_stops_is_paged_once_its_next_batch_hour_has_passed():
+    # Its batches come round at 10:00 and 18:00 WIB: frozen after the 10:00 batch, it is paged
+    # when the 18:00 batch has not come (8 h and the few minutes its batches wander, polled
+    # every 10 minutes), not after its longest usual gap (16 h, the next morning).
     freeze = T0 + timedelta(days=7, hours=5)               # after the 10:00 WIB batch of day 7
     polls = _two_batches_a_day(3, 6, freeze_from=freeze)
     _, _, events = drive(polls)
     fired = [e for e in events if e.rule == "stall" and e.state == "firing" and e.at > freeze]
     assert len(fired) == 1
     waited = (fired[0].at - fired[0].since).total_seconds()
-    assert 16 * 3600 < waited < 18 * 3600
+    assert 8 * 3600 < waited < 10 * 3600
     assert fired[0].severity == "warning" and fired[0].details["threshold_reason"].startswith("hourly cadence")
+    assert "batches come round at the same local hours" in fired[0].details["threshold_reason"]
+
+
+def test_an_odd_hour_catch_up_is_no_batch_hour_once_its_hour_passed_without_one():
+    # Batches at 10:00 and 18:00 local for two days, then a freeze over the third day's 10:00
+    # caught up at 13:00. The day after, 13:00 is due once more (nothing says it was no batch
+    # hour); once it came round and passed with no batch while the 18:00 one came, it is
+    # dropped. 10:00, seen twice, stays due although the freeze passed over it once.
+    from monitor.detectors.thresholds import batch_waits
+    day, offset = 86400.0, 7 * 3600.0
+    midnight = 20 * day - offset                           # 00:00 local
+    at = lambda d, h: midnight + d * day + h * 3600
+    batches = [at(0, 10), at(0, 18), at(1, 10), at(1, 18), at(2, 13), at(2, 18)]
+    assert batch_waits(batches, batches[-1], offset, 30 * day, 60.0)[2] == pytest.approx(16 * 3600)   # 18:00 -> 10:00
+    batches.append(at(3, 10))
+    assert batch_waits(batches, batches[-1], offset, 30 * day, 60.0)[2] == pytest.approx(3 * 3600)    # 13:00, once more
+    batches.append(at(3, 18))
+    assert batch_waits(batches, batches[-1], offset, 30 * day, 60.0)[2] == pytest.approx(16 * 3600)   # 13:00 dropped
+    assert batch_waits(batches[:-1], batches[-1], offset, 30 * day, 60.0) is None     # the last advance was no batch
 
 
 def test_a_rare_skip_is_remembered_beyond_the_window_of_gaps():

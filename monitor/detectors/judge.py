@@ -27,7 +27,7 @@ from .history import History, MirrorView, Reading
 from .options import DetectionOptions
 from .phase import advancing, in_tail, phase_of, rhythm_level, tail_options, tail_pace
 from .rules import RULE_CLASSES
-from .series import SeriesState, habitual, held_back, offset_at, reset_failures
+from .series import SeriesState, batch_epochs, habitual, held_back, offset_at, reset_failures
 from .thresholds import ADVANCE, PUBLICATION, Seen, Thresholds, learn
 
 log = structlog.get_logger("countwatch.detectors")
@@ -164,6 +164,7 @@ class Judge:
                                 offset_at(start, self.zone(state)) if start else 0.0,
                                 newest.timestamp() if newest else None, *self._pace(state, o),
                                 habitual=habitual(state.habits, 0), held_back=held_back(state.habits, 0),
+                                batches=batch_epochs(state),
                                 memory=state.slot_memory,
                                 steps=state.steps, step_gaps=state.step_gaps),
                            tail_options(state, o))
@@ -183,7 +184,7 @@ class Judge:
                                 state.rhythm, published.timestamp(), offset_at(published, self.zone(state)),
                                 published.timestamp(), *self._publication_pace(state, o),
                                 habitual=habitual(state.habits, 8), held_back=held_back(state.habits, 8),
-                                memory=state.slot_memory,
+                                batches=batch_epochs(state), memory=state.slot_memory,
                                 outpaced=self._outpaced(state, o)), tail_options(state, o))
         thresholds = self._shared(thresholds)
         state.stale_cached, state.stale_cached_version = thresholds, state.version

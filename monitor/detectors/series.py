@@ -23,7 +23,7 @@ from .diurnal import HALF_LIFE, Rhythm
 from .history import ChildTrack, Facts, Reading, _compact, _epoch, _from_epoch
 from .options import DetectionOptions
 from .region_stall import sibling_flow
-from .thresholds import WINSOR, Thresholds
+from .thresholds import BATCH_HOUR, WINSOR, Thresholds
 
 LAG_KEEP = 24                      # a day of hourly publications: night polls lag more
 STEP_KEEP = 24
@@ -40,6 +40,23 @@ HABIT_CAP = 2                      # a habitual gap is learned up to this many c
 def habitual(habits: int, clock: int) -> bool:
     """Long gaps recur on this clock (0: advances, 8: publications): HABIT of the last 8."""
     return bin((habits >> clock) & 0xFF).count("1") >= HABIT
+
+
+def batch_epochs(state: "SeriesState") -> tuple[float, ...]:
+    """When the batches among the last 8 advances came (epochs, oldest first; on the source's
+    clock when it dates its data, like the gaps): advances that ended a held-back gap (a habit
+    bit), or any gap of more than two hours (BATCH_HOUR) -- once a habit is learned the model
+    no longer calls its shorter batched gaps long. Read back from the last advance through the
+    gaps each advance ended (step_gaps), so nothing more is kept."""
+    end = state.last_advance_published_at or state.last_advance_at
+    if end is None or not state.habits & 0xFF:
+        return ()
+    moment, out, gaps = end.timestamp(), [], state.step_gaps
+    for i in range(min(8, len(gaps))):
+        if (state.habits >> i) & 1 or gaps[-1 - i] > 2 * BATCH_HOUR:
+            out.append(round(moment, 3))
+        moment -= gaps[-1 - i]
+    return tuple(reversed(out))
 
 
 def held_back(habits: int, clock: int) -> bool:
@@ -560,4 +577,4 @@ def _push(values: list | tuple, value: float, keep: int) -> list:
     return values
 
 
-__all__ = ["LAG_KEEP", "LATENCY_KEEP", "STEP_KEEP", "SeriesState", "held_back", "offset_at", "reset_failures", "tail_weight"]
+__all__ = ["LAG_KEEP", "LATENCY_KEEP", "STEP_KEEP", "SeriesState", "batch_epochs", "held_back", "offset_at", "reset_failures", "tail_weight"]

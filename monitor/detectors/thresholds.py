@@ -47,6 +47,7 @@ RENEWAL_CV = 0.5         # gaps more regular than this are no Poisson stream (an
 BATCH_MIN = 8            # increments before the batches' spread can be read
 MEDIAN4_VARIANCE = 0.2978  # variance of the median of four standard normal draws
 DAY = 86400.0            # a publisher's schedule repeats daily (the rhythm's period)
+BATCH_HOUR = 3600.0       # batches within an hour of each other's local time are one hour of a schedule
 HABIT_WINDOW = 8         # recent gaps a habit of long gaps is read from (the series' HABIT bits span 8)
 
 
@@ -243,6 +244,9 @@ class Seen:
     outpaced: bool = False
     habitual: bool = False           # long gaps recur (HABIT of the last 8): they are the source's way
     held_back: bool = False          # a long gap that ended in a backlog among the last 8: data held back lately
+    # Epochs (on the source's clock when it has one) of the recent advances that ended such gaps,
+    # oldest first: when a habitual publisher's batches came (batch_waits).
+    batches: Sequence[float] = ()
     # The publisher's rarer habits, remembered longer than the window of gaps (half-life of days:
     # a 15-min publisher's 48 gaps are 12 hours, in which one skipping 2% of its slots shows
     # none a third of the time): (slots, skipped slots, the two latest after their slot), decayed.
@@ -388,17 +392,28 @@ def _lag_shift(seen: Seen) -> float:
 
 
 def habit_floor(model: Thresholds, seen: Seen, o: DetectionOptions) -> Thresholds:
-    """A source whose long gaps recur (a publisher settled into one or two batches a day) is
-    judged by the renewal of its recent gaps where the model would page sooner: the model
-    (a lattice with independent skips, a Poisson stream) cannot express runs of empty slots
-    that come every day. The ceilings give way to the habit: a source that publishes once a day
-    is not stalled at 12 hours."""
+    """A source whose long gaps recur (a publisher settled into one or two batches a day): the
+    model (a lattice with independent skips, a Poisson stream) cannot express runs of empty
+    slots that come every day. When the last advance was itself a batch, the next is due at the
+    first of the local hours its batches come round at (batch_waits): later than the model's
+    expectation when a long night is due, sooner than the longest gap when a short one is (a
+    missed 18:00 batch is not waited for until the next morning's). Otherwise it is judged by
+    the renewal of its recent gaps where the model would page sooner. The ceilings give way to
+    the habit: a source that publishes once a day is not stalled at 12 hours."""
+    shift = _lag_shift(seen)
+    bound = 2 * o.critical_ceiling
+    waits = batch_waits(seen.batches, seen.start, seen.offset, o.false_alarm_budget, seen.poll_gap)
+    if waits is not None:
+        warning, critical, due = waits
+        warning, critical = min(warning + shift, bound), min(critical + shift, bound)
+        reason = (f"{model.reason}; but its long gaps recur: its batches come round at the same local hours, "
+                  f"the next due {duration(due)} after the last, so no {seen.clock.noun} for {duration(warning)}")
+        return Thresholds(warning, max(critical, warning), reason, "renewal", model.cadence, model.missed_warning,
+                          model.missed_critical, base_warning=model.warning, deviation=model.deviation)
     recent = [g / seen.pace for g in seen.gaps[-HABIT_WINDOW:]]
     if len(recent) < 2:
         return model
     warning, critical, top = renewal_waits(recent, o.false_alarm_budget, seen.poll_gap)
-    shift = _lag_shift(seen)
-    bound = 2 * o.critical_ceiling
     warning, critical = min(warning + shift, bound), min(critical + shift, bound)
     if warning <= model.warning:
         return replace(model, base_warning=model.warning)
@@ -407,6 +422,57 @@ def habit_floor(model: Thresholds, seen: Seen, o: DetectionOptions) -> Threshold
     return Thresholds(warning, max(critical, model.critical, warning), reason, "renewal", model.cadence,
                       model.missed_warning, model.missed_critical, base_warning=model.warning,
                       deviation=model.deviation)
+
+
+def batch_waits(batches: Sequence[float], start: float | None, offset: float, budget: float,
+                poll: float | None) -> tuple[float, float, float] | None:
+    """(warning, critical, seconds to the batch due) after the last advance `start`, when it was
+    itself a batch (the end of a held-back gap): a publisher that batches does so on a daily
+    schedule, so its batches come round at the same local hours. Batches within BATCH_HOUR of
+    each other's local time are one hour of its schedule, from the first batch seen there; an
+    hour seen once is dropped when it comes round and passes with no batch while later ones
+    came (a freeze's catch-up at an odd hour is expected once more at most), an hour seen twice
+    is the schedule (a freeze across it does not unschedule it). The batch due is the first of those hours more
+    than BATCH_HOUR after the last batch (whose own hour comes round within a day in any case).
+    How late after its hour a batch comes is learned like a renewal's tail: the latest seen, and
+    beyond it an exponential tail with the spread seen (k offsets from their hour cover
+    (k-1)/(k+1) of a bounded spread; with fewer than two, the hour's own width), 1/(n+1) of the
+    chance beyond the latest of n batches, the allowed chance per gap the mean gap over the
+    budget. None when the last advance was no batch."""
+    if not batches or start is None or abs(batches[-1] - start) > 1.0:
+        return None
+    clock = sorted(((b + offset) % DAY, b) for b in batches)
+    groups: list[list[tuple[float, float]]] = [[clock[0]]]
+    for before, entry in zip(clock, clock[1:]):
+        if entry[0] - before[0] <= BATCH_HOUR:
+            groups[-1].append(entry)
+        else:
+            groups.append([entry])
+    if len(groups) > 1 and groups[0][0][0] + DAY - groups[-1][-1][0] <= BATCH_HOUR:
+        groups[0] = [(m - DAY, b) for m, b in groups.pop()] + groups[0]      # an hour across midnight
+    hours, late = [], []
+    for group in groups:
+        if len(group) == 1 and group[0][1] + DAY + BATCH_HOUR < start:
+            continue                      # seen once, and its hour came round and passed while later batches came
+        centre = sum(m for m, _ in group) / len(group)
+        hours.append(centre)
+        if len(group) >= 2:
+            late += [m - centre for m, _ in group]
+    local = start + offset
+    midnight = local - local % DAY
+    due = min(midnight + hour % DAY + k * DAY for hour in hours for k in range(3)
+              if midnight + hour % DAY + k * DAY > local + BATCH_HOUR) - local
+    k = len(late)
+    high = max(late) if late else 0.0
+    width = (high - min(late)) * (k + 1) / (k - 1) if k >= 2 else BATCH_HOUR
+    scale = max(width / 2, poll or 0.0, MIN_CADENCE)
+    beyond = 1.0 / (len(batches) + 1)
+    mean = (batches[-1] - batches[0]) / (len(batches) - 1) if len(batches) >= 2 else DAY
+    share = max(mean, MIN_CADENCE) / budget
+
+    def wait(chance: float) -> float:
+        return due + max(high, 0.0) + scale * max(math.log(beyond / chance), 0.0)
+    return wait(share), wait(share / CRITICAL_BUDGET), due
 
 
 def model_of(seen: Seen, o: DetectionOptions) -> Model:
@@ -494,9 +560,9 @@ def learn(seen: Seen, options: DetectionOptions) -> Thresholds:
     model = model_of(seen, options)
     thresholds = model.thresholds(seen, options)
     if seen.habitual and not isinstance(model, (Prior, Renewal)):
-        thresholds = habit_floor(thresholds, seen, options)
+        return habit_floor(thresholds, seen, options)
     if seen.held_back and not isinstance(model, Prior):
-        thresholds = held_back_critical(thresholds, seen, options)
+        return held_back_critical(thresholds, seen, options)
     return thresholds
 
 
