@@ -394,6 +394,24 @@ def test_a_publisher_settled_into_two_batches_a_day_is_not_paged_after_the_chang
     assert 16 * 3600 < judge._stale(state, judge.options("src")).warning < 18 * 3600
 
 
+def test_after_one_held_back_gap_the_next_is_a_warning_and_its_critical_waits_a_day():
+    # The first batched gap (06:00 -> 10:00 WIB) cannot be told from a freeze: warning, then
+    # critical. The gap after it (10:00 -> 18:00) is still warned of after one missed
+    # publication (a freeze right after a catch-up must page), but a publisher that held its
+    # data back may be settling into daily batches: critical waits until its last batch's hour
+    # has come round (a day and the wander of a batch), so 10:00 -> 18:00 stays a warning.
+    polls = _two_batches_a_day(3, 5)
+    _, _, events = drive(polls)
+    first_batch = T0 + timedelta(days=3, hours=3)           # 10:00 WIB on the first batched day
+    before = [(e.rule, e.state) for e in events if e.rule == "stall" and e.at < first_batch]
+    assert ("stall", "escalated") in before
+    after = [e for e in events if e.rule == "stall" and first_batch <= e.at < first_batch + timedelta(hours=8)]
+    assert [(e.state, e.severity) for e in after] == [("resolved", "critical"), ("firing", "warning")]
+    reason = after[-1].details["threshold_reason"]
+    assert "1 missed publication" in reason and "critical deferred to 1d 2h" in reason
+    assert 24 * 3600 < after[-1].details["critical_seconds"] < 28 * 3600
+
+
 def test_a_settled_publisher_that_stops_is_paged_once_its_next_batch_hour_has_passed():
     # Its batches come round at 10:00 and 18:00 WIB: frozen after the 10:00 batch, it is paged
     # when the 18:00 batch has not come (8 h and the few minutes its batches wander, polled

@@ -60,9 +60,10 @@ def batch_epochs(state: "SeriesState") -> tuple[float, ...]:
 
 
 def held_back(habits: int, clock: int) -> bool:
-    """A long gap among the last 8 on this clock: the publisher held its data back once lately
-    (it may be settling into batches), which defers escalation to critical (thresholds.py)."""
-    return bool((habits >> clock) & 0xFF)
+    """The last gap on this clock was long: the publisher held its data back until its last
+    advance (it may be settling into batches), which defers escalation to critical
+    (thresholds.held_back_critical)."""
+    return bool((habits >> clock) & 1)
 
 
 NONE: Mapping = MappingProxyType({})   # the empty mapping every series shares (read-only)

@@ -243,7 +243,7 @@ class Seen:
     # keep coming as units thin out): they are read against the advances' rhythm by their own level.
     outpaced: bool = False
     habitual: bool = False           # long gaps recur (HABIT of the last 8): they are the source's way
-    held_back: bool = False          # a long gap that ended in a backlog among the last 8: data held back lately
+    held_back: bool = False          # the last gap was long (on the advances' clock: it ended in a backlog)
     # Epochs (on the source's clock when it has one) of the recent advances that ended such gaps,
     # oldest first: when a habitual publisher's batches came (batch_waits).
     batches: Sequence[float] = ()
@@ -567,20 +567,24 @@ def learn(seen: Seen, options: DetectionOptions) -> Thresholds:
 
 
 def held_back_critical(model: Thresholds, seen: Seen, o: DetectionOptions) -> Thresholds:
-    """A publisher that lately held its data back (a long gap that ended in a backlog: about
-    what the gap's hours would have brought, nothing lost) is still warned of at the model's
-    threshold, since one held-back gap cannot be told from a freeze that was caught up; but it
-    may be settling into batches, and a publisher that batches does so on a daily schedule: the
-    hour of its last batch comes round again within a day, give or take the quarter of a period
-    a publication time may wander (WANDER_SHARE). Escalation to critical waits until the
-    silence is improbable under that explanation too, so the first batched days of a publisher
-    that changed its ways are a warning each, not a warning and a critical. Bounded like a
-    habit (2 x `critical_ceiling`); the warning, and what counts as a long gap, are the model's."""
-    critical = min((1 + WANDER_SHARE) * DAY + _lag_shift(seen), 2 * o.critical_ceiling)
+    """A publisher whose last advance ended a held-back gap (a long gap that ended in a backlog:
+    about what the gap's hours would have brought, nothing lost) is still warned of at the
+    model's threshold, since one held-back gap cannot be told from a freeze that was caught up;
+    but it may be settling into batches, and a publisher that batches does so on a daily
+    schedule: the hour of its last batch comes round again within a day (batch_waits, with the
+    batches seen). Escalation to critical waits until the silence is improbable under that
+    explanation too, so the first batched days of a publisher that changed its ways are a
+    warning each, not a warning and a critical. Once an advance comes after a short gap again
+    (publishing as usual after a catch-up), the model's critical is back. Bounded like a habit
+    (2 x `critical_ceiling`); the warning, and what counts as a long gap, are the model's."""
+    waits = batch_waits(seen.batches, seen.start, seen.offset, o.false_alarm_budget, seen.poll_gap)
+    if waits is None:
+        return model
+    critical = min(waits[1] + _lag_shift(seen), 2 * o.critical_ceiling)
     if critical <= model.critical:
         return model
-    reason = (f"{model.reason}; critical deferred to {duration(critical)}: it held its data back lately "
-              f"(a long gap that ended in a backlog), as a publisher settling into daily batches does")
+    reason = (f"{model.reason}; critical deferred to {duration(critical)}: it held its data back until its "
+              f"last advance, as a publisher settling into daily batches does")
     return replace(model, critical=critical, reason=reason, base_critical=model.critical)
 
 
