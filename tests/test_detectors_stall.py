@@ -412,19 +412,24 @@ def test_after_one_held_back_gap_the_next_is_a_warning_and_its_critical_waits_a_
     assert 24 * 3600 < after[-1].details["critical_seconds"] < 28 * 3600
 
 
-def test_a_settled_publisher_that_stops_is_paged_once_its_next_batch_hour_has_passed():
-    # Its batches come round at 10:00 and 18:00 WIB: frozen after the 10:00 batch, it is paged
-    # when the 18:00 batch has not come (8 h and the few minutes its batches wander, polled
-    # every 10 minutes), not after its longest usual gap (16 h, the next morning).
+def test_a_settled_publisher_that_stops_is_paged_before_its_longest_usual_gap_has_passed():
+    # Its batches come round at 10:00 and 18:00 WIB: frozen after the 10:00 batch, the 18:00
+    # one is due at 8 h and the habit raises nothing above its model's own threshold (the
+    # stall ceiling, 12 h, to which its hourly rhythm's empty hours have grown): paged then,
+    # not after its longest usual gap (16 h, the next morning).
     freeze = T0 + timedelta(days=7, hours=5)               # after the 10:00 WIB batch of day 7
     polls = _two_batches_a_day(3, 6, freeze_from=freeze)
-    _, _, events = drive(polls)
+    judge, state, events = drive(polls)
     fired = [e for e in events if e.rule == "stall" and e.state == "firing" and e.at > freeze]
     assert len(fired) == 1
     waited = (fired[0].at - fired[0].since).total_seconds()
-    assert 8 * 3600 < waited < 10 * 3600
+    assert 8 * 3600 < waited <= 12 * 3600 + 600
     assert fired[0].severity == "warning" and fired[0].details["threshold_reason"].startswith("hourly cadence")
-    assert "batches come round at the same local hours" in fired[0].details["threshold_reason"]
+    # The night after an 18:00 batch is its habit's: 16 h to the next 10:00 batch.
+    night = _two_batches_a_day(3, 6)
+    judge, state, _ = drive(night)
+    stall = judge._stall(state, judge.options("src"))
+    assert "batches come round at the same local hours, the next due 15h" in stall.reason
 
 
 def test_an_odd_hour_catch_up_is_no_batch_hour_once_its_hour_passed_without_one():

@@ -392,33 +392,34 @@ def _lag_shift(seen: Seen) -> float:
 
 
 def habit_floor(model: Thresholds, seen: Seen, o: DetectionOptions) -> Thresholds:
-    """A source whose long gaps recur (a publisher settled into one or two batches a day): the
-    model (a lattice with independent skips, a Poisson stream) cannot express runs of empty
-    slots that come every day. When the last advance was itself a batch, the next is due at the
-    first of the local hours its batches come round at (batch_waits): later than the model's
-    expectation when a long night is due, sooner than the longest gap when a short one is (a
-    missed 18:00 batch is not waited for until the next morning's). Otherwise it is judged by
-    the renewal of its recent gaps where the model would page sooner. The ceilings give way to
-    the habit: a source that publishes once a day is not stalled at 12 hours."""
-    shift = _lag_shift(seen)
-    bound = 2 * o.critical_ceiling
+    """A source whose long gaps recur (a publisher settled into one or two batches a day) is
+    judged by its habit where the model would page sooner: the model (a lattice with
+    independent skips, a Poisson stream) cannot express runs of empty slots that come every
+    day. When the last advance was itself a batch, the next is due at the first of the local
+    hours its batches come round at (batch_waits): a long night after an evening batch is no
+    stall, and a missed short-gap batch is not waited for until after the longest gap.
+    Otherwise by the renewal of its recent gaps. A floor, never lower than the model's own
+    threshold: long gaps that recur by chance (a slow tail) teach no schedule to page sooner
+    by. The ceilings give way to the habit: a source that publishes once a day is not stalled
+    at 12 hours."""
     waits = batch_waits(seen.batches, seen.start, seen.offset, o.false_alarm_budget, seen.poll_gap)
     if waits is not None:
         warning, critical, due = waits
-        warning, critical = min(warning + shift, bound), min(critical + shift, bound)
-        reason = (f"{model.reason}; but its long gaps recur: its batches come round at the same local hours, "
-                  f"the next due {duration(due)} after the last, so no {seen.clock.noun} for {duration(warning)}")
-        return Thresholds(warning, max(critical, warning), reason, "renewal", model.cadence, model.missed_warning,
-                          model.missed_critical, base_warning=model.warning, deviation=model.deviation)
-    recent = [g / seen.pace for g in seen.gaps[-HABIT_WINDOW:]]
-    if len(recent) < 2:
-        return model
-    warning, critical, top = renewal_waits(recent, o.false_alarm_budget, seen.poll_gap)
+        how = (f": its batches come round at the same local hours, the next due {duration(due)} after the last, "
+               f"so no {seen.clock.noun} for {{}}")
+    else:
+        recent = [g / seen.pace for g in seen.gaps[-HABIT_WINDOW:]]
+        if len(recent) < 2:
+            return model
+        warning, critical, top = renewal_waits(recent, o.false_alarm_budget, seen.poll_gap)
+        how = (f" (up to about {duration(top)} lately), so by the distribution of its recent gaps: "
+               f"no {seen.clock.noun} for {{}}")
+    shift = _lag_shift(seen)
+    bound = 2 * o.critical_ceiling
     warning, critical = min(warning + shift, bound), min(critical + shift, bound)
     if warning <= model.warning:
         return replace(model, base_warning=model.warning)
-    reason = (f"{model.reason}; but its long gaps recur (up to about {duration(top)} lately), so by the "
-              f"distribution of its recent gaps: no {seen.clock.noun} for {duration(warning)}")
+    reason = f"{model.reason}; but its long gaps recur" + how.format(duration(warning))
     return Thresholds(warning, max(critical, model.critical, warning), reason, "renewal", model.cadence,
                       model.missed_warning, model.missed_critical, base_warning=model.warning,
                       deviation=model.deviation)
