@@ -24,6 +24,7 @@ from a prior, and are clamped to a floor and a ceiling. Everything here is a pur
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from statistics import median
@@ -51,9 +52,13 @@ BATCH_HOUR = 3600.0       # batches within an hour of each other's local time ar
 HABIT_WINDOW = 8         # recent gaps a habit of long gaps is read from (the series' HABIT bits span 8)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Thresholds:
-    """Seconds without progress (on our clock) before warning / critical, and why."""
+    """Seconds without progress (on our clock) before warning / critical, and why.
+
+    Slotted, with its reason interned: a series whose prior runs on its own data's timestamp
+    (every series of a tree on its first pass: its own first poll) holds thresholds of its own,
+    and a dict and a reason string each made them ~320 B a series (~180 B slotted)."""
 
     warning: float
     critical: float
@@ -72,6 +77,9 @@ class Thresholds:
     # The critical before escalation was deferred for a publisher that held its data back
     # lately (held_back_critical): what caps the gaps learned, as before.
     base_critical: float | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "reason", sys.intern(self.reason))
 
     @property
     def own_warning(self) -> float:
