@@ -232,7 +232,7 @@ class _Resolver:
 
     def _submit(self, job: _Lookup) -> None:
         with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
+            # resolver threads never end (a stuck one stays stuck): at most THREADS are made
             if self._idle == 0 and len(self._threads) < self.THREADS:
                 thread = threading.Thread(target=self._run, name="dns-lookups", daemon=True)
                 self._threads.append(thread)

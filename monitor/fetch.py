@@ -106,11 +106,8 @@ def _classify(exc: Exception) -> FetchError:
     if isinstance(exc, (requests.exceptions.Timeout, socket.timeout)):
         return FetchError("timeout", f"no answer within the timeout ({text})")
     if isinstance(exc, requests.exceptions.ConnectionError):
-        cause = exc
-        while cause is not None:
-            if isinstance(cause, (NameResolutionError, socket.gaierror)):
-                return FetchError("dns", "host name did not resolve")
-            cause = cause.__cause__ or cause.__context__ or (cause.args[0] if cause.args and isinstance(cause.args[0], Exception) else None)
+        if any(isinstance(cause, (NameResolutionError, socket.gaierror)) for cause in _chain(exc)):
+            return FetchError("dns", "host name did not resolve")
         if "Read timed out" in str(exc):
             return FetchError("timeout", "read timed out")
         return FetchError("connect", f"connection failed ({text})")
@@ -120,15 +117,18 @@ def _classify(exc: Exception) -> FetchError:
     return FetchError("connect", f"request failed ({text})")
 
 
+def _chain(exc: BaseException | None, depth: int = 10):
+    """An exception and what caused it, as requests and urllib3 wrap them (the cause, the
+    context, or an exception handed as the first argument), at most `depth` deep."""
+    while exc is not None and depth > 0:
+        yield exc
+        depth -= 1
+        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+
+
 def _lookup_timed_out(exc: BaseException | None) -> bool:
     """Whether a LookupTimeout (the deadline gave up on the host name lookup) is in the chain."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, LookupTimeout):
-            return True
-        seen += 1
-        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
-    return False
+    return any(isinstance(cause, LookupTimeout) for cause in _chain(exc))
 
 
 def _refused_redirect(origin, here, there) -> str | None:

@@ -8,14 +8,22 @@ The bounds below are generous (5x the timeout or more, and far below the server'
 dripping): they say that the request ended, not how fast."""
 from __future__ import annotations
 
-import pytest
+import threading
+from datetime import datetime, timezone
 
+import pytest
+from prometheus_client import CollectorRegistry
+
+from alerts.pipeline import AlertPipeline
+from monitor.clock import WallClock
 from monitor.deadline import Deadline
 from monitor.fetch import FetchError
-from tests.feed import Feed, Reply, wait_until
-from tests.reliability.hostile import HandshakeDripServer, SilentPort, body, province_doc
-from tests.reliability.procs import DaemonProcess
-from tests.reliability.test_hangs import CLOSE, _config, _source, fetch_in_thread, receiver_retries, stuck_fetcher
+from monitor.metrics import Metrics
+from tests.fakes.events import config as alerts_config, stall
+from tests.feed import Feed, wait_until
+from tests.reliability.hostile import HandshakeDripServer, SilentPort
+from tests.reliability.test_hangs import (daemon_beside_a_good_source, fetch_in_thread, receiver_retries,
+                                          stuck_fetcher)
 
 DRIP_SECONDS = 60.0
 
@@ -82,11 +90,7 @@ def test_a_deadline_already_passed_never_lets_a_connection_start():
 
 def test_the_daemon_stops_while_a_source_is_stuck_in_its_tls_handshake(tmp_path):
     with HandshakeDripServer(0.5, DRIP_SECONDS) as server, Feed() as feed:
-        feed.set("/good.json", Reply(200, body(province_doc(400)), CLOSE))
-        config = tmp_path / "countwatch.toml"
-        config.write_text(_config(tmp_path, _source("stuck", server.url(), "1s", "120s")
-                                  + _source("good", feed.url("/good.json"), "500ms", "1s")))
-        daemon = DaemonProcess(config, tmp_path / "countwatch.log")
+        daemon = daemon_beside_a_good_source(tmp_path, feed, "stuck", server.url(), "120s")
         try:
             daemon.start()
             daemon.wait_for(lambda: server.hellos >= 1 and daemon.events("poll", source="good", result="ok"),
@@ -120,16 +124,6 @@ def test_the_alert_pipelines_stop_cuts_a_receiver_stuck_in_its_handshake(tmp_pat
     the cut the sender would still be in the handshake when stop() gave up on it; with it the
     sender has left, the server saw the client hang up, and the notification is still in the
     outbox for the next start (delayed, not dropped)."""
-    import threading
-    from datetime import datetime, timezone
-
-    from prometheus_client import CollectorRegistry
-
-    from alerts.pipeline import AlertPipeline
-    from monitor.clock import WallClock
-    from monitor.metrics import Metrics
-    from tests.fakes.events import config as alerts_config, stall
-
     with HandshakeDripServer(0.5, DRIP_SECONDS) as server:
         receiver = {"name": "oncall", "kind": kind, "url": server.url("/services/T0/B0/secret"), "timeout": "60s"}
         cfg = alerts_config(receivers=[receiver], state_dir=str(tmp_path))

@@ -53,6 +53,16 @@ file = "{tmp_path / 'countwatch.log'}"
 """
 
 
+def daemon_beside_a_good_source(tmp_path, feed: Feed, name: str, url: str, timeout: str) -> DaemonProcess:
+    """A daemon (not started) polling `name` at `url` every second with `timeout`, and a good
+    source on `feed` every 500 ms that shows the daemon goes on meanwhile."""
+    feed.set("/good.json", Reply(200, body(province_doc(400)), CLOSE))
+    config = tmp_path / "countwatch.toml"
+    config.write_text(_config(tmp_path, _source(name, url, "1s", timeout)
+                              + _source("good", feed.url("/good.json"), "500ms", "1s")))
+    return DaemonProcess(config, tmp_path / "countwatch.log")
+
+
 def stuck_fetcher(url: str, timeout: str) -> Fetcher:
     return Fetcher(parse_config({"sources": [{"name": "stuck", "kind": "sirekap", "url": url, "timeout": timeout,
                                               "retries": 0}]}).sources[0])
@@ -108,11 +118,7 @@ def test_a_source_dripping_its_headers_fails_at_its_timeout(scheme, tmp_path):
 
 def test_the_daemon_reports_the_outage_of_a_dripping_source_and_stops_on_sigterm(tmp_path):
     with DripServer(0.5) as drip, Feed() as feed:
-        feed.set("/good.json", Reply(200, body(province_doc(400)), CLOSE))
-        config = tmp_path / "countwatch.toml"
-        config.write_text(_config(tmp_path, _source("drip", drip.url(), "1s", "1s")
-                                  + _source("good", feed.url("/good.json"), "500ms", "1s")))
-        daemon = DaemonProcess(config, tmp_path / "countwatch.log")
+        daemon = daemon_beside_a_good_source(tmp_path, feed, "drip", drip.url(), "1s")
         try:
             daemon.start()
             daemon.wait_for(lambda: daemon.events("poll", source="drip", result="timeout"), what="drip's poll line")
