@@ -419,7 +419,8 @@ class TreeWalker:
                 codes = previous.codes      # the codes kept already (the series' keys), not new copies
                 before = previous.prints    # same children, same order: row by row
             else:
-                before = [previous.as_dict().get(code) for code in codes]
+                old = previous.as_dict()
+                before = [old.get(code) for code in codes]
                 self.vanished.extend(code for code in previous.codes if code not in rows)
             if previous is None or prints != previous.prints or codes is not previous.codes:
                 table = self.children[target.region] = self.tables_changed[target.region] = Table(codes, prints)

@@ -58,8 +58,7 @@ class JumpRule(Rule):
         o = self.options
         increment = h.advance
         steps = h.state.steps[:-1]            # the Judge appended this update's increment already
-        catch_up = "stall" in h.open_alerts or (h.advance_gap is not None and h.stall is not None
-                                                  and h.advance_gap >= h.stall.warning)
+        catch_up = catch_up_gap(h)
         typical = median(steps) if steps else None
         expected = ratio = robust_z = None
         stations = h.current.stations if h.current else None
@@ -182,8 +181,9 @@ class JumpRule(Rule):
                                     merged=True) + (True,)
         # The pace (per usual publication) of each increment against the median of the few before it.
         paces = [x / max(s, usual_gap) for x, s in zip(steps, spans)]
-        kept = [(x, p / median(paces[i - LOCAL:i])) for i, (x, p) in enumerate(zip(steps, paces))
-                if i >= LOCAL and p > 0 and median(paces[i - LOCAL:i]) > 0]
+        bases = {i: median(paces[i - LOCAL:i]) for i in range(LOCAL, len(paces))}
+        kept = [(x, p / bases[i]) for i, (x, p) in enumerate(zip(steps, paces))
+                if i >= LOCAL and p > 0 and bases[i] > 0]
         local = median(paces[-LOCAL:])
         if len(kept) < MIN_STEPS or local <= 0:
             return None

@@ -131,9 +131,9 @@ class SeriesState:
         self.children: Mapping[str, ChildTrack] = NONE   # a dict once a child is tracked
         self.open_alerts: Mapping[str, Event] = NONE     # a dict once an alert opened (Judge._apply)
         self.version = 0                              # bumped when gaps change: thresholds are cached on it
-        # (warning, critical) stall thresholds in force after the last poll, set by the Judge
-        # (None: no count, or a complete one): what the exporter shows. Derived, not saved.
-        self.stall_thresholds: Thresholds | None = None     # the Judge's, in force after the last poll
+        # the stall thresholds in force after the last poll, set by the Judge (None: no count, or
+        # a complete one): what the exporter shows. Derived, not saved.
+        self.stall_thresholds: Thresholds | None = None
         self.habits = 0              # bits: the last 8 advances that were incidents, and (<< 8) publication gaps that were long
         # The Judge's thresholds, cached until the gaps change (derived, not saved), with the
         # version (and publication) they were learned at: slots, not a dict or tuples.

@@ -747,16 +747,17 @@ def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: f
                   f"hour{_tail(pace)}: no {what} for {duration(warning)} happens by chance once in "
                   f"{duration(o.false_alarm_budget)}")
         return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
+    raw = daily.beliefs(1.0 / mean_long, poll_gap) if daily is not None else None
     if daily is not None and seen.level is not None:
-        level, beliefs, usual = 1.0, _tail_beliefs(daily, daily.beliefs(1.0 / mean_long, poll_gap), seen.level), daily.mean_gap()
-        usual *= sum(m for _, m in daily.beliefs(1.0 / mean_long, poll_gap)) / max(sum(m for _, m in beliefs), 1e-12)
+        level, beliefs, usual = 1.0, _tail_beliefs(daily, raw, seen.level), daily.mean_gap()
+        usual *= sum(m for _, m in raw) / max(sum(m for _, m in beliefs), 1e-12)
     elif daily is not None and seen.outpaced:
         level = _outpaced(daily, 1.0 / mean_long, gaps[-o.stall_window:], start, offset, poll_gap) * pace
-        beliefs = daily.beliefs(1.0 / mean_long, poll_gap)
+        beliefs = raw
         usual = mean_long / pace
     elif daily is not None:
         level = _level(daily, 1.0 / mean_long, gaps, start, offset) * pace
-        beliefs = daily.beliefs(1.0 / mean_long, poll_gap)
+        beliefs = raw
         usual = daily.mean_gap()
     if daily is not None:
         already = lag0 if lag0 is not None and lag0 >= 0 else 0.0

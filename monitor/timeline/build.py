@@ -173,8 +173,8 @@ def _recovered_at(incident: inc.ReviewIncident) -> datetime | None:
     """The first good poll after the failures, as the outage detector's resolution states it."""
     for event in (e for lifecycle in incident.lifecycles for e in lifecycle.events):
         details = event.get("details")
-        if event.get("state") == "resolved" and isinstance(details, dict):
-            return inc.time_of(details.get("recovered_at"))
+        if event.get("state") == "resolved" and isinstance(details, dict) and isinstance(details.get("recovered_at"), str):
+            return inc.time_of(details["recovered_at"])
     return None
 
 
