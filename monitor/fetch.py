@@ -179,8 +179,6 @@ class Fetcher:
         for name, value in source.headers.items():
             self.session.headers[name] = value.reveal() if hasattr(value, "reveal") else value
         self.rate_limiter = rate_limiter or RateLimiter(source.rate_limit)
-        self._validators: dict[str, tuple[str | None, str | None]] = {}
-        self._validators_lock = threading.Lock()
         self._in_flight: set[Deadline] = set()
         self._in_flight_lock = threading.Lock()
         self._closed = False
@@ -194,26 +192,15 @@ class Fetcher:
             deadline.cut()
         self.session.close()
 
-    def remember(self, fetched: Fetched) -> None:
-        """Keep ETag/Last-Modified for the next conditional GET. Called by the poll job
-        only after the body parsed: a broken document must not be hidden behind a 304."""
-        if fetched.etag or fetched.last_modified:
-            with self._validators_lock:
-                self._validators[fetched.url] = (fetched.etag, fetched.last_modified)
-
-    def forget(self, url: str) -> None:
-        with self._validators_lock:
-            self._validators.pop(url, None)
-
     def fetch(self, url: str, budget: float | None = None,
               validators: tuple[str | None, str | None] | None = None) -> Fetched:
         """GET with retries on transient failures (timeout, connect, dns, 5xx), backing off
         0.5 s, 1 s, 2 s... but never past the budget (default: the source's timeout times
         the attempts). Raises FetchError with the last failure.
 
-        `validators`: the (ETag, Last-Modified) of the conditional GET, from a caller that
-        keeps them itself (the tree walker: one int per document, not this fetcher's URL and
-        pair); None: the ones `remember` kept for `url`."""
+        `validators`: the (ETag, Last-Modified) of the conditional GET, kept by the caller (the
+        tree walker: one int per document, and only once the body parsed: a broken document
+        must not be hidden behind a 304); None: an unconditional GET."""
         source = self.source
         budget = budget if budget is not None else source.timeout * (source.retries + 1)
         deadline = time.monotonic() + budget
@@ -262,10 +249,7 @@ class Fetcher:
     def _exchange(self, url: str, guard: Deadline, attempt: int,
                   validators: tuple[str | None, str | None] | None = None) -> Fetched:
         headers = {}
-        if validators is None:
-            with self._validators_lock:
-                validators = self._validators.get(url, (None, None))
-        etag, last_modified = validators
+        etag, last_modified = validators or (None, None)
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:

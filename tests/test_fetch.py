@@ -34,14 +34,14 @@ def test_plain_get_sends_user_agent_and_returns_body(feed):
     assert "countwatch" in USER_AGENT
 
 
-def test_conditional_get_after_remember_gives_not_modified(feed):
+def test_a_get_with_the_callers_validators_gives_not_modified(feed):
     feed.set("/ppwp.json", Reply(body=DOC, etag='"v1"'))
     fetcher = Fetcher(source(feed.url("/ppwp.json")))
     first = fetcher.fetch(feed.url("/ppwp.json"))
-    # not remembered yet (the poll job remembers only after the document parsed): full body again
+    # without validators (the walker keeps them only after the document parsed): full body again
     assert fetcher.fetch(feed.url("/ppwp.json")).status == 200
-    fetcher.remember(first)
-    second = fetcher.fetch(feed.url("/ppwp.json"))
+    assert "If-None-Match" not in feed.requests[-1][1]
+    second = fetcher.fetch(feed.url("/ppwp.json"), validators=(first.etag, first.last_modified))
     assert second.not_modified and second.body is None
     assert feed.requests[-1][1]["If-None-Match"] == '"v1"'
 
