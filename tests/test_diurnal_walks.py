@@ -2,10 +2,58 @@
 must give exactly what the plain walks give: compared here on random hours and targets."""
 from __future__ import annotations
 
+import math
 import random
 
 from monitor.detectors import diurnal
-from monitor.detectors.diurnal import HALF_LIFE, Rhythm, hour_of, publications_believed, time_to_believed, walk_publications, walk_time
+from monitor.detectors.diurnal import (BINS, HALF_LIFE, WALK_LIMIT, Rhythm, hour_of, publications_believed, silence,
+                                       time_to_believed)
+
+
+# The plain walks: what the kept, inlined walks of diurnal.py must equal, float for float.
+
+def walk_time(beliefs: list[tuple[float, float]], start: float, target: float, offset: float,
+              level: float = 1.0) -> float:
+    """time_to_believed() as a plain walk."""
+    spent = [0.0] * BINS
+    total, t = 0.0, start
+    while t - start < WALK_LIMIT:
+        b, until = hour_of(t, offset)
+        shape, mean = beliefs[b]
+        step = until - t
+        before = silence(shape, mean, level, spent[b])
+        gain = silence(shape, mean, level, spent[b] + step) - before
+        if total + gain >= target and mean > 0:
+            grow = (target - total) / shape
+            if grow > 700:
+                return WALK_LIMIT
+            scale = shape / (level * mean)
+            return t - start + (scale + spent[b]) * math.expm1(grow)
+        total += gain
+        spent[b] += step
+        t = until
+    return WALK_LIMIT
+
+
+def walk_publications(beliefs: list[tuple[float, float]], empty: list[float], start: float, cadence: float,
+                      target: float, offset: float, level: float = 1.0, batchy: list[float] | None = None) -> int:
+    """publications_believed() as a plain walk."""
+    spent = [0.0] * BINS
+    total, j = 0.0, 0
+    while j * cadence < WALK_LIMIT:
+        j += 1
+        b, _ = hour_of(start + j * cadence, offset)
+        shape, mean = beliefs[b]
+        none = math.exp(silence(shape, mean, level, spent[b]) - silence(shape, mean, level, spent[b] + 1))
+        if batchy is not None:
+            none = max(none, batchy[b])
+        total += -math.log(empty[b] + (1.0 - empty[b]) * none)
+        spent[b] += 1
+        if total >= target:
+            return j
+    return j
+
+
 
 
 def _hours(rng: random.Random) -> tuple[list, list, list | None]:

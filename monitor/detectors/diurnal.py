@@ -306,8 +306,9 @@ def time_to_believed(beliefs: list[tuple[float, float]], start: float, target: f
     """Seconds from `start` until a silence has become as improbable as e**-target (Poisson-
     like). An hour met again a day later is the same unknown rate: its stretches add up.
 
-    walk_time() below with hour_of() and silence() inlined, and each hour's silence so far the
-    one its previous visit computed: the same floats, step by step (tests/test_diurnal_walks.py)."""
+    The plain walk (tests/test_diurnal_walks.py keeps it) with hour_of() and silence() inlined,
+    and each hour's silence so far the one its previous visit computed: the same floats, step
+    by step, which that test checks on random hours."""
     log1p, floor = math.log1p, math.floor
     spent = [0.0] * BINS
     known: list[float | None] = [None] * BINS
@@ -337,29 +338,6 @@ def time_to_believed(beliefs: list[tuple[float, float]], start: float, target: f
     return WALK_LIMIT
 
 
-def walk_time(beliefs: list[tuple[float, float]], start: float, target: float, offset: float,
-              level: float = 1.0) -> float:
-    """time_to_believed() as a plain walk (the reference it must equal)."""
-    spent = [0.0] * BINS
-    total, t = 0.0, start
-    while t - start < WALK_LIMIT:
-        b, until = hour_of(t, offset)
-        shape, mean = beliefs[b]
-        step = until - t
-        before = silence(shape, mean, level, spent[b])
-        gain = silence(shape, mean, level, spent[b] + step) - before
-        if total + gain >= target and mean > 0:
-            grow = (target - total) / shape
-            if grow > 700:
-                return WALK_LIMIT
-            scale = shape / (level * mean)
-            return t - start + (scale + spent[b]) * math.expm1(grow)
-        total += gain
-        spent[b] += step
-        t = until
-    return WALK_LIMIT
-
-
 def publications_believed(beliefs: list[tuple[float, float]], empty: list[float], start: float, cadence: float,
                           target: float, offset: float, level: float = 1.0,
                           batchy: list[float] | None = None) -> int:
@@ -368,7 +346,8 @@ def publications_believed(beliefs: list[tuple[float, float]], empty: list[float]
     (the belief, given the run so far at that hour; at least `batchy`, the chance that a batch
     of that hour's law brings none).
 
-    The same sum as walk_publications() below, term by term: the walk is kept (per thread),
+    The same sum as the plain walk in tests/test_diurnal_walks.py, term by term: the walk is
+    kept (per thread),
     so that the next target over the same hours (the critical after the warning) goes on from
     where this one stopped instead of walking again."""
     key = (beliefs, empty, batchy, start, cadence, offset, level)
@@ -389,25 +368,6 @@ def publications_believed(beliefs: list[tuple[float, float]], empty: list[float]
         raise
 
 
-def walk_publications(beliefs: list[tuple[float, float]], empty: list[float], start: float, cadence: float,
-                      target: float, offset: float, level: float = 1.0, batchy: list[float] | None = None) -> int:
-    """publications_believed() as a plain walk (the reference its kept walk must equal)."""
-    spent = [0.0] * BINS
-    total, j = 0.0, 0
-    while j * cadence < WALK_LIMIT:
-        j += 1
-        b, _ = hour_of(start + j * cadence, offset)
-        shape, mean = beliefs[b]
-        none = math.exp(silence(shape, mean, level, spent[b]) - silence(shape, mean, level, spent[b] + 1))
-        if batchy is not None:
-            none = max(none, batchy[b])
-        total += -math.log(empty[b] + (1.0 - empty[b]) * none)
-        spent[b] += 1
-        if total >= target:
-            return j
-    return j
-
-
 _WALKS = threading.local()
 
 
@@ -415,7 +375,7 @@ class _Walk:
     """publications_believed's walk so far over one set of hours: `reached[j - 1]` is the
     highest run total of the first j publications (nondecreasing, so a target already reached
     is found by bisection), and the walk goes on from publication `j`. The terms are computed
-    as walk_publications() computes them, in the same order (the silence at an hour's run so
+    as the plain walk computes them, in the same order (the silence at an hour's run so
     far is the one its previous visit computed for it), so the totals are the same floats."""
 
     __slots__ = ("key", "j", "total", "top", "spent", "before", "reached", "done")
@@ -450,8 +410,8 @@ class _Walk:
             total += -log(e + (1.0 - e) * none)
             spent[b] = s + 1
             before[b] = now
-            if total > top:
-                top = total
+            if total > top:      # a term is -log of a chance <= 1, yet rounding may make it -1e-17:
+                top = total      # the highest total keeps `reached` sorted for the bisection
             reached.append(top)
             if total >= target:
                 found = True

@@ -49,15 +49,24 @@ PACE_WINDOW = 24       # recent advances that give the parent's pace
 DAY = 86400.0
 
 
-def parent_pace(state) -> float | None:
-    """The parent's stations per second over its recent advances (None: too few to tell)."""
+def parent_rates(state) -> tuple[float | None, float | None]:
+    """The parent's stations per second and advances per second over its recent advances
+    (None: too few to tell). A child's changes are seen at most once per advance of its
+    parent's, so the second bounds how often it can change."""
     n = min(len(state.steps), len(state.advance_gaps), PACE_WINDOW)
     if n < 3:
-        return None
+        return None, None
     seconds = sum(state.advance_gaps[-n:])
+    if seconds <= 0:
+        return None, None
     steps = state.steps[-n:]
     cap = WINSOR * median(steps)          # one region's backlog is not the parent's pace
-    return sum(min(step, cap) for step in steps) / seconds if seconds > 0 else None
+    return sum(min(step, cap) for step in steps) / seconds, n / seconds
+
+
+def parent_pace(state) -> float | None:
+    """The parent's stations per second over its recent advances (None: too few to tell)."""
+    return parent_rates(state)[0]
 
 
 BACKLOG_TAIL = 3.72    # a child bringing more than its share's 1-in-10^4 is bringing a backlog
@@ -105,14 +114,6 @@ def sibling_flow(rows: list, counted: float) -> float:
     return flow
 
 
-def parent_advances(state) -> float | None:
-    """The parent's advances per second over the same recent advances (a child's changes are
-    seen at most once per advance of its parent's)."""
-    n = min(len(state.steps), len(state.advance_gaps), PACE_WINDOW)
-    seconds = sum(state.advance_gaps[-n:]) if n >= 3 else 0
-    return n / seconds if seconds > 0 else None
-
-
 def changes_due(spacing: float, pace: float, budget: float, floor: float) -> float:
     """Expected changes of a child (spacing: parent stations per change) after which its
     silence is as rare as one false alarm per `budget` seconds."""
@@ -137,7 +138,8 @@ class RegionStallRule(Rule):
         if not h.changed or state.paced is None or not state.children:
             return []
         events: list[Event] = []
-        pace, advances = parent_pace(state), parent_advances(state)
+        pace, advances = parent_rates(state)
+        watched = (now - state.first_at).total_seconds() if state.first_at else 0.0
         for code, track in state.children.items():
             key = f"region_stall/{code}"
             opened = h.open_alerts.get(key)
@@ -161,7 +163,6 @@ class RegionStallRule(Rule):
                     # luck, however many units each brings. Once a day was watched, its changes
                     # over the whole of it (few at night), not the busy hours' rate times 24.
                     episodes = min(pace / max(spacing, track.spacing or 0.0), advances or math.inf)
-                    watched = (now - state.first_at).total_seconds() if state.first_at else 0.0
                     if watched >= DAY:
                         episodes = track.changes / watched
                     needed = changes_due(1.0, episodes, self.options.false_alarm_budget,
