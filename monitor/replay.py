@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from functools import lru_cache
 from typing import Iterable, Iterator
 
 from math import copysign
@@ -58,18 +59,14 @@ def fast_poll(text: str) -> Poll | None:
 
 _DOCUMENT_KEYS = frozenset(("v", "at", "source", "region", "ok", "published_at", "stations", "stations_reported",
                             "votes") + _OPTIONAL)
-_TIMES: dict[tuple[str, str], datetime] = {}     # a pass's lines share their `at`, a publication its time
 
 
+# A pass's lines share their `at`, a publication its time: each distinct text is read once
+# (datetimes are immutable).
+@lru_cache(maxsize=4096)
 def _time(text, key: str) -> datetime:
-    """plausible_time(), once per distinct text (datetimes are immutable)."""
-    moment = _TIMES.get((text, key))
-    if moment is None:
-        moment = utc(plausible_time(text, key)) if key == "at" else plausible_time(text, key)
-        if len(_TIMES) >= 4096:
-            _TIMES.clear()
-        _TIMES[(text, key)] = moment
-    return moment
+    """plausible_time(), in UTC for the poll's `at`."""
+    return utc(plausible_time(text, key)) if key == "at" else plausible_time(text, key)
 
 
 def _document_poll(data: dict, rows: dict) -> Poll | None:

@@ -177,8 +177,9 @@ class JumpRule(Rule):
                         best = (spread, power, logs, level)
                 _, power, logs, level = best
                 now_due = one * (spanned if stalled or catch_up_gap(h) else spanned ** power)
-                return self._judged(h, [x for x, _ in kept], logs, level, math.exp(level) * now_due, usual_gap,
-                                    merged=True) + (True,)
+                expected = math.exp(level) * now_due
+                return (expected, *self._judged(h, [x for x, _ in kept], logs, level, expected, usual_gap,
+                                                merged=True), True)
         # The pace (per usual publication) of each increment against the median of the few before it.
         paces = [x / max(s, usual_gap) for x, s in zip(steps, spans)]
         bases = {i: median(paces[i - LOCAL:i]) for i in range(LOCAL, len(paces))}
@@ -189,12 +190,13 @@ class JumpRule(Rule):
             return None
         logs = [math.log(r) for _, r in kept]
         level = median(logs)
-        return self._judged(h, [x for x, _ in kept], logs, level, math.exp(level) * local * max(gap, usual_gap),
-                            usual_gap) + (False,)
+        expected = math.exp(level) * local * max(gap, usual_gap)
+        return (expected, *self._judged(h, [x for x, _ in kept], logs, level, expected, usual_gap), False)
 
     def _judged(self, h: History, counts: list[float], logs: list[float], level: float, expected: float,
-                usual_gap: float, merged: bool = False) -> tuple[float, float, float]:
-        """The ratio at which an increment is as rare as the budget allows. Each recent
+                usual_gap: float, merged: bool = False) -> tuple[float, float]:
+        """The ratio at which an increment is as rare as the budget allows, and this increment's
+        robust z against the recent ones. Each recent
         increment is a count around d, what was expected of it (its multiplier's median level
         times what its gap was expected to bring). Those above it, in logs past the Poisson
         noise (about 0.8/sqrt(d) of each, in quadrature), are the tail: exponential for a
@@ -228,7 +230,7 @@ class JumpRule(Rule):
             # Poisson counts do: their logs are noise, not a tail (1 -> 3), and such a count's
             # rare value is the budget's; jump_min_share keeps their batches honest.
             rare = phi * _poisson_beyond(expected / phi, chance)
-            return expected, max(o.jump_min_ratio, rare / expected), robust_z
+            return max(o.jump_min_ratio, rare / expected), robust_z
         excesses = [(math.log(x / d), POISSON_EXCESS / math.sqrt(d)) for x, d in zip(counts, due) if x > d]
         beyond = _beyond(excesses, chance)
         # A recent batch that was itself outsized against the others (an earlier jump) is no
@@ -237,7 +239,7 @@ class JumpRule(Rule):
         if len(ordinary) < len(excesses):
             beyond = _beyond(ordinary, chance)
         rare = max(expected * math.exp(min(beyond, 50.0)), _poisson_beyond(expected, chance))
-        return expected, max(o.jump_min_ratio, rare / expected), robust_z
+        return max(o.jump_min_ratio, rare / expected), robust_z
 
     def _usual_rate(self, h: History) -> float | None:
         steps, gaps = h.state.steps[:-1], h.state.advance_gaps[:-1]

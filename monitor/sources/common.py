@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Mapping
 
@@ -280,34 +281,28 @@ def capped_votes(votes: dict[str, int], where: str) -> dict[str, int]:
     return votes
 
 
-# The timestamps read last, text and zone -> datetime. Sirekap stamps every document of a
-# publication alike, so the series of a tree share one datetime per publication (each series
-# keeps its document's: 48 B apiece, 178,333 of them in a Pilkada's races) instead of each
-# parsing its own copy. datetimes are immutable; the cache is emptied when full.
-_TIMESTAMPS: dict[tuple[str, tzinfo], datetime] = {}
-_TIMESTAMPS_KEPT = 64
-
-
 def timestamp(value: Any, zone: tzinfo, what: str) -> datetime:
     """A source timestamp: ISO 8601 or KPU's `YYYY-MM-DD HH:MM:SS`; naive ones are read in the
     source's zone (KPU's `ts` is WIB with no marker). The zone is kept, as the source meant it."""
     if not isinstance(value, str):
         raise schema(f"{what}: expected a timestamp string, got {show(value)}")
-    key = (value, zone)
-    moment = _TIMESTAMPS.get(key)
-    if moment is not None:
-        return moment
+    moment = _parsed(value, zone)
+    if moment is None:
+        raise schema(f"{what}: not a timestamp: {show(value)}")
+    return in_range(moment, what)
+
+
+# Sirekap stamps every document of a publication alike, so the series of a tree share one
+# datetime per publication (each series keeps its document's: 48 B apiece, 178,333 of them in
+# a Pilkada's races) instead of each parsing its own copy; datetimes are immutable.
+@lru_cache(maxsize=64)
+def _parsed(value: str, zone: tzinfo) -> datetime | None:
+    """The text read as a datetime in `zone` when it names none (None: not ISO 8601)."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise schema(f"{what}: not a timestamp: {show(value)}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    moment = in_range(moment, what)
-    if len(_TIMESTAMPS) >= _TIMESTAMPS_KEPT:
-        _TIMESTAMPS.clear()
-    _TIMESTAMPS[key] = moment
-    return moment
+        return None
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
 
 
 def source_ts(doc: Mapping[str, Any], zone: tzinfo) -> datetime:
