@@ -15,6 +15,21 @@ from tests.feed import wait_until
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def daemon_toml(state_dir: Path, instance: str, log_file: Path, listen: str = "127.0.0.1:0") -> str:
+    """The [daemon], [metrics] and [log] tables every daemon of these tests starts with: its
+    own state, metrics on a loopback port (0: any free one) and a JSON log file to read."""
+    return f"""
+[daemon]
+state_dir = "{state_dir}"
+instance = "{instance}"
+[metrics]
+listen = "{listen}"
+[log]
+format = "json"
+file = "{log_file}"
+"""
+
+
 class DaemonProcess:
     def __init__(self, config: Path, log_file: Path, env: dict[str, str] | None = None, args: tuple = ()):
         self.config = config

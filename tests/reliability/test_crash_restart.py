@@ -22,22 +22,13 @@ from monitor.clock import ScenarioClock
 from monitor.logs import configure_logging
 from monitor.simulator import LiveScenario, SimulatorServer
 from tests.fakes import FakeSlack
-from tests.reliability.procs import DaemonProcess
+from tests.reliability.procs import DaemonProcess, daemon_toml
 
 SOURCE = "live-jabar"
 
 
 def _config(tmp_path, feed_url: str) -> str:
-    return f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-instance = "crash-test"
-[metrics]
-listen = "127.0.0.1:0"
-[log]
-format = "json"
-file = "{tmp_path / 'countwatch.log'}"
-
+    return f"""{daemon_toml(tmp_path / 'state', 'crash-test', tmp_path / 'countwatch.log')}
 [[sources]]
 name = "{SOURCE}"
 kind = "sirekap"

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from tests.feed import Feed, Reply
-from tests.reliability.procs import ROOT, DaemonProcess
+from tests.reliability.procs import ROOT, DaemonProcess, daemon_toml
 
 PPWP = ROOT / "tests" / "fixtures" / "kpu" / "sirekap2024" / "pemilu" / "hhcw" / "ppwp.json"
 
@@ -59,16 +59,7 @@ def test_a_full_disk_loses_log_lines_quietly_and_counted_then_recovers(tmp_path,
     config = tmp_path / "countwatch.toml"
     with Feed() as feed:
         feed.set("/ppwp.json", Reply(200, PPWP.read_bytes()))
-        config.write_text(f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-instance = "full-disk"
-[metrics]
-listen = "127.0.0.1:0"
-[log]
-format = "json"
-file = "{log_file}"
-
+        config.write_text(f"""{daemon_toml(tmp_path / 'state', 'full-disk', log_file)}
 [[sources]]
 name = "kpu-ppwp"
 kind = "sirekap"

@@ -21,7 +21,7 @@ from monitor.metrics import Metrics
 from tests.fakes.events import config as alerts_config, stall
 from tests.feed import Feed, Reply, wait_until
 from tests.reliability.hostile import DripServer, body, province_doc, self_signed
-from tests.reliability.procs import DaemonProcess
+from tests.reliability.procs import DaemonProcess, daemon_toml
 
 CLOSE = {"Connection": "close"}
 
@@ -40,16 +40,7 @@ retries = 0
 
 
 def _config(tmp_path, sources: str) -> str:
-    return f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-instance = "hang-test"
-[metrics]
-listen = "127.0.0.1:0"
-[log]
-format = "json"
-file = "{tmp_path / 'countwatch.log'}"
-{sources}
+    return f"""{daemon_toml(tmp_path / 'state', 'hang-test', tmp_path / 'countwatch.log')}{sources}
 """
 
 

@@ -12,23 +12,14 @@ import sqlite3
 import urllib.request
 
 from tests.feed import Feed, Reply
-from tests.reliability.procs import ROOT, DaemonProcess
+from tests.reliability.procs import ROOT, DaemonProcess, daemon_toml
 
 PPWP = ROOT / "tests" / "fixtures" / "kpu" / "sirekap2024" / "pemilu" / "hhcw" / "ppwp.json"
 SOURCE = "kpu-ppwp"
 
 
 def _config(tmp_path, url: str) -> str:
-    return f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-instance = "rows-test"
-[metrics]
-listen = "127.0.0.1:0"
-[log]
-format = "json"
-file = "{tmp_path / 'countwatch.log'}"
-
+    return f"""{daemon_toml(tmp_path / 'state', 'rows-test', tmp_path / 'countwatch.log')}
 [[sources]]
 name = "{SOURCE}"
 kind = "sirekap"

@@ -12,22 +12,13 @@ import pytest
 from tests.conftest import free_port
 from tests.feed import Feed, Reply
 from tests.reliability.hostile import body, province_doc
-from tests.reliability.procs import DaemonProcess
+from tests.reliability.procs import DaemonProcess, daemon_toml
 
 CLOSE = {"Connection": "close"}
 
 
 def _config(tmp_path, metrics_port: int, sources: str, extra: str = "") -> str:
-    return f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-instance = "reload-test"
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-[log]
-format = "json"
-file = "{tmp_path / 'countwatch.log'}"
-{extra}
+    return f"""{daemon_toml(tmp_path / 'state', 'reload-test', tmp_path / 'countwatch.log', f'127.0.0.1:{metrics_port}')}{extra}
 {sources}
 """
 

@@ -10,22 +10,13 @@ import sys
 import pytest
 
 from tests.feed import Feed, Reply
-from tests.reliability.procs import ROOT, DaemonProcess
+from tests.reliability.procs import ROOT, DaemonProcess, daemon_toml
 
 PPWP = ROOT / "tests" / "fixtures" / "kpu" / "sirekap2024" / "pemilu" / "hhcw" / "ppwp.json"
 
 
 def _config(tmp_path, url: str, log: str) -> str:
-    return f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-instance = "lock-test"
-[metrics]
-listen = "127.0.0.1:0"
-[log]
-format = "json"
-file = "{tmp_path / log}"
-
+    return f"""{daemon_toml(tmp_path / 'state', 'lock-test', tmp_path / log)}
 [[sources]]
 name = "kpu-ppwp"
 kind = "sirekap"
