@@ -184,7 +184,12 @@ def facts(member: Member, zone: str, now: datetime, units: str = "TPS") -> list[
     if isinstance(d.get("catch_up_stations"), int):
         out.append(("Catch-up", f"+{d['catch_up_stations']:,} {units} in one update"))
     if d.get("failures") is not None:
-        out.append(("Failed polls", str(d["failures"])))
+        # A count of the event's moment: a member riding along in a later message (or a
+        # reminder) would read "for 1h 54m; failed polls 9" as nine failures in all that time.
+        failures = str(d["failures"])
+        if member.change != "resolved" and (now - event.at).total_seconds() >= 60:
+            failures += f" by {when(event.at, zone, missing='-')}"
+        out.append(("Failed polls", failures))
     if d.get("error_classes"):
         classes = d["error_classes"]
         text = (", ".join(f"{k}: {v}" for k, v in classes.items()) if hasattr(classes, "items")

@@ -88,5 +88,13 @@ def count(value: float | int | None) -> str:
     return f"{int(value):,}"
 
 
+def pace(value: float | None) -> str:
+    """A rate people compare: whole numbers from 10 up (`4,739`), two significant digits below
+    (`0.16`, `2.4`), so that +2 TPS over 12 hours reads 0.16/h, not 0/h."""
+    if value is None:
+        return "?"
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.2g}"
+
+
 def percent(ratio: float | None) -> str:
     return "?%" if ratio is None else f"{100 * ratio:.2f}%"

@@ -98,3 +98,18 @@ def test_a_us_feed_is_summarised_in_its_units_and_zone(tmp_path, capsys):
     assert stalls, [e["rule"] for e in events]
     assert "of 4,110 precincts" in stalls[0]["summary"] and "TPS" not in stalls[0]["summary"]
     assert "CST" in stalls[0]["summary"] and "WIB" not in stalls[0]["summary"]
+
+
+def test_a_count_of_failed_polls_says_when_it_was_counted(tmp_path, registry, capsys):
+    """The outage's failure count is the event's, not now's: a reminder (or a member riding
+    along in a later message) says by when those polls had failed; the first message does not."""
+    pipeline, clock = build(tmp_path, registry, repeat_interval="1h")
+    down = stall(failures=9, summary="kpu-jabar/32 still unreachable after 16m: 9 failed polls")
+    down = type(down)(**{**down.__dict__, "rule": "outage"})
+    pipeline.handle([down])
+    pipeline.tick()
+    clock.advance(3600)
+    pipeline.tick()
+    first, reminder = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")][-2:]
+    assert "; failed polls 9 | incident" in first, first
+    assert "; failed polls 9 by 27 Jun 22:00 WIB (15:00 UTC) | incident" in reminder, reminder

@@ -51,6 +51,8 @@ def test_a_jump_after_a_stall_is_a_catch_up():
     # Six hours of backlog at the usual 100/h: the size is unusual, the pace is not.
     assert jump[0].details["rate_per_hour"] == pytest.approx(100)
     assert jump[0].details["stalled_seconds"] == 6 * 3600
+    assert jump[0].summary == ("Catch-up at src/0: +600 TPS in one update after 6h without progress (usually 100 "
+                               "per update), 100 TPS/h over that time against a usual 100/h.")
     assert [(e.rule, e.details["catch_up_stations"]) for e in events if e.rule == "stall"] == [("stall", 600)]
 
 

@@ -35,3 +35,13 @@ def test_zone_names():
     assert zone_name(moment, "America/Chicago") == "CST"
     assert zone_name(moment, timezone(timedelta(hours=5, minutes=30))) == "UTC+05:30"
     assert local_iso(moment, WIB) == "2024-02-22T23:00:00+07:00"
+
+
+def test_a_pace_keeps_its_small_values():
+    """A catch-up of +2 TPS over 12 hours is 0.16 TPS/h, not 0/h; large paces stay whole."""
+    from monitor.wording import pace
+    assert pace(2 * 3600 / 43800) == "0.16"
+    assert pace(2.44) == "2.4"
+    assert pace(9.96) == "10"
+    assert pace(4739.4) == "4,739"
+    assert pace(None) == "?"

@@ -30,7 +30,7 @@ from .base import Rule, event, label
 from .diurnal import Rhythm, expected as expected_by, hour_of
 from .history import History
 from .series import offset_at
-from .text import count, duration
+from .text import count, duration, pace
 
 MIN_STEPS = 6
 POISSON_EXCESS = math.sqrt(2 / math.pi)   # a normal's mean excess above its mean, in standard deviations
@@ -94,19 +94,18 @@ class JumpRule(Rule):
         }
         unit = h.units if h.current.stations_reported is not None else "points"
         usual_text = f" (usually {count(typical)} per update)" if typical is not None else ""
-        pace = ""
+        over = ""
         if rate:
-            pace = f", {count(round(rate))} {unit}/h over that time" + (
-                f" against a usual {count(round(usual))}/h" if usual else "")
+            over = f", {pace(rate)} {unit}/h over that time" + (f" against a usual {pace(usual)}/h" if usual else "")
         if catch_up:
             details["stalled_seconds"] = None if gap is None else round(gap, 3)
         if catch_up and not outsized:
             summary = (f"Catch-up at {label(h)}: +{count(increment)} {unit} in one update after "
-                       f"{duration(gap or 0)} without progress{usual_text}{pace}.")
+                       f"{duration(gap or 0)} without progress{usual_text}{over}.")
             return [event(h, now, "jump", "observed", "info", summary, now - timedelta(seconds=gap or 0.0), details)]
         backlog = " without progress, outsized even for the backlog" if catch_up else ""
         summary = (f"Jump at {label(h)}: +{count(increment)} {unit} in one update{usual_text} after "
-                   f"{duration(gap or 0)}{backlog}{pace}: {increment / expected:.1f}x the {count(round(expected))} this update "
+                   f"{duration(gap or 0)}{backlog}{over}: {increment / expected:.1f}x the {count(round(expected))} this update "
                    f"was expected to bring, where {ratio:.1f}x happens by chance once in the false-alarm budget.")
         return [event(h, now, "jump", "observed", "warning", summary, now, details)]
 

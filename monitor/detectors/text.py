@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 
 from .. import wording
-from ..wording import count, duration, local_iso, percent, zone_name
+from ..wording import count, duration, local_iso, pace, percent, zone_name
 
-__all__ = ["count", "duration", "local_iso", "percent", "when", "zone_name"]
+__all__ = ["count", "duration", "local_iso", "pace", "percent", "when", "zone_name"]
 
 
 def when(moment: datetime | None, zone: tzinfo, with_date: bool = True) -> str:
