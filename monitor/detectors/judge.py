@@ -180,12 +180,13 @@ class Judge:
                 and state.stale_cached_published == published):
             return state.stale_cached
         # A Poisson-like source publishes when it advances: the advances' rhythm is the one.
+        outpaced = self._outpaced(state, o)
         thresholds = learn(Seen(PUBLICATION, state.pub_gaps, state.pub_gaps, state.lags, 0.0, state.learned_poll_gap,
                                 state.rhythm, published.timestamp(), offset_at(published, self.zone(state)),
-                                published.timestamp(), *self._publication_pace(state, o),
+                                published.timestamp(), *self._publication_pace(state, o, outpaced),
                                 habitual=habitual(state.habits, 8), held_back=held_back(state.habits, 8),
                                 batches=batch_epochs(state), memory=state.slot_memory,
-                                outpaced=self._outpaced(state, o)), tail_options(state, o))
+                                outpaced=outpaced), tail_options(state, o))
         thresholds = self._shared(thresholds)
         state.stale_cached, state.stale_cached_version = thresholds, state.version
         state.stale_cached_published = published
@@ -218,14 +219,14 @@ class Judge:
         """In a count's tail, whether the source's publications outnumber its advances."""
         return in_tail(state, o) and bool(state.pub_gaps) and advancing(state) < PUBLISHES_ADVANCES
 
-    def _publication_pace(self, state: SeriesState, o: DetectionOptions) -> tuple[float, float | None]:
+    def _publication_pace(self, state: SeriesState, o: DetectionOptions, outpaced: bool) -> tuple[float, float | None]:
         """The same for the publication clock, which in a count's tail is the advances' only
         while its publications are advances. A source whose publications keep coming while
         most bring nothing (updates as data comes, empty ones with a new timestamp) publishes
         at the pace of its updates, which what remains does not thin: its publications are
         judged by their own recent level against the daily rhythm (thresholds._outpaced) and
-        the units' pace over the span their gaps cover."""
-        if self._outpaced(state, o):
+        the units' pace over the span their gaps cover. `outpaced`: the caller's _outpaced(state, o)."""
+        if outpaced:
             return tail_pace(state, sum(state.pub_gaps)), None
         return self._pace(state, o)
 
