@@ -54,6 +54,17 @@ def _named(h: History, region: str | None) -> dict[str, Any]:
     return {"region_name": name} if name else {}
 
 
+def transition(opened: Event | None, severity: str | None) -> str | None:
+    """The event `lifecycle` makes of `severity` against the alert open under its key:
+    `resolved`, `firing`, `escalated`, or None (nothing to say). A rule may ask first, so that
+    it builds its details and wording only when it will speak."""
+    if severity is None:
+        return None if opened is None else "resolved"
+    if opened is None:
+        return "firing"
+    return "escalated" if severity_rank(severity) > severity_rank(opened.severity) else None
+
+
 def lifecycle(h: History, now: datetime, key: str, rule: str, severity: str | None,
               since: datetime | None, details: Mapping[str, Any], summaries: Mapping[str, str],
               region: str | None = None) -> list[Event]:
@@ -63,13 +74,10 @@ def lifecycle(h: History, now: datetime, key: str, rule: str, severity: str | No
     severity and since, so routing and the timeline pair it with its firing). A rise in
     severity is an `escalated` event; a fall is not announced (the incident is still on)."""
     opened = h.open_alerts.get(key)
-    if severity is None:
-        if opened is None:
-            return []
-        return [event(h, now, rule, "resolved", opened.severity, summaries["resolved"], opened.since,
-                      details, region)]
-    if opened is None:
-        return [event(h, now, rule, "firing", severity, summaries["firing"], since, details, region)]
-    if severity_rank(severity) > severity_rank(opened.severity):
-        return [event(h, now, rule, "escalated", severity, summaries["escalated"], opened.since, details, region)]
-    return []
+    state = transition(opened, severity)
+    if state is None:
+        return []
+    if state == "resolved":
+        return [event(h, now, rule, state, opened.severity, summaries[state], opened.since, details, region)]
+    return [event(h, now, rule, state, severity, summaries[state], since if opened is None else opened.since,
+                  details, region)]

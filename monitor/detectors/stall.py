@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..model import Event, iso_utc
-from .base import Rule, label, lifecycle
+from .base import Rule, label, lifecycle, transition
 from .history import History
 from .phase import NOT_STARTED
 from .text import count, duration, local_iso, percent, when
@@ -115,20 +115,12 @@ class StaleSourceRule(Rule):
         if not h.poll.ok or current is None or current.published_at is None or h.stale is None:
             return []
         opened = h.open_alerts.get("stale_source")
-        if opened is None and (h.new_publication or h.complete or h.phase == NOT_STARTED):
-            return []             # nothing open to resolve: lifecycle's answer, without the wording
         published = current.published_at
         age = (now - published).total_seconds()
-        details = {
-            "last_published_at": local_iso(published, h.zone),
-            "age_seconds": round(age, 3),
-            "threshold_seconds": round(h.stale.warning, 3),
-            "critical_seconds": round(h.stale.critical, 3),
-            "threshold_reason": h.stale.reason,
-            "cause": self._cause(h),
-            "first_poll": h.state.first_at == now,
-        }
         if h.new_publication or h.complete or h.phase == NOT_STARTED:
+            if transition(opened, None) is None:
+                return []         # nothing open to resolve: lifecycle's answer, without the wording
+            details = self._details(h, now, age)
             why = (f"published again at {when(published, h.zone)}" if h.new_publication
                    else f"complete ({_standing(current, h.units)}), so an unchanging timestamp is expected"
                    if h.complete else f"has not started counting ({_standing(current, h.units)}), so nothing is stale yet")
@@ -137,8 +129,9 @@ class StaleSourceRule(Rule):
             summary = f"{label(h)} {why}; its data had been stale for {duration(stale_for)}."
             return lifecycle(h, now, "stale_source", "stale_source", None, None, details, {"resolved": summary})
         severity = ("critical" if age >= h.stale.critical else "warning" if age >= h.stale.warning else None)
-        if severity is None or (opened is None and h.ancestor_stalled):
-            return []
+        if severity is None or (opened is None and h.ancestor_stalled) or transition(opened, severity) is None:
+            return []             # below threshold, the parent's incident, or already told
+        details = self._details(h, now, age)
         first = " already" if details["first_poll"] else ""
         firing = (f"{label(h)} serves stale data: its timestamp says {when(published, h.zone)}, "
                   f"{duration(age)} old{first} at our poll of {when(now, h.zone)}, "
@@ -147,6 +140,17 @@ class StaleSourceRule(Rule):
                      f"{_standing(current, h.units)}.")
         return lifecycle(h, now, "stale_source", "stale_source", severity, published, details,
                          {"firing": firing, "escalated": escalated})
+
+    def _details(self, h: History, now: datetime, age: float) -> dict:
+        return {
+            "last_published_at": local_iso(h.current.published_at, h.zone),
+            "age_seconds": round(age, 3),
+            "threshold_seconds": round(h.stale.warning, 3),
+            "critical_seconds": round(h.stale.critical, 3),
+            "threshold_reason": h.stale.reason,
+            "cause": self._cause(h),
+            "first_poll": h.state.first_at == now,
+        }
 
     @staticmethod
     def _cause(h: History) -> str:
