@@ -6,8 +6,8 @@ import math
 import random
 
 from monitor.detectors import diurnal
-from monitor.detectors.diurnal import (BINS, HALF_LIFE, WALK_LIMIT, Rhythm, hour_of, publications_believed, silence,
-                                       time_to_believed)
+from monitor.detectors.diurnal import (BINS, HALF_LIFE, WALK_LIMIT, Rhythm, hour_of, publications_believed,
+                                       publications_unbatched, silence, time_to_believed)
 
 
 # The plain walks: what the kept, inlined walks of diurnal.py must equal, float for float.
@@ -77,6 +77,10 @@ def test_publications_believed_equals_the_plain_walk():
         for target in sorted(rng.uniform(0, 40) for _ in range(3)) + [rng.uniform(0, 5), float("inf")]:
             want = walk_publications(beliefs, empty, start, cadence, target, offset, level, batchy)
             assert publications_believed(beliefs, empty, start, cadence, target, offset, level, batchy) == want
+            # ...and what the hours alone ask for, read from the same walk (the reason's wording)
+            for unbatched in sorted(rng.uniform(0, 40) for _ in range(2)) + [target]:
+                assert publications_unbatched(beliefs, empty, start, cadence, unbatched, offset, level, batchy) == \
+                    walk_publications(beliefs, empty, start, cadence, unbatched, offset, level)
         # Other hours after these: a walk of its own.
         assert publications_believed(beliefs, empty, start + cadence, cadence, 9.0, offset, level) == \
             walk_publications(beliefs, empty, start + cadence, cadence, 9.0, offset, level)

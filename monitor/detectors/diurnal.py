@@ -368,6 +368,24 @@ def publications_believed(beliefs: list[tuple[float, float]], empty: list[float]
         raise
 
 
+def publications_unbatched(beliefs: list[tuple[float, float]], empty: list[float], start: float, cadence: float,
+                           target: float, offset: float, level: float = 1.0,
+                           batchy: list[float] | None = None) -> int:
+    """publications_believed() without `batchy` (what the hours' beliefs alone would ask for),
+    read from the kept walk with `batchy` that was just walked: its terms are the same ones
+    before `batchy` raised them, and were summed beside it. Without batchy the run is never
+    slower, so once that walk reached `target` so has this one (otherwise it is walked)."""
+    walk = getattr(_WALKS, "last", None)
+    if batchy is None or walk is None or walk.key != (beliefs, empty, batchy, start, cadence, offset, level):
+        return publications_believed(beliefs, empty, start, cadence, target, offset, level)
+    plain = walk.plain
+    if plain and plain[-1] >= target:
+        return bisect_left(plain, target) + 1
+    if walk.done:
+        return walk.j
+    return publications_believed(beliefs, empty, start, cadence, target, offset, level)
+
+
 _WALKS = threading.local()
 
 
@@ -376,9 +394,10 @@ class _Walk:
     highest run total of the first j publications (nondecreasing, so a target already reached
     is found by bisection), and the walk goes on from publication `j`. The terms are computed
     as the plain walk computes them, in the same order (the silence at an hour's run so
-    far is the one its previous visit computed for it), so the totals are the same floats."""
+    far is the one its previous visit computed for it), so the totals are the same floats.
+    With `batchy`, `plain` keeps the same totals without it (publications_unbatched)."""
 
-    __slots__ = ("key", "j", "total", "top", "spent", "before", "reached", "done")
+    __slots__ = ("key", "j", "total", "top", "spent", "before", "reached", "done", "bare", "bare_top", "plain")
 
     def __init__(self, key: tuple):
         self.key = key
@@ -387,11 +406,14 @@ class _Walk:
         self.before: list[float | None] = [None] * BINS
         self.reached: list[float] = []
         self.done = False
+        self.bare, self.bare_top = 0.0, -math.inf
+        self.plain: list[float] = []
 
     def on(self, target: float) -> int:
         beliefs, empty, batchy, start, cadence, offset, level = self.key
         spent, before, reached = self.spent, self.before, self.reached
         j, total, top = self.j, self.total, self.top
+        bare, bare_top, plain = self.bare, self.bare_top, self.plain
         exp, log, log1p, floor = math.exp, math.log, math.log1p, math.floor
         found = False
         while j * cadence < WALK_LIMIT:
@@ -404,9 +426,13 @@ class _Walk:
                 was = shape * log1p(level * mean * s / shape)            # silence() at the run so far
             now = shape * log1p(level * mean * (s + 1) / shape)
             none = exp(was - now)
-            if batchy is not None:
-                none = max(none, batchy[b])
             e = empty[b]
+            if batchy is not None:
+                bare += -log(e + (1.0 - e) * none)
+                if bare > bare_top:
+                    bare_top = bare
+                plain.append(bare_top)
+                none = max(none, batchy[b])
             total += -log(e + (1.0 - e) * none)
             spent[b] = s + 1
             before[b] = now
@@ -417,5 +443,6 @@ class _Walk:
                 found = True
                 break
         self.j, self.total, self.top = j, total, top
+        self.bare, self.bare_top = bare, bare_top
         self.done = not found
         return j
