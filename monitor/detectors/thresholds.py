@@ -30,7 +30,8 @@ from functools import lru_cache
 from statistics import median
 from typing import Sequence, Union
 
-from .diurnal import SEEN_SECONDS, Rhythm, expected, hour_of, publications_believed, time_to_believed, unmerged
+from .diurnal import (SEEN_SECONDS, Rhythm, expected, hour_of, publications_believed, publications_unbatched,
+                      time_to_believed, unmerged)
 from .options import DetectionOptions
 from .text import duration
 
@@ -648,8 +649,8 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
         missed_c = max(missed_w + 1, publications_believed(beliefs, empty, start, cadence,
                                                            -math.log(budget / CRITICAL_BUDGET), offset, level, batchy))
         rhythmic = ", following its daily rhythm" if daily.mature else ", following the hours seen so far"
-        if batchy is not None and missed_w > max(1, publications_believed(beliefs, empty, start, cadence,
-                                                                          -math.log(budget), offset, level)):
+        if batchy is not None and missed_w > max(1, publications_unbatched(beliefs, empty, start, cadence,
+                                                                           -math.log(budget), offset, level, batchy)):
             rhythmic += f" and the spread of its batches (about ×{math.exp(spread):.1f} either way)"
         skip = 0.0
     # Publication j after the one the clock runs from is visible by P0 + j*c + lag; the clock
@@ -710,15 +711,8 @@ def _batch_empty(mean: float, spread: float) -> float:
 def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: float, pace: float = 1.0,
                 learning: Rhythm | None = None) -> Thresholds:
     gaps, start, offset, what = seen.gaps, seen.start, seen.offset, seen.clock.noun
-    lag0, poll_gap = seen.lag0, seen.poll_gap
+    poll_gap = seen.poll_gap
     mean_long = robust_mean(gaps[-o.stall_window:])
-    short = gaps[-SHORT_WINDOW:]
-    mean_short = robust_mean(short) if len(short) >= SHORT_WINDOW // 2 else 0.0
-    mean_gap = max(mean_long, mean_short, 1.0) / pace
-    if poll_gap:
-        mean_gap = 1.0 / unmerged(1.0 / mean_gap, poll_gap)
-    warning = mean_gap * math.log1p(strict * o.false_alarm_budget / mean_gap)
-    critical = mean_gap * math.log1p(strict * CRITICAL_BUDGET * o.false_alarm_budget / mean_gap)
     if daily is None and learning is not None:
         # Still learning its day: walk the hours seen so far, the hours not seen yet believed
         # as slow as the slowest seen (the first evening is not assumed as busy as the day). The
@@ -737,41 +731,46 @@ def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: f
             beliefs = [(shape, mean * pace) if mean * pace <= now else (tail_shape, now)
                        for (shape, mean), (tail_shape, now) in zip(beliefs, tail)]
             level = 1.0
-        already = lag0 if lag0 is not None and lag0 >= 0 else 0.0
-        usual = mean_long / pace
-        warning = time_to_believed(beliefs, start, math.log1p(o.false_alarm_budget / usual), offset, level) - already
-        critical = time_to_believed(beliefs, start, math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / usual),
-                                    offset, level) - already
-        rate_now = level * beliefs[hour_of(start, offset)[0]][1] * 3600
-        reason = (f"irregular updates following the hours seen so far, about {rate_now:.1f} {what}s/h at this "
-                  f"hour{_tail(pace)}: no {what} for {duration(warning)} happens by chance once in "
-                  f"{duration(o.false_alarm_budget)}")
-        return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
-    raw = daily.beliefs(1.0 / mean_long, poll_gap) if daily is not None else None
-    if daily is not None and seen.level is not None:
-        level, beliefs, usual = 1.0, _tail_beliefs(daily, raw, seen.level), daily.mean_gap()
-        usual *= sum(m for _, m in raw) / max(sum(m for _, m in beliefs), 1e-12)
-    elif daily is not None and seen.outpaced:
-        level = _outpaced(daily, 1.0 / mean_long, gaps[-o.stall_window:], start, offset, poll_gap) * pace
-        beliefs = raw
-        usual = mean_long / pace
-    elif daily is not None:
-        level = _level(daily, 1.0 / mean_long, gaps, start, offset) * pace
-        beliefs = raw
-        usual = daily.mean_gap()
+        return _walked(seen, o, beliefs, level, mean_long / pace, "the hours seen so far", pace)
     if daily is not None:
-        already = lag0 if lag0 is not None and lag0 >= 0 else 0.0
-        warning = time_to_believed(beliefs, start, math.log1p(o.false_alarm_budget / usual), offset, level) - already
-        critical = time_to_believed(beliefs, start, math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / usual),
-                                    offset, level) - already
-        rate_now = level * beliefs[hour_of(start, offset)[0]][1] * 3600
-        reason = (f"irregular updates following their daily rhythm, about {rate_now:.1f} {what}s/h at this hour{_tail(pace)}: "
-                  f"no {what} for {duration(warning)} happens by chance once in {duration(o.false_alarm_budget)}")
-        return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
+        raw = daily.beliefs(1.0 / mean_long, poll_gap)
+        if seen.level is not None:
+            level, beliefs, usual = 1.0, _tail_beliefs(daily, raw, seen.level), daily.mean_gap()
+            usual *= sum(m for _, m in raw) / max(sum(m for _, m in beliefs), 1e-12)
+        elif seen.outpaced:
+            level = _outpaced(daily, 1.0 / mean_long, gaps[-o.stall_window:], start, offset, poll_gap) * pace
+            beliefs, usual = raw, mean_long / pace
+        else:
+            level = _level(daily, 1.0 / mean_long, gaps, start, offset) * pace
+            beliefs, usual = raw, daily.mean_gap()
+        return _walked(seen, o, beliefs, level, usual, "their daily rhythm", pace)
+    short = gaps[-SHORT_WINDOW:]
+    mean_short = robust_mean(short) if len(short) >= SHORT_WINDOW // 2 else 0.0
+    mean_gap = max(mean_long, mean_short, 1.0) / pace
+    if poll_gap:
+        mean_gap = 1.0 / unmerged(1.0 / mean_gap, poll_gap)
+    warning = mean_gap * math.log1p(strict * o.false_alarm_budget / mean_gap)
+    critical = mean_gap * math.log1p(strict * CRITICAL_BUDGET * o.false_alarm_budget / mean_gap)
     rate = 3600.0 / mean_gap
     usual = f"{rate:.1f} {what}s/h" if rate >= 1 else f"one {what} per {duration(mean_gap)}"
     reason = (f"irregular updates, about {usual}{_tail(pace)}: a gap of {duration(warning)} happens by chance "
               f"once in {duration(strict * o.false_alarm_budget)}" + (LEARNING if strict > 1 else ""))
+    return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
+
+
+def _walked(seen: Seen, o: DetectionOptions, beliefs: list[tuple[float, float]], level: float, usual: float,
+            following: str, pace: float) -> Thresholds:
+    """A Poisson-like source walked through the hours ahead of its last event (`beliefs` at
+    `level`; `usual`: its mean gap, which sets the chance allowed per gap), the day it follows
+    named in the reason: "their daily rhythm" once known, "the hours seen so far" before."""
+    start, offset, what, lag0 = seen.start, seen.offset, seen.clock.noun, seen.lag0
+    already = lag0 if lag0 is not None and lag0 >= 0 else 0.0
+    warning = time_to_believed(beliefs, start, math.log1p(o.false_alarm_budget / usual), offset, level) - already
+    critical = time_to_believed(beliefs, start, math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / usual),
+                                offset, level) - already
+    rate_now = level * beliefs[hour_of(start, offset)[0]][1] * 3600
+    reason = (f"irregular updates following {following}, about {rate_now:.1f} {what}s/h at this hour{_tail(pace)}: "
+              f"no {what} for {duration(warning)} happens by chance once in {duration(o.false_alarm_budget)}")
     return _finish(warning, max(critical, 1.25 * warning), reason, "poisson", o)
 
 
