@@ -180,7 +180,7 @@ def test_the_paging_model_sends_what_the_alert_pipeline_sends(tmp_path, registry
     from monitor.metrics import Metrics
     from monitor.replay import replay
 
-    g = publish(laws(BY_NAME["skipped-late"], 10)[5], 5, 8)
+    g = publish(laws(BY_NAME["skipped-late"], 10)[4], 4, 8)
     events = list(replay(g.polls))
     config = parse_config({
         "daemon": {"state_dir": str(tmp_path), "timezone": "Asia/Jakarta", "instance": "test"},
