@@ -93,6 +93,7 @@ class Flusher:
                 severity=max((m.event.severity for m in members), key=severity_rank), source=incident.source,
                 cause=incident.cause, incident=incident.id, members=members, created_at=now,
                 opened_at=incident.opened_at, timezone=self._zone(incident.source), units=self._units(incident.source),
+                title=self._title(incident.source),
                 links=render_links(self.config.alerting.links, self.config, members[0].event, incident),
                 instance=self.config.instance)
             row = self.outbox.new_row(notification)
@@ -113,6 +114,12 @@ class Flusher:
             return self.config.source(source).units
         except KeyError:
             return "TPS"
+
+    def _title(self, source: str) -> str | None:
+        try:
+            return self.config.source(source).display_name
+        except KeyError:
+            return None
 
     def _zone(self, source: str) -> str:
         try:

@@ -69,7 +69,13 @@ def _regions(members: Iterable[Member], qualified: bool = False) -> str:
 
 
 def headline(notification: Notification) -> str:
-    """What is wrong (or was), in one sentence."""
+    """What is wrong (or was), in one sentence; a race's display name first, since its source
+    name (pilkada2024-pkwkk-3204) is a code people do not read as "Pilbup Bandung 2024"."""
+    text = _headline(notification)
+    return f"{notification.title} · {text}" if notification.title and notification.status != "test" else text
+
+
+def _headline(notification: Notification) -> str:
     members = notification.members
     if notification.status == "test":
         return f"Test notification from countwatch ({notification.instance}) to receiver {notification.receiver}; no action needed."

@@ -75,6 +75,7 @@ class Notification:
     opened_at: datetime         # when the incident's first member fired
     timezone: str = "UTC"       # the source's zone, for the local time shown beside UTC
     units: str = "TPS"          # what the source counts ("precincts" for a US feed)
+    title: str | None = None    # the source's display name (a race's: "Pilbup Bandung 2024")
     links: Mapping[str, str] = field(default_factory=dict)
     instance: str = "countwatch"
     possible_duplicate: bool = False   # resent after a crash in the send-then-record window
@@ -102,7 +103,7 @@ class Notification:
                 "severity": self.severity, "source": self.source, "cause": self.cause,
                 "incident": self.incident, "members": [m.to_json() for m in self.members],
                 "created_at": iso_utc(self.created_at), "opened_at": iso_utc(self.opened_at),
-                "timezone": self.timezone, "units": self.units, "links": dict(self.links),
+                "timezone": self.timezone, "units": self.units, "title": self.title, "links": dict(self.links),
                 "instance": self.instance}
 
     @classmethod
@@ -111,7 +112,7 @@ class Notification:
                    severity=data["severity"], source=data["source"], cause=data["cause"],
                    incident=data["incident"], members=tuple(Member.from_json(m) for m in data["members"]),
                    created_at=parse_iso(data["created_at"]), opened_at=parse_iso(data["opened_at"]),
-                   timezone=data.get("timezone", "UTC"), units=data.get("units", "TPS"),
+                   timezone=data.get("timezone", "UTC"), units=data.get("units", "TPS"), title=data.get("title"),
                    links=data.get("links") or {},
                    instance=data.get("instance", "countwatch"))
 

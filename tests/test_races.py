@@ -203,6 +203,8 @@ def test_the_daemon_watches_each_race_and_a_stall_in_one_alerts_alone(tmp_path, 
         assert {e.region for e in firing} == {"3204"}
         assert regents.accepted("webhook") and not governors.requests
         assert all("3204" in r.text for r in bandung.accepted("webhook"))
+        # on-call reads the race by the name people know, before its source's code
+        assert all("Pilbup Bandung 2024 · " in r.text for r in bandung.accepted("webhook"))
     cache = RaceCache(tmp_path / "state" / "countwatch.db")
     try:
         assert {r.name: r.display_name for r in cache.load("pilkada2024")} == NAMES
