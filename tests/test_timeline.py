@@ -424,3 +424,25 @@ def test_timeline_finds_an_incident_by_the_id_slack_showed(tmp_path, capsys):
     assert data["filters"]["incident"] == "i1"
     assert cli(str(NIGHT), "--incident", "0123456789ab") == 2
     assert "no incident 0123456789ab" in capsys.readouterr().err
+
+
+def test_times_are_as_precise_as_a_pass_of_the_source_not_as_a_documents_own_fetches(tmp_path):
+    """A tree's TPS document is fetched only when its parent says it changed: its own polls are
+    hours apart (here 12:00 and 18:10) while every 5-minute pass of the source would have seen
+    a change. The review states the pass, not the document's gap."""
+    def poll(moment, reported):
+        return json.dumps({"event": "poll", "level": "info", "timestamp": iso_utc(moment), "instance": "cw-a",
+                           "source": "kpu-jabar", "region": "3201010001001", "poll_id": f"tps-{moment:%H%M}",
+                           "result": "ok", "latency": 0.05, "stations_reported": reported, "stations": 1,
+                           "changed": True})
+    log = tmp_path / "night.log"
+    log.write_text("\n".join([poll(at(12, 0), 0), *lines(), poll(at(18, 10), 1)]) + "\n", encoding="utf-8")
+    timeline = review([log], WIB)
+    capacity = by_rules(timeline, "over_capacity")
+    assert capacity.extra["poll_interval"] == timedelta(hours=6, minutes=10)     # the document's own gap
+    assert capacity.extra["precision"] == timedelta(minutes=5)                   # the source's pass
+    out = tmp_path / "review.md"
+    assert cli(str(log), "--out", str(out)) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "Poll interval: 5m (times above are as precise as one poll of the source)" in text
+    assert "Poll interval: 6h 10m" not in text

@@ -131,6 +131,12 @@ def _enrich(incident: inc.ReviewIncident, series_polls, spans: list[OutageSpan],
     instance = incident.detecting_instance
     polls = series_polls.get((instance, incident.source, incident.region), [])
     extra["poll_interval"] = grace.get((incident.source, incident.region), timedelta(0))
+    # What a time in the review is precise to: one pass of the source. A tree's document is
+    # fetched only when its parent's table says it changed, so its own polls can be hours
+    # apart while every pass would have seen a change: the source's quickest series (its top
+    # document, read every pass) gives the pass.
+    passes = [gap for (source, _), gap in grace.items() if source == incident.source and gap > timedelta(0)]
+    extra["precision"] = min(passes, default=extra["poll_interval"])
     detected = incident.detected
     span_end = incident.end_or(end_of_log)
     # the last advance and the catch-up are a stall's story; an outage's end is its recovery

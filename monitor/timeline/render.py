@@ -112,8 +112,8 @@ def _facts(incident: ReviewIncident, timeline: Timeline) -> list[str]:
         if incident.resolved is not None:
             facts.append(f"Over: {cells['ended']} (the first poll that saw it end)")
         facts.append(f"Resolved: {cells['resolved']} — length {cells['length']}")
-    if extra.get("poll_interval"):
-        facts.append(f"Poll interval: {duration(extra['poll_interval'])} (times above are as precise as one poll)")
+    if extra.get("precision"):
+        facts.append(f"Poll interval: {duration(extra['precision'])} (times above are as precise as one poll of the source)")
     return facts
 
 
