@@ -215,6 +215,9 @@ def test_rows_tell_the_night_in_order():
     # two lines with one timestamp keep the order they were written in
     firings = [r.text.split()[0] for r in rows if r.kind == "firing"]
     assert firings == ["stall", "stale_source"]
+    # the source's own clock follows the summary as one sentence (no ".;" when it ends in a period)
+    stall_row = next(r.text for r in rows if r.kind == "firing")
+    assert stall_row.endswith("(threshold 25m); source's last publication 2018-06-27T21:20:15+07:00"), stall_row
 
 
 def test_notification_keys_from_each_field_shape():

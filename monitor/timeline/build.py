@@ -234,7 +234,7 @@ def _detector_row(event: LogRecord, seen_open: set[tuple]) -> Row:
     published = details.get("last_published_at")
     if isinstance(published, str):
         # the source's own clock, as it wrote it (KPU: WIB): the other side of `since`
-        text += f"; source's last publication {published}"
+        text = f"{text.rstrip('.')}; source's last publication {published}"
     return Row(event.at, event.instance, kind, text)
 
 
