@@ -71,9 +71,9 @@ class StateStore:
         self._rows: int | None = None      # snapshot rows in the table (counted at the first prune)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        # States handed to save_states and not yet written, per source: region -> blob (JSON
-        # text once a write failed). The caller's mapping is taken in as it is, with no key or
-        # value made per series: a cold pass of a national tree hands 91,561 at once.
+        # States handed to save_states and not written (a write failed), per source: region ->
+        # JSON text. A write that works goes straight from the caller's mapping, with no copy
+        # of it and no key or value made per series: a cold pass of a national tree hands 91,561.
         self._memory: dict[str, dict[str, Any]] = {}
         self._tables: dict[tuple[str, str], dict] = {}   # parents' child tables not yet written
         if not uri:
@@ -124,12 +124,29 @@ class StateStore:
             out[region] = value
         return out
 
-    def _state_rows(self, stamp: str) -> Iterator[tuple[str, str, str, str]]:
-        for source, blobs in self._memory.items():
+    def _state_rows(self, stamp: str, source: str, states: Mapping[str, Any]) -> Iterator[tuple[str, str, str, str]]:
+        """The rows of the states not written before (those of `source` that this pass
+        brings again are its), then this pass's."""
+        for kept, blobs in self._memory.items():
             for region, blob in blobs.items():
-                text = self._text(source, region, blob)
+                if kept == source and region in states:
+                    continue
+                text = self._text(kept, region, blob)
                 if text is not None:
-                    yield source, region, stamp, text
+                    yield kept, region, stamp, text
+        for region, blob in states.items():
+            text = self._text(source, region, blob)
+            if text is not None:
+                yield source, region, stamp, text
+
+    def _keep(self, source: str, states: Mapping[str, Any]) -> None:
+        """States not written stay in memory for the next write (a copy of the pass's
+        mapping, made only then: the states are written straight from it when the db works)."""
+        blobs = self._memory.get(source)
+        if blobs:
+            blobs.update(states)
+        elif states:
+            self._memory[source] = dict(states)
 
     def _text(self, source: str, region: str, blob) -> str | None:
         if type(blob) is str:
@@ -203,13 +220,9 @@ class StateStore:
         cannot be made is counted (state_errors_total{operation="serialize"}) and left out; the
         rest are written."""
         with self._lock:
-            blobs = self._memory.get(source)
-            if blobs:
-                blobs.update(states)
-            else:
-                self._memory[source] = dict(states)
             self._tables.update({(source, region): table for region, table in (tables or {}).items()})
             if self._db is None:
+                self._keep(source, states)
                 self._settle()
                 return False
             stamp = iso_utc(at)
@@ -218,7 +231,7 @@ class StateStore:
                 self._db.executemany(
                     "INSERT INTO series_state (source, region, updated_at, state) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (source, region) DO UPDATE SET updated_at = excluded.updated_at, state = excluded.state",
-                    self._state_rows(stamp))
+                    self._state_rows(stamp, source, states))
                 self._db.executemany(
                     "INSERT INTO snapshots (source, region, at, record) VALUES (?, ?, ?, ?)",
                     [(snap.source, snap.region, iso_utc(snap.at),
@@ -237,6 +250,7 @@ class StateStore:
                 except sqlite3.Error:
                     pass
                 self._failed("write", exc)
+                self._keep(source, states)
                 self._settle()
                 return False
             self._memory.clear()
