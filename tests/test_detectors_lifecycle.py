@@ -48,7 +48,7 @@ def test_the_first_data_after_zero_starts_the_count_without_a_jump_or_a_learned_
     polls = [ok(at(600 * i), 0, 4110) for i in range(30)]
     polls += [ok(at(600 * (30 + i)), 100 * (i + 1), 4110) for i in range(3)]
     _, state, events = drive(polls)
-    assert rules(events, "jump") == [] and state.advance_gaps == [600.0, 600.0]
+    assert rules(events, "jump") == [] and state.advance_gaps == (600.0, 600.0)
 
 
 def test_counting_starts_silences_until_then_and_pages_if_nothing_is_counted_after():

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from statistics import median
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..model import Event, Poll, Snapshot, is_station, progress_ratio
 from .diurnal import HALF_LIFE, Rhythm
@@ -103,16 +103,17 @@ class SeriesState:
         self.last_advance_at: datetime | None = None
         self.last_advance_published_at: datetime | None = None
         # Empty sequences and mappings are shared (`()`, NONE) until something is kept: 91,561
-        # series each with seven empty lists and dicts were ~400 B a series. _push makes a list.
-        self.advance_gaps: list[float] | tuple = ()
-        self.steps: list[float] | tuple = ()          # recent increments of progress per advance
+        # series each with seven empty lists and dicts were ~400 B a series. The rings are
+        # tuples, a new one at each push (_push), shared by siblings that push alike.
+        self.advance_gaps: tuple[float, ...] = ()
+        self.steps: tuple[float, ...] = ()            # recent increments of progress per advance
         # ...and the gap each one ended (seconds since the advance before it, on the source's
         # clock when it dates its data), incidents included: when each came, for `jump`. Saved
         # only where it is not the tail of advance_gaps (an incident's or a capped gap is not).
-        self.step_gaps: list[float] | tuple = ()
-        self.pub_gaps: list[float] | tuple = ()
+        self.step_gaps: tuple[float, ...] = ()
+        self.pub_gaps: tuple[float, ...] = ()
         self.pub_seen_at: datetime | None = None      # our clock when the current published_at appeared
-        self.lags: list[float] | tuple = ()           # publication -> our poll that saw it
+        self.lags: tuple[float, ...] = ()             # publication -> our poll that saw it
         self.blind = 0                                # bits: polls failed since the last advance / publication
         self.rhythm = Rhythm()                        # advances and watched time per local hour
         self.poll_gap: float | None = None            # EWMA of our polling interval
@@ -126,7 +127,7 @@ class SeriesState:
         self.answering_since: datetime | None = None   # first good poll after the last failure
         self.error_classes: Mapping[str, int] = NONE
         self.last_error: str | None = None
-        self.latencies: list[float] | tuple = ()
+        self.latencies: tuple[float, ...] = ()
         self.latency_base: float | None = None
         self.children: Mapping[str, ChildTrack] = NONE   # a dict once a child is tracked
         self.open_alerts: Mapping[str, Event] = NONE     # a dict once an alert opened (Judge._apply)
@@ -234,7 +235,7 @@ class SeriesState:
             recurs = long and habitual(state.habits, 8)
             gap = min(gap, HABIT_CAP * o.critical_ceiling if recurs else stale_before.own_critical)
         if not facts.incident and not state.blind & BLIND_PUBLICATION:
-            state.pub_gaps = _push(state.pub_gaps, gap, o.stall_window)
+            state.pub_gaps = _push(state.pub_gaps, gap, o.stall_window, shared=True)
             # A count at zero (not started, or test data cleared) teaches nothing of the habits
             # of its publisher while counting.
             counting = (previous.progress or 0) > 0 and (current.progress or 0) > 0
@@ -307,15 +308,16 @@ class SeriesState:
             state.habits = (state.habits & ~0xFF) | (((state.habits << 1) | int(incident)) & 0xFF)
             recurs = incident and habitual(state.habits, 0)
             facts.incident = incident and not recurs
-            state.step_gaps = _push(state.step_gaps, gap, STEP_KEEP)
+            state.step_gaps = _push(state.step_gaps, gap, STEP_KEEP, shared=True)
             # A gap we partly could not see (failed polls) is no evidence of skipped publications.
             if not facts.incident and not state.blind & BLIND_ADVANCE:
                 state.advance_gaps = _push(state.advance_gaps, min(gap, HABIT_CAP * o.critical_ceiling if recurs
-                                                                   else stall_before.own_critical), o.stall_window)
+                                                                   else stall_before.own_critical), o.stall_window,
+                                            shared=True)
                 state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence,
                                    counted * weight)
         state.blind &= ~BLIND_ADVANCE
-        state.steps = _push(state.steps, advance, STEP_KEEP)
+        state.steps = _push(state.steps, advance, STEP_KEEP, shared=True)
         state.last_advance_at = at
         state.last_advance_published_at = current.published_at
         _learned(state)
@@ -463,13 +465,13 @@ class SeriesState:
         if "adv" in data:
             state.last_advance_at = _from_epoch(data["adv"][0])
             state.last_advance_published_at = _from_epoch(data["adv"][1])
-        state.advance_gaps = list(data.get("gaps", ())) or ()
-        state.steps = list(data.get("steps", ())) or ()
-        state.step_gaps = list(data["sgaps"] if "sgaps" in data else state.advance_gaps[
-            len(state.advance_gaps) - min(len(state.steps), len(state.advance_gaps)):]) or ()
-        state.pub_gaps = list(data.get("pgaps", ())) or ()
-        state.lags = list(data.get("lags", ())) or ()
-        state.latencies = list(data.get("lat", ())) or ()
+        state.advance_gaps = tuple(data.get("gaps", ()))
+        state.steps = tuple(data.get("steps", ()))
+        state.step_gaps = tuple(data["sgaps"] if "sgaps" in data else state.advance_gaps[
+            len(state.advance_gaps) - min(len(state.steps), len(state.advance_gaps)):])
+        state.pub_gaps = tuple(data.get("pgaps", ()))
+        state.lags = tuple(data.get("lags", ()))
+        state.latencies = tuple(data.get("lat", ()))
         state.pub_seen_at = _from_epoch(data.get("pseen"))
         state.blind = data.get("blind", 0)
         state.habits = data.get("habits", 0)
@@ -567,15 +569,36 @@ def reset_failures(state: SeriesState) -> None:
     state.flaps = 0
 
 
-def _push(values: list | tuple, value: float, keep: int) -> list:
-    """`values` with `value` appended, the oldest beyond `keep` dropped: the same list, or a
-    new one in place of the shared empty tuple."""
-    if type(values) is not list:
-        values = list(values)
-    values.append(round(value, 3))          # quantized here so that the JSON state is exact
-    if len(values) > keep:
-        del values[: len(values) - keep]
-    return values
+SHARED_PUSHES = 1024               # pushes remembered for sharing their result (then it starts afresh)
+_pushed: dict[tuple, tuple[tuple, tuple]] = {}
+
+
+def _push(values: Sequence | tuple, value: float, keep: int, shared: bool = False) -> tuple:
+    """`values` with `value` appended and the oldest beyond `keep` dropped, as a new tuple:
+    a ring of n floats is 40 + 32n bytes (56 + 32n and more as a list: 112 B for one).
+
+    `shared`: gaps on the source's clock and increments, which sibling series often push
+    alike (a publication's gap, in every document it republished; a desa's one TPS): a push
+    of the same value (and type) onto the same tuple returns the tuple made last time, so
+    siblings that went the same way hold one ring. Remembered by the identity of the tuple
+    pushed onto, which the entry keeps alive, so it is exact (no 7200 for 7200.0, no -0.0
+    for 0.0: a zero is never shared)."""
+    value = round(value, 3)          # quantized here so that the JSON state is exact
+    if type(values) is not tuple:
+        values = tuple(values)
+    if shared and value:
+        key = (id(values), value, type(value), keep)
+        seen = _pushed.get(key)
+        if seen is not None and seen[0] is values:
+            return seen[1]
+    out = values + (value,)
+    if len(out) > keep:
+        out = out[len(out) - keep:]
+    if shared and value:
+        if len(_pushed) >= SHARED_PUSHES:
+            _pushed.clear()
+        _pushed[key] = (values, out)
+    return out
 
 
 __all__ = ["LAG_KEEP", "LATENCY_KEEP", "STEP_KEEP", "SeriesState", "batch_epochs", "held_back", "offset_at", "reset_failures", "tail_weight"]
