@@ -93,6 +93,31 @@ def test_a_leaf_series_state_is_well_under_a_kilobyte():
     assert len(json.dumps(state.to_json(), separators=(",", ":"))) < 700
 
 
+def test_series_share_what_they_have_not_learned_and_what_they_learned_alike():
+    # In memory (docs/scaling.md): a series that has recorded no rhythm holds the shared,
+    # read-only one; siblings that push the same gap onto the same ring hold one tuple.
+    from monitor.detectors.diurnal import UNRECORDED
+    from monitor.detectors.series import SeriesState, _push
+
+    fresh = SeriesState("src", "1")
+    assert fresh.rhythm is UNRECORDED and fresh.advance_gaps == ()
+    with pytest.raises(TypeError):
+        UNRECORDED.record(0.0, 60.0, 0.0, None, 1.0)
+    _, state, _ = drive(cadenced(13))
+    assert state.rhythm is not UNRECORDED and any(state.rhythm.exposure)
+    again = Judge(None).restore("src", "0", json.loads(json.dumps(state.to_json())))
+    assert again.to_json() == state.to_json() and again.advance_gaps == state.advance_gaps
+    assert Judge(None).restore("src", "1", SeriesState("src", "1").to_json()).rhythm is UNRECORDED
+    one, two = _push((), 900.0, 48, shared=True), _push((), 900.0, 48, shared=True)
+    assert one is two and one == (900.0,)
+    assert _push(one, 900.0, 48, shared=True) is _push(two, 900.0, 48, shared=True)
+    # exact: a value of another type, or a zero, is never given a tuple made for another
+    assert type(_push((), 900, 48, shared=True)[0]) is int
+    assert str(_push((), -0.0001, 48, shared=True)[0]) == "-0.0"
+    assert _push((1.0, 2.0, 3.0), 4.0, 3, shared=True) == (2.0, 3.0, 4.0)
+    assert _push((), 1.5, 48) is not _push((), 1.5, 48)     # lags and latencies: never shared
+
+
 def test_a_busy_series_state_stays_bounded():
     _, state, _ = drive(cadenced(500))
     size = len(json.dumps(state.to_json(), separators=(",", ":")))

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 from ..model import Event, Poll, Snapshot, is_station, progress_ratio
-from .diurnal import HALF_LIFE, Rhythm
+from .diurnal import HALF_LIFE, UNRECORDED, Rhythm
 from .history import ChildTrack, Facts, Reading, _compact, _epoch, _from_epoch
 from .options import DetectionOptions
 from .region_stall import sibling_flow
@@ -115,7 +115,7 @@ class SeriesState:
         self.pub_seen_at: datetime | None = None      # our clock when the current published_at appeared
         self.lags: tuple[float, ...] = ()             # publication -> our poll that saw it
         self.blind = 0                                # bits: polls failed since the last advance / publication
-        self.rhythm = Rhythm()                        # advances and watched time per local hour
+        self.rhythm = UNRECORDED                      # advances and watched time per local hour (a Rhythm once recorded)
         self.poll_gap: float | None = None            # EWMA of our polling interval
         self.learned_poll_gap: float | None = None    # ...as it was when the gaps last changed
         self.fail_streak = 0
@@ -314,6 +314,8 @@ class SeriesState:
                 state.advance_gaps = _push(state.advance_gaps, min(gap, HABIT_CAP * o.critical_ceiling if recurs
                                                                    else stall_before.own_critical), o.stall_window,
                                             shared=True)
+                if state.rhythm is UNRECORDED:
+                    state.rhythm = Rhythm()
                 state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence,
                                    counted * weight)
         state.blind &= ~BLIND_ADVANCE
