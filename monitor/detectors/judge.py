@@ -42,6 +42,7 @@ STATION_EXEMPT = ("stall", "stale_source", "jump", "not_started")   # rules abou
 # The stoppage rules that can say "the publisher stopped" about one series (stall: counts
 # frozen; stale_source: timestamp frozen); both open at once are one incident.
 PUBLISHER_STOPPED = ("stale_source", "stall")
+NO_PARENTS: dict[str, str] = {}      # read only: a source none of whose regions has a known parent
 
 
 
@@ -52,10 +53,13 @@ class Judge:
         self._sources = {s.name: s for s in config.sources} if config is not None else {}
         self._options: dict[str, DetectionOptions] = {}
         self._rules: dict[str, list[Rule]] = {}
-        self._parent: dict[tuple[str, str], str] = {}
-        # each parent's children as its last document listed them: a child that leaves the
-        # table leaves _parent (codes that change every poll grew it without limit, issue #14)
-        self._kids: dict[tuple[str, str], frozenset[str]] = {}
+        # source -> child region -> its parent (per source, not keyed by a (source, region)
+        # tuple: 64 B a series)
+        self._parent: dict[str, dict[str, str]] = {}
+        # each parent's children as its last document listed them, a tuple in its table's order
+        # (a frozenset was ~50 B more a child): a child that leaves the table leaves _parent
+        # (codes that change every poll grew it without limit, issue #14)
+        self._kids: dict[tuple[str, str], tuple[str, ...]] = {}
         self._stalled: set[tuple[str, str]] = set()
         self._mirror_of = {s.name: s.mirror_of for s in self._sources.values() if s.mirror_of}
         self._mirrored = set(self._mirror_of) | set(self._mirror_of.values())
@@ -234,9 +238,9 @@ class Judge:
     def _ancestor_stalled(self, state: SeriesState) -> bool:
         if not self._stalled:
             return False
-        region = state.region
+        region, parents = state.region, self._parent.get(state.source, NO_PARENTS)
         for _ in range(ANCESTOR_DEPTH):
-            region = self._parent.get((state.source, region))
+            region = parents.get(region)
             if region is None:
                 return False
             if (state.source, region) in self._stalled:
@@ -262,13 +266,14 @@ class Judge:
         if poll.snapshot is not None and poll.snapshot.children:
             # A polling station never stalls (STATION_EXEMPT), so no TPS needs its parent: the
             # 820,161 TPS rows of a national tree's desa tables stay out (~170 B per TPS).
-            codes = frozenset(code for code in poll.snapshot.children if not is_station(code=code))
-            before = self._kids.get(key, frozenset())
+            codes = tuple(code for code in poll.snapshot.children if not is_station(code=code))
+            before = self._kids.get(key, ())
             if codes != before:
-                self._drop_children(state.source, state.region, before - codes)
+                self._drop_children(state.source, state.region, set(before).difference(codes))
                 self._kids[key] = codes
-            for code in codes - before:
-                self._parent[(state.source, code)] = state.region
+                parents = self._parent.setdefault(state.source, {})
+                for code in set(codes).difference(before):
+                    parents[code] = state.region
         if state.source in self._mirrored and state.current is not None:
             _, advances = self._latest.get(key, (None, deque(maxlen=MIRROR_KEEP)))
             progress = state.current.progress
@@ -277,22 +282,23 @@ class Judge:
             self._latest[key] = (state.current, advances)
 
     def _drop_children(self, source: str, parent: str, codes) -> None:
+        parents = self._parent.get(source, NO_PARENTS)
         for code in codes:
-            if self._parent.get((source, code)) == parent:
-                del self._parent[(source, code)]
+            if parents.get(code) == parent:
+                del parents[code]
 
     def forget(self, source: str, region: str) -> None:
         """A series that is gone (it left its parent's table, or the series cap let it go):
         it leaves every cross-series map with its state."""
         key = (source, region)
-        self._drop_children(source, region, self._kids.pop(key, frozenset()))
-        self._parent.pop(key, None)
+        self._drop_children(source, region, self._kids.pop(key, ()))
+        self._parent.get(source, {}).pop(region, None)
         self._stalled.discard(key)
         self._latest.pop(key, None)
 
     def cross_series_sizes(self) -> dict[str, int]:
         """Entries of the cross-series maps (the memory tests read them)."""
-        return {"parent": len(self._parent), "kids": len(self._kids), "stalled": len(self._stalled),
+        return {"parent": sum(map(len, self._parent.values())), "kids": len(self._kids), "stalled": len(self._stalled),
                 "latest": len(self._latest)}
 
     # -- (5) open alerts --
