@@ -322,6 +322,28 @@ def test_publications_that_come_empty_more_often_than_the_stations_explain_are_l
     assert judge._stall(state, judge.options("src")).missed_warning >= 2
 
 
+def test_a_freeze_across_the_second_evening_is_judged_by_the_night_it_held_back():
+    # +100 TPS an hour by day, +20 at night, from 07:00 WIB. On the second evening nothing comes
+    # after 18:00 until 02:00, which catches up the night's +140. By the evening's last advances it
+    # would have held back 700, so +140 looked like a slow night (empty publications, learned
+    # as the publisher's habit: two missed publications at every hour for days). The rhythm
+    # still learning its day has watched those hours the night before: by them the catch-up is
+    # the backlog, an incident, and a freeze by day is one missed publication.
+    polls, reported = [], 500
+    first = T0.astimezone(WIB).replace(hour=7, minute=0, second=15)
+    for j in range(2 * 24 + 6):                                  # to 12:00 WIB on the third day
+        moment = first + timedelta(hours=j)
+        reported += 100 if 8 <= moment.hour < 20 else 20
+        if 36 <= j < 43:                                          # 19:00 -> 02:00 WIB: frozen
+            polls += [not_modified(moment + timedelta(minutes=m)) for m in range(0, 60, 10)]
+            continue
+        polls.append(ok(moment + timedelta(seconds=45), reported, 100_000, published=moment))
+    judge, state, events = drive(polls)
+    assert [e.rule for e in events if e.state == "firing"] == ["stall", "stale_source"]
+    assert state.current.published_at.hour == 12 and not state.rhythm.mature
+    assert judge._stall(state, judge.options("src")).missed_warning == 1
+
+
 # -- renewal: a regular source on no lattice, and long gaps that are the source's habit ------
 
 def test_regular_gaps_on_no_lattice_get_a_renewal_model_not_the_poisson_fallback():

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 from ..model import Event, Poll, Snapshot, is_station, progress_ratio
-from .diurnal import HALF_LIFE, UNRECORDED, Rhythm
+from .diurnal import HALF_LIFE, MATURE_BIN, UNRECORDED, Rhythm, hour_of
 from .history import ChildTrack, Facts, Reading, _compact, _epoch, _from_epoch
 from .options import DetectionOptions
 from .region_stall import sibling_flow
@@ -62,7 +62,7 @@ def batch_epochs(state: "SeriesState") -> tuple[float, ...]:
 def held_back(habits: int, clock: int) -> bool:
     """The last gap on this clock was long: the publisher held its data back until its last
     advance (it may be settling into batches), which defers escalation to critical
-    (thresholds.held_back_critical)."""
+    (thresholds.held_back_floor)."""
     return bool((habits >> clock) & 1)
 
 
@@ -521,12 +521,15 @@ def _was_incident(state: SeriesState, gap: float, advance: float, stall_before: 
     next. A long gap that ends with an ordinary increment is the source slowing down (a night,
     the end of a count), and is learned; not beyond `stall_ceiling`, though, where it alarms
     whatever was learned and would smear days into the rhythm (the caller's rule). The pace comes
-    from the daily rhythm once it is known,
-    so that a freeze across a night is not judged by the day's pace, else from the last few
-    advances."""
+    from the daily rhythm, so that a freeze across a night is not judged by the day's pace: once
+    it is known, or while it is learned when every hour the gap spans has been watched (a freeze
+    across the second evening and night, met once the day before, is judged by them: judged by the
+    evening's last advances its catch-up was a slow night's, and its empty publications were
+    learned as the publisher's habit, to be waited for at every hour for days); else from the last
+    few advances."""
     if gap < stall_before.own_warning:
         return False
-    if state.rhythm.mature:
+    if state.rhythm.mature or _hours_watched(state.rhythm, end - gap, end, offset):
         due = state.rhythm.expected_stations(end - gap, end, offset) / weight
     else:
         steps, gaps = state.steps[-BACKLOG_WINDOW:], state.advance_gaps[-BACKLOG_WINDOW:]
@@ -534,6 +537,19 @@ def _was_incident(state: SeriesState, gap: float, advance: float, stall_before: 
             return True
         due = sum(steps) / sum(gaps) * gap
     return advance >= 0.5 * due
+
+
+def _hours_watched(rhythm: Rhythm, start: float, end: float, offset: float) -> bool:
+    """Whether the rhythm has watched every local hour from `start` to `end` (epoch seconds) for
+    at least MATURE_BIN: what it expects of them is then its own evidence, not a guess."""
+    per = rhythm.cadence or 1.0
+    t = start
+    while t < end:
+        b, until = hour_of(t, offset)
+        if rhythm.exposure[b] * per < MATURE_BIN:
+            return False
+        t = until
+    return True
 
 
 def tail_weight(total: float | None, progress: float, o: DetectionOptions, whole: bool = True) -> float:
