@@ -4,8 +4,10 @@ view a rule gets at one poll (`History`). The series' state and its ledger are i
 """
 from __future__ import annotations
 
+from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..model import Event, Poll, Snapshot, iso_utc, parse_iso, progress_ratio
@@ -14,6 +16,69 @@ if TYPE_CHECKING:
     from .series import SeriesState
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+SHARED_VOTE_KEYS = 4096            # distinct candidate lists kept for sharing (then it starts afresh)
+_vote_keys: dict[tuple, tuple] = {}
+
+
+class Votes(AbcMapping):
+    """A reading's votes, candidate -> votes, read-only: the candidates as one tuple shared by
+    every reading that lists the same ones in the same order (a race's), and the counts as a
+    tuple. A national tree keeps one per series: as a dict they were 184 B for three
+    candidates (232 for six), here 48 B and the counts' tuple. Equal to any mapping with the
+    same items, as the dict was; unhashable like it."""
+
+    __slots__ = ("_keys", "_values")
+
+    def __init__(self, votes: Mapping[str, int] = MappingProxyType({})):
+        keys = tuple(votes)
+        shared = _vote_keys.get(keys)
+        if shared is None:
+            if len(_vote_keys) >= SHARED_VOTE_KEYS:
+                _vote_keys.clear()
+            shared = _vote_keys[keys] = keys
+        self._keys = shared
+        self._values = tuple(votes[key] for key in shared)
+
+    @classmethod
+    def of(cls, votes: Mapping[str, int]) -> "Votes":
+        if type(votes) is cls:
+            return votes
+        return cls(votes) if votes else NO_VOTES
+
+    def __getitem__(self, key: str) -> int:
+        try:
+            return self._values[self._keys.index(key)]
+        except ValueError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is Votes and other._keys is self._keys:
+            return self._values == other._values
+        if isinstance(other, AbcMapping):
+            return dict(zip(self._keys, self._values)) == other
+        return NotImplemented
+
+    __hash__ = None   # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(dict(zip(self._keys, self._values)))
+
+    def __reduce__(self):
+        return (Votes, (dict(zip(self._keys, self._values)),))
+
+
+NO_VOTES = Votes()
 
 
 # slots: a national tree keeps 91,561 of each (a dict per instance was ~100-200 B more)
@@ -26,12 +91,12 @@ class Reading:
     stations: int | None
     stations_reported: int | None
     percent: float | None
-    votes: Mapping[str, int] = field(default_factory=dict)
+    votes: Mapping[str, int] = field(default_factory=lambda: NO_VOTES)   # a Votes (of(), from_json())
 
     @classmethod
     def of(cls, snapshot: Snapshot) -> "Reading":
         return cls(snapshot.at, snapshot.published_at, snapshot.stations, snapshot.stations_reported,
-                   snapshot.percent, dict(snapshot.votes))
+                   snapshot.percent, Votes.of(snapshot.votes))
 
     @property
     def progress(self) -> float | None:
@@ -57,7 +122,7 @@ class Reading:
     @classmethod
     def from_json(cls, data: list) -> "Reading":
         at, published, stations, reported, pct, votes = data
-        return cls(_from_epoch(at), parse_iso(published), stations, reported, pct, votes or {})
+        return cls(_from_epoch(at), parse_iso(published), stations, reported, pct, Votes.of(votes or {}))
 
 
 # A child's share of its siblings' flow is learned over about SHARE_ARRIVALS of its arrivals
