@@ -97,7 +97,7 @@ def test_series_share_what_they_have_not_learned_and_what_they_learned_alike():
     # In memory (docs/scaling.md): a series that has recorded no rhythm holds the shared,
     # read-only one; siblings that push the same gap onto the same ring hold one tuple.
     from monitor.detectors.diurnal import UNRECORDED
-    from monitor.detectors.series import SeriesState, _push
+    from monitor.detectors.series import SeriesState, _push, _same
 
     fresh = SeriesState("src", "1")
     assert fresh.rhythm is UNRECORDED and fresh.advance_gaps == ()
@@ -115,7 +115,9 @@ def test_series_share_what_they_have_not_learned_and_what_they_learned_alike():
     assert type(_push((), 900, 48, shared=True)[0]) is int
     assert str(_push((), -0.0001, 48, shared=True)[0]) == "-0.0"
     assert _push((1.0, 2.0, 3.0), 4.0, 3, shared=True) == (2.0, 3.0, 4.0)
-    assert _push((), 1.5, 48) is not _push((), 1.5, 48)     # lags and latencies: never shared
+    assert _push((), 1.5, 48) is not _push((), 1.5, 48)     # only when asked
+    assert _same(0.125) is _same(float("0.125")) and _same(7200) == 7200 and type(_same(7200)) is int
+    assert str(_same(-0.0)) == "-0.0"
 
 
 def test_a_busy_series_state_stays_bounded():

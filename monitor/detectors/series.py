@@ -163,15 +163,15 @@ class SeriesState:
             if gap > 0:
                 # A gap in a recording or a long outage says nothing about our interval.
                 gap = min(gap, 4 * state.poll_gap) if state.poll_gap else gap
-                state.poll_gap = round(gap if state.poll_gap is None else
-                                       (1 - POLL_GAP_WEIGHT) * state.poll_gap + POLL_GAP_WEIGHT * gap, 3)
+                state.poll_gap = _same(round(gap if state.poll_gap is None else
+                                             (1 - POLL_GAP_WEIGHT) * state.poll_gap + POLL_GAP_WEIGHT * gap, 3))
         state.last_at = at
         state._count_result(poll, o)
         facts = Facts(previous=state.current, current=state.current)
         if not poll.ok:
             return facts
         if poll.latency_seconds is not None:
-            state.latencies = _push(state.latencies, poll.latency_seconds, LATENCY_KEEP)
+            state.latencies = _push(state.latencies, poll.latency_seconds, LATENCY_KEEP, shared=True)
             base = state.latency_base
             # Winsorized: a slow spell moves the baseline by at most 2% of it per poll, so the
             # degradation is seen before it becomes "normal" (and a lasting new normal still is).
@@ -247,7 +247,7 @@ class SeriesState:
             (at - previous_poll_at).total_seconds() <= 2 * state.poll_gap)
         if lag >= 0 and recent_poll:
             # Only when we were polling all along does the delay measure the publisher + us.
-            state.lags = _push(state.lags, lag, LAG_KEEP)
+            state.lags = _push(state.lags, lag, LAG_KEEP, shared=True)
         state.pub_seen_at = at
         _learned(state)
         facts.new_publication = True
@@ -352,12 +352,12 @@ class SeriesState:
                          and child.stations_reported >= o.complete_ratio * child.stations)
                         or (child.percent is not None and child.percent >= 100 * o.complete_ratio))
             ratio = progress_ratio(child.stations, child.stations_reported, child.percent)
-            ratio = None if ratio is None else round(ratio, 6)
+            ratio = None if ratio is None else _same(round(ratio, 6))
             track = children.get(code)
             if track is None:
-                children[code] = ChildTrack(signature, mark, now, 0, None, child.percent, complete,
+                children[code] = ChildTrack(signature, mark, now, 0, None, _same(child.percent), complete,
                                             ratio, ratio, parent_ratio and rounded_parent, now,
-                                            child.stations, child_units(child), excess=excess)
+                                            child.stations, _same(child_units(child)), excess=excess)
                 continue
             track.ratio, track.stations = ratio, child.stations
             behind = track.behind(parent_ratio)
@@ -368,7 +368,7 @@ class SeriesState:
                 track.ref_ratio, track.ref_parent, track.ref_at = ratio, rounded_parent, now
             if signature == track.signature:
                 continue
-            units = child_units(child)
+            units = _same(child_units(child))
             if track.changes >= 1:                        # the first change ends a censored interval
                 spacing = mark - track.parent_mark
                 track.spacing = round(spacing if track.spacing is None else (
@@ -379,7 +379,7 @@ class SeriesState:
             track.units, track.excess = units, excess
             track.changes += 1
             track.signature, track.parent_mark, track.changed_at = signature, mark, now
-            track.percent, track.complete = child.percent, complete
+            track.percent, track.complete = _same(child.percent), complete
         for code in [c for c in children if c not in seen]:
             del children[code]
         state.children = children if children else NONE
@@ -589,16 +589,33 @@ def reset_failures(state: SeriesState) -> None:
 
 SHARED_PUSHES = 1024               # pushes remembered for sharing their result (then it starts afresh)
 _pushed: dict[tuple, tuple[tuple, tuple]] = {}
+SHARED_FLOATS = 4096               # distinct floats kept for sharing (then it starts afresh)
+_floats: dict[float, float] = {}
+
+
+def _same(value):
+    """One object for equal floats kept by many series (24 B each): a child's units, ratio
+    and percentage as its parent's tracker holds them (a few hundred values among thousands
+    of desa), our polling interval. Exact: only a float is given a float, a zero (0.0 or
+    -0.0) or NaN is left as it is."""
+    if type(value) is not float or not value or value != value:
+        return value
+    shared = _floats.get(value)
+    if shared is None:
+        if len(_floats) >= SHARED_FLOATS:
+            _floats.clear()
+        shared = _floats[value] = value
+    return shared
 
 
 def _push(values: Sequence | tuple, value: float, keep: int, shared: bool = False) -> tuple:
     """`values` with `value` appended and the oldest beyond `keep` dropped, as a new tuple:
     a ring of n floats is 40 + 32n bytes (56 + 32n and more as a list: 112 B for one).
 
-    `shared`: gaps on the source's clock and increments, which sibling series often push
-    alike (a publication's gap, in every document it republished; a desa's one TPS): a push
-    of the same value (and type) onto the same tuple returns the tuple made last time, so
-    siblings that went the same way hold one ring. Remembered by the identity of the tuple
+    `shared`: a push of the same value (and type) onto the same tuple returns the tuple made
+    last time, so sibling series that went the same way hold one ring: a publication's gap,
+    in every document it republished; a desa's one TPS; the lag and the latency, quantized to
+    the millisecond, of siblings polled within the same one. Remembered by the identity of the tuple
     pushed onto, which the entry keeps alive, so it is exact (no 7200 for 7200.0, no -0.0
     for 0.0: a zero is never shared)."""
     value = round(value, 3)          # quantized here so that the JSON state is exact
