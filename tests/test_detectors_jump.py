@@ -56,6 +56,24 @@ def test_a_jump_after_a_stall_is_a_catch_up():
     assert [(e.rule, e.details["catch_up_stations"]) for e in events if e.rule == "stall"] == [("stall", 600)]
 
 
+def test_a_batch_after_a_held_back_gap_is_a_catch_up_though_no_stall_was_paged():
+    # A freeze of 6 h caught up with its backlog: the publisher may be settling into batches, so
+    # the next 6 h are no stall (its batch's hour comes round within a day). The +600 that ends
+    # them still ends a gap past the model's own threshold: the backlog of the hours it held
+    # back, a catch-up (info) judged by its pace per hour, not a batch judged per update.
+    judge, state, _ = steady(stations=100_000)
+    judge.observe(state, ok(state.last_advance_at + timedelta(hours=3), state.current.stations_reported, 100_000,
+                            published=state.current.published_at))
+    judge.observe(state, next_publication(state, 600, hours=6))
+    judge.observe(state, ok(state.last_advance_at + timedelta(hours=3), state.current.stations_reported, 100_000,
+                            published=state.current.published_at))
+    assert "stall" not in state.open_alerts
+    jump = [e for e in judge.observe(state, next_publication(state, 600, hours=6)) if e.rule == "jump"]
+    assert [(e.severity, e.details["catch_up"]) for e in jump] == [("info", True)]
+    assert jump[0].summary.startswith("Catch-up at src/0: +600 TPS in one update after 6h without progress "
+                                      "(usually 100 per update), 100 TPS/h over that time against a usual ")
+
+
 def test_a_catch_up_outsized_even_for_its_backlog_is_a_jump():
     # Three days of hourly +100: the daily rhythm is known, so six frozen hours were expected to
     # hold about 600. +600 after them is a catch-up (info); +10,000 is 17x that: a jump.

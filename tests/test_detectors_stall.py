@@ -416,22 +416,53 @@ def test_a_publisher_settled_into_two_batches_a_day_is_not_paged_after_the_chang
     assert 16 * 3600 < judge._stale(state, judge.options("src")).warning < 18 * 3600
 
 
-def test_after_one_held_back_gap_the_next_is_a_warning_and_its_critical_waits_a_day():
+def test_after_one_held_back_gap_the_next_waits_until_the_batch_would_have_come():
     # The first batched gap (06:00 -> 10:00 WIB) cannot be told from a freeze: warning, then
-    # critical. The gap after it (10:00 -> 18:00) is still warned of after one missed
-    # publication (a freeze right after a catch-up must page), but a publisher that held its
-    # data back may be settling into daily batches: critical waits until its last batch's hour
-    # has come round (a day and the wander of a batch), so 10:00 -> 18:00 stays a warning.
+    # critical. After it the publisher has either caught up a freeze (it resumes its cadence:
+    # nothing to wait for) or held its data back as a publisher settling into batches does
+    # (its 10:00 batch's hour comes round within a day). A silence after it is news only when
+    # neither explains it, so 10:00 -> 18:00 is no page: warning and critical wait until the
+    # batch would have come, a day and the wander of a batch after the last.
     polls = _two_batches_a_day(3, 5)
     _, _, events = drive(polls)
     first_batch = T0 + timedelta(days=3, hours=3)           # 10:00 WIB on the first batched day
     before = [(e.rule, e.state) for e in events if e.rule == "stall" and e.at < first_batch]
     assert ("stall", "escalated") in before
-    after = [e for e in events if e.rule == "stall" and first_batch <= e.at < first_batch + timedelta(hours=8)]
-    assert [(e.state, e.severity) for e in after] == [("resolved", "critical"), ("firing", "warning")]
-    reason = after[-1].details["threshold_reason"]
-    assert "1 missed publication" in reason and "critical deferred to 1d 2h" in reason
-    assert 24 * 3600 < after[-1].details["critical_seconds"] < 28 * 3600
+    after = [e for e in events if e.rule in ("stall", "stale_source") and first_batch <= e.at < first_batch + timedelta(hours=8)]
+    assert [(e.state, e.severity) for e in after] == [("resolved", "critical")] * 2
+    judge, state, _ = drive([p for p in polls if p.at < first_batch + timedelta(hours=2)])
+    stall, stale = judge._stall(state, judge.options("src")), judge._stale(state, judge.options("src"))
+    for thresholds, noun in ((stall, "advance"), (stale, "publication")):
+        assert thresholds.reason.startswith("hourly cadence")
+        assert (f"but it held its data back until its last advance, as a freeze caught up or a publisher settling "
+                f"into daily batches does: a batch may next be due 1d after it, so no {noun} for 1d 1h") \
+            in thresholds.reason
+        # A day, then an exponential tail of half an hour (one batch: an hour's width) out to the
+        # budget (beyond the latest of one batch: half the chance; a day's gap: 1/30 of it), on
+        # our clock (a poll's delay either way).
+        assert thresholds.warning == pytest.approx(24 * 3600 + 1800 * math.log(0.5 * 30), abs=600)
+        assert thresholds.critical == pytest.approx(24 * 3600 + 1800 * math.log(0.5 * 300), abs=600)
+        assert thresholds.own_warning < 3600 + 600 and thresholds.own_critical < 2 * 3600 + 600   # long gaps: the model's
+
+
+def test_a_freeze_right_after_a_catch_up_is_told_when_the_batch_would_have_come():
+    # The price of not paging a publisher settling into batches: one that comes back for one
+    # publication after a freeze and stops again is told a day later, when the batch its
+    # catch-up could have been would have come again. Once it publishes as usual after a
+    # catch-up (a short gap), a freeze is one missed publication again.
+    polls = cadenced(60)
+    last = polls[-1].snapshot
+    frozen = [not_modified(polls[-1].at + timedelta(minutes=10 * k)) for k in range(1, 36)]      # 6 h frozen
+    published = last.published_at + timedelta(hours=6)
+    caught = published + timedelta(seconds=45)
+    back = [ok(caught, last.stations_reported + 60, last.stations, published=published)]            # the backlog
+    silent = [not_modified(caught + timedelta(minutes=10 * k)) for k in range(1, 6 * 30)]            # then 30 h
+    judge, state, events = drive(polls + frozen + back + silent)
+    fired = [e for e in events if e.rule == "stall" and e.state == "firing" and e.at > caught]
+    assert len(fired) == 1
+    waited = (fired[0].at - caught).total_seconds()
+    assert 24 * 3600 < waited < 26 * 3600
+    assert "held its data back" in fired[0].details["threshold_reason"]
 
 
 def test_a_settled_publisher_that_stops_is_paged_before_its_longest_usual_gap_has_passed():

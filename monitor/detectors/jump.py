@@ -295,9 +295,12 @@ class JumpRule(Rule):
 
 
 def catch_up_gap(h: History) -> bool:
-    """This advance ends a gap that reached the stall threshold (or an open stall)."""
+    """This advance ends a gap that reached the stall threshold (or an open stall): the model's
+    own, before a publisher's batches raised it (Thresholds.own_warning). A batch after a gap
+    the habit of batches, or one held-back gap, waits out without a page is still the backlog
+    of the hours it held back, as a freeze's catch-up is."""
     return "stall" in h.open_alerts or (h.advance_gap is not None and h.stall is not None
-                                        and h.advance_gap >= h.stall.warning)
+                                        and h.advance_gap >= h.stall.own_warning)
 
 
 def _beyond(excesses: list[tuple[float, float]], chance: float) -> float:

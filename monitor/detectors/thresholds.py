@@ -75,8 +75,8 @@ class Thresholds:
     # slot (the ledger measures the next one's from it and remembers the latest offsets longer
     # than the window: SeriesState.slot_memory).
     deviation: float | None = None
-    # The critical before escalation was deferred for a publisher that held its data back
-    # lately (held_back_critical): what caps the gaps learned, as before.
+    # The model's own critical before a publisher that held its data back lately raised it
+    # (held_back_floor): what caps the gaps learned, as before.
     base_critical: float | None = None
 
     def __post_init__(self):
@@ -572,30 +572,41 @@ def learn(seen: Seen, options: DetectionOptions) -> Thresholds:
     if seen.habitual and not isinstance(model, (Prior, Renewal)):
         return habit_floor(thresholds, seen, options)
     if seen.held_back and not isinstance(model, Prior):
-        return held_back_critical(thresholds, seen, options)
+        return held_back_floor(thresholds, seen, options)
     return thresholds
 
 
-def held_back_critical(model: Thresholds, seen: Seen, o: DetectionOptions) -> Thresholds:
+def held_back_floor(model: Thresholds, seen: Seen, o: DetectionOptions) -> Thresholds:
     """A publisher whose last advance ended a held-back gap (a long gap that ended in a backlog:
-    about what the gap's hours would have brought, nothing lost) is still warned of at the
-    model's threshold, since one held-back gap cannot be told from a freeze that was caught up;
-    but it may be settling into batches, and a publisher that batches does so on a daily
-    schedule: the hour of its last batch comes round again within a day (batch_waits, with the
-    batches seen). Escalation to critical waits until the silence is improbable under that
-    explanation too, so the first batched days of a publisher that changed its ways are a
-    warning each, not a warning and a critical. Once an advance comes after a short gap again
-    (publishing as usual after a catch-up), the model's critical is back. Bounded like a habit
-    (2 x `critical_ceiling`); the warning, and what counts as a long gap, are the model's."""
+    about what the gap's hours would have brought, nothing lost) has just done one of two
+    things that one such gap cannot tell apart: caught up a freeze, after which it resumes its
+    cadence, or held its data back as a publisher settling into daily batches does, after which
+    the hour of its last batch comes round within a day (batch_waits, with the batches seen).
+    A silence after it is news only when neither explains it, and the second is no rare
+    chance: a publisher settles into batches about once in its count, no rarer than a freeze,
+    so after a held-back gap its weight is far above the chance a gap may have of ending in a
+    false alarm (mean gap / budget: 1 in 720 for an hourly publisher), and a silence the model
+    calls improbable is not improbable for the publisher. Warning and critical therefore wait
+    until the silence is improbable under the batches too, floors over the model's own. The
+    price: a freeze that begins right at a catch-up (back for one publication, then stopped
+    again) is told when the batch would have been due, up to a day later. Once an advance comes
+    after a short gap (publishing as usual after a catch-up), the model's thresholds are back.
+    Bounded like a habit (2 x `critical_ceiling`); what counts as a long gap, and the gaps
+    learned, are still judged by the model's own thresholds (base_warning, base_critical)."""
     waits = batch_waits(seen.batches, seen.start, seen.offset, o.false_alarm_budget, seen.poll_gap)
     if waits is None:
         return model
-    critical = min(waits[1] + _lag_shift(seen), 2 * o.critical_ceiling)
-    if critical <= model.critical:
+    shift = _lag_shift(seen)
+    bound = 2 * o.critical_ceiling
+    warning = max(min(waits[0] + shift, bound), model.warning)
+    critical = max(min(waits[1] + shift, bound), model.critical, warning)
+    if warning <= model.warning and critical <= model.critical:
         return model
-    reason = (f"{model.reason}; critical deferred to {duration(critical)}: it held its data back until its "
-              f"last advance, as a publisher settling into daily batches does")
-    return replace(model, critical=critical, reason=reason, base_critical=model.critical)
+    reason = (f"{model.reason}; but it held its data back until its last advance, as a freeze caught up or a "
+              f"publisher settling into daily batches does: a batch may next be due {duration(waits[2])} after it, "
+              f"so no {seen.clock.noun} for {duration(warning)}")
+    return replace(model, warning=warning, critical=critical, reason=reason, base_warning=model.warning,
+                   base_critical=model.critical)
 
 
 def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | None, strict: float,
