@@ -9,7 +9,7 @@ import pytest
 
 from monitor.cli import parse_config
 from monitor.detectors import DetectionOptions, Judge
-from monitor.detectors.thresholds import ADVANCE, Seen, learn
+from monitor.detectors.thresholds import ADVANCE, PUBLICATION, Seen, learn
 from monitor.evaluation.builders import T0, WIB, at, cadenced, drive, failed, not_modified, ok
 from monitor.model import RegionCount
 
@@ -658,6 +658,50 @@ def test_a_few_slow_gaps_raise_the_prior_but_a_cadence_s_first_gaps_do_not():
     assert slow.model == "prior" and slow.warning > 4 * 3600 and "slower than the prior assumes" in slow.reason
     # Fast gaps never lower it; an hourly publisher's first gaps are a cadence, not a slow pace.
     assert learn(Seen(ADVANCE, [100.0, 340.0, 60.0]), options).warning == options.stall_prior
-    assert learn(Seen(ADVANCE, [3600.0, 3601.0, 7199.0]), options).warning == options.stall_prior
+    assert learn(Seen(ADVANCE, [3600.0, 3601.0, 3599.0]), options).warning == options.stall_prior
+    # ...but a silence no longer than a gap it has already shown is no news: a skipped slot
+    # among its first gaps, or a publisher every 2 hours met before its first slot came.
+    skipped = learn(Seen(ADVANCE, [3600.0, 3601.0, 7199.0]), options)
+    assert skipped.model == "prior" and skipped.warning > 7199.0 + 1800 and "without an advance" in skipped.reason
+    assert learn(Seen(PUBLICATION, [7190.0]), options).warning > 7190.0 + 1800
+    # With no gap yet, the age of the data at our first poll is a gap in progress (on the
+    # publication clock the same as first_age): data 1h50m old at our first poll of a
+    # publisher every 2 hours is not stale at 2 h.
+    assert learn(Seen(PUBLICATION, [], first_age=6600.0), options).warning > 6600.0 + 1800
+    assert learn(Seen(PUBLICATION, [], first_age=600.0), options).warning == options.stall_prior
     # Advances come no faster than publications: slow publications tell before two advances do.
     assert learn(Seen(ADVANCE, [3000.0], pub_gaps=[2400.0, 3700.0]), options).warning > 4 * 3600
+
+
+def test_a_small_region_whose_publications_come_empty_is_not_paged_by_the_prior():
+    # Hourly publications, the last advance 3 hours ago and none since: the advances are slower
+    # than the publications (about one per 3 h so far), and the prior waits as long as their pace
+    # asks for. With no publication since the last advance the prior stands.
+    options = DetectionOptions()
+    start = 1_700_000_000.0
+    sparse = learn(Seen(ADVANCE, [], pub_gaps=[3600.0] * 3, start=start, anchor=start + 3 * 3600), options)
+    assert sparse.model == "prior" and sparse.warning > 12 * 3600 - 1 and "outnumber its advances" in sparse.reason
+    busy = learn(Seen(ADVANCE, [], pub_gaps=[3600.0] * 3, start=start, anchor=start), options)
+    assert busy.warning == options.stall_prior
+
+
+def test_the_prior_skips_are_counted_once_over_all_the_slots_seen():
+    # A 5-min publisher that never skipped, with days of slots in its memory: one missed
+    # publication is news. Read over the 48-gap window alone, the prior's pseudo-skip (1/4800)
+    # is above its budget share (300 s in 30 days, 1/8640): two missed publications, 10 min.
+    options = DetectionOptions()
+    gaps = [300.0] * 48
+    remembered = learn(Seen(PUBLICATION, gaps, gaps, memory=[1500.0, 0.0, 0.0, 0.0]), options)
+    assert remembered.missed_warning == 1
+    window_only = learn(Seen(PUBLICATION, gaps, gaps), options)
+    assert window_only.missed_warning == 2
+
+
+def test_a_strict_lattice_waits_for_the_tolerance_it_was_accepted_with():
+    # Every 2 hours, each publication within ± 2% (144 s): too few publications to fit their
+    # wander yet, the lattice was accepted with gaps up to 2 min off; the wait allows for that.
+    options = DetectionOptions()
+    gaps = [7200.0, 7310.0, 7090.0, 7200.0, 7250.0, 7150.0, 7200.0]
+    thresholds = learn(Seen(PUBLICATION, gaps, gaps), options)
+    assert thresholds.model == "cadence" and thresholds.missed_warning == 1
+    assert thresholds.warning >= 7200.0 + 110.0 and "wander" in thresholds.reason

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
+
 from monitor.detectors import diurnal
 from monitor.detectors.diurnal import (BINS, HALF_LIFE, WALK_LIMIT, Rhythm, hour_of, publications_believed,
                                        publications_unbatched, silence, time_to_believed)
@@ -134,3 +136,24 @@ def test_record_forgets_as_it_did_hour_by_hour():
                 assert all(rhythm.advances[h] == decayed[0][h] for h in others)
             start += gap
     assert rows is not None
+
+
+def test_a_publication_every_two_hours_is_spread_over_the_hours_it_covers():
+    # Published at the even hours, each publication reports what came in over the two hours
+    # before it: every hour of the day is seen, the day is known after 1.5 days like any other,
+    # and an hour's stations per publication stay what a publication brings.
+    rhythm = Rhythm()
+    t0 = 1_700_000_000.0 - 1_700_000_000.0 % 86400
+    for k in range(1, 20):
+        rhythm.record(t0 + (k - 1) * 7200, t0 + k * 7200, 0.0, 7200.0, 100.0)
+    assert not rhythm.mature and all(e > 0 for e in rhythm.exposure)
+    assert sum(rhythm.advances) == pytest.approx(sum(rhythm.exposure))       # none came empty
+    assert rhythm.stations[5] / rhythm.exposure[5] == pytest.approx(100.0, rel=0.1)
+    for k in range(20, 20 + 12):
+        rhythm.record(t0 + (k - 1) * 7200, t0 + k * 7200, 0.0, 7200.0, 100.0)
+    assert rhythm.mature
+    # A gap of two slots: one publication came empty, half of it in each hour it covered.
+    before = sum(rhythm.exposure) - sum(rhythm.advances)
+    rhythm.record(t0 + 31 * 7200, t0 + 33 * 7200, 0.0, 7200.0, 100.0)
+    assert sum(rhythm.exposure) - sum(rhythm.advances) == pytest.approx(before * 0.5 ** (2 * 7200 / HALF_LIFE) + 1.0,
+                                                                        abs=1e-3)

@@ -92,6 +92,20 @@ class Rhythm:
         self.advances[:] = array("d", [round(v * keep, 4) if v else v for v in self.advances])
         self.stations[:] = array("d", [round(v * keep, 3) if v else v for v in self.stations])
         self.exposure[:] = array("d", [round(v * keep, digits) if v else v for v in self.exposure])
+        if cadence > 3600:
+            # A publication reports what came in over its cadence: one every 2 hours lands on
+            # every other hour, and its units came over both. Spread over the hours it covers,
+            # every hour is seen (each publication's share of it), and an hour's stations per
+            # publication stay what a publication brings. (Up to an hour's cadence, the hour it
+            # lands in is that span.)
+            count = max(1, round((end - start) / cadence))
+            for j in range(count):
+                for b, share in _covered(end - j * cadence, cadence, offset):
+                    self.exposure[b] = round(self.exposure[b] + share, 4)
+                    if j == 0:
+                        self.advances[b] = round(self.advances[b] + share, 4)
+                        self.stations[b] = round(self.stations[b] + share * stations, 3)
+            return
         if cadence:
             count = max(1, round((end - start) / cadence))
             for j in range(count):
@@ -108,10 +122,11 @@ class Rhythm:
         self.advances[b] = round(self.advances[b] + 1, 4)
         self.stations[b] = round(self.stations[b] + stations, 3)
 
-    def expected_stations(self, start: float, end: float, offset: float) -> float:
-        """Stations the rhythm expects between two moments (what a freeze leaves as backlog)."""
+    def expected_stations(self, start: float, end: float, offset: float, unseen: float = 0.0) -> float:
+        """Stations the rhythm expects between two moments (what a freeze leaves as backlog);
+        `unseen`: stations per second at the hours not seen yet."""
         per = self.cadence or 1.0
-        rates = [n / (e * per) if e > 0 else 0.0 for n, e in zip(self.stations, self.exposure)]
+        rates = [n / (e * per) if e > 0 else unseen for n, e in zip(self.stations, self.exposure)]
         return expected(rates, start, end, offset)
 
     def rates(self, prior: float, poll: float | None = None) -> list[float]:
@@ -190,14 +205,18 @@ class Rhythm:
         not never) with the weight of one publication.
         It is what keeps a source whose publications sometimes bring nothing from being paged
         at its first empty one."""
-        empty = _pooled([max(e - a, 0.0) for e, a in zip(self.exposure, self.advances)])
+        raw = [max(e - a, 0.0) for e, a in zip(self.exposure, self.advances)]
+        empty = _pooled(raw)
         exposure = _pooled(self.exposure)
-        explained = [e * math.exp(-silence(shape, mean, 1.0, 1.0)) for (shape, mean), e in zip(beliefs, exposure)]
+        chance = [math.exp(-silence(shape, mean, 1.0, 1.0)) for shape, mean in beliefs]
+        explained = [e * c for c, e in zip(chance, exposure)]
         # Beyond chance (two standard deviations of the empty publications the stations explain),
         # and one empty publication at an hour is not yet a habit.
         unexplained = [max(k - x - 2 * math.sqrt(x) - 1.0, 0.0) for k, x in zip(empty, explained)]
-        x = sum(explained)
-        day = (max(sum(empty) - x - 2 * math.sqrt(x) - 1.0, 0.0) + floor) / (sum(exposure) + floor)
+        # Over the day, counted once: pooled, each publication is counted twice (itself and half
+        # in each neighbour), and one empty publication would pass for two.
+        x = sum(e * c for c, e in zip(chance, self.exposure))
+        day = (max(sum(raw) - x - 2 * math.sqrt(x) - 1.0, 0.0) + floor) / (sum(self.exposure) + floor)
         return [(k + day) / (e + 1.0) for k, e in zip(unexplained, exposure)]
 
     def slowest(self) -> float:
@@ -290,6 +309,17 @@ def unmerged(rate: float, poll: float | None) -> float:
 
 def _whole(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
+
+
+def _covered(end: float, span: float, offset: float) -> list[tuple[int, float]]:
+    """The local hours of (end - span, end] and the share of `span` in each."""
+    out, t = [], end - span
+    while t < end:
+        b, until = hour_of(t, offset)
+        step = min(until, end) - t
+        out.append((b, step / span))
+        t += step
+    return out
 
 
 def hour_of(epoch: float, offset: float) -> tuple[int, float]:

@@ -190,7 +190,9 @@ class Judge:
                                 published.timestamp(), *self._publication_pace(state, o, outpaced),
                                 habitual=habitual(state.habits, 8), held_back=held_back(state.habits, 8),
                                 batches=batch_epochs(state), memory=state.slot_memory,
-                                outpaced=outpaced), tail_options(state, o))
+                                outpaced=outpaced,
+                                first_age=None if state.pub_gaps or state.first_at is None else
+                                (state.first_at - published).total_seconds()), tail_options(state, o))
         thresholds = self._shared(thresholds)
         state.stale_cached, state.stale_cached_version = thresholds, state.version
         state.stale_cached_published = published

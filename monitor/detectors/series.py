@@ -535,7 +535,13 @@ def _was_incident(state: SeriesState, gap: float, advance: float, stall_before: 
         steps, gaps = state.steps[-BACKLOG_WINDOW:], state.advance_gaps[-BACKLOG_WINDOW:]
         if len(gaps) < BACKLOG_WINDOW or sum(gaps) <= 0:
             return True
-        due = sum(steps) / sum(gaps) * gap
+        pace = sum(steps) / sum(gaps)
+        # Some hours the gap spans not watched yet: those that were already know their own pace,
+        # the others are taken at the recent advances', and the lesser of that and the recent
+        # pace alone is due (a freeze across the first evening, judged by the afternoon's pace,
+        # ended in what looked like a slow night's increment: its empty publications were learned
+        # and the next stalls of a 30-min or 2-hour publisher waited for 2-7 missed publications).
+        due = min(pace * gap, state.rhythm.expected_stations(end - gap, end, offset, pace * weight) / weight)
     return advance >= 0.5 * due
 
 

@@ -193,13 +193,13 @@ def wandering_lattice(gaps: Sequence[float], jitter: float = 0.0) -> Lattice | N
     return Lattice(period, intercept, tuple(slots), deviations)
 
 
-def publisher_skips(pub_gaps: Sequence[float], cadence: float) -> float:
+def publisher_skips(pub_gaps: Sequence[float], cadence: float, prior: float = PRIOR_SKIPS) -> float:
     """The share of the lattice's slots in which the source published nothing (a gap of k slots
-    is k - 1 skipped), with PRIOR_SKIPS pseudo-skips: never seen is not never."""
+    is k - 1 skipped), with `prior` pseudo-skips: never seen is not never."""
     slots = [max(1, round(g / cadence)) for g in pub_gaps if g > 0]
     if not slots:
         return 0.0
-    return (sum(slots) - len(slots) + PRIOR_SKIPS) / (sum(slots) + PRIOR_SKIPS)
+    return (sum(slots) - len(slots) + prior) / (sum(slots) + prior)
 
 
 def max_lag(lags: Sequence[float]) -> float | None:
@@ -264,12 +264,23 @@ class Seen:
     # publisher's batches are, beyond the Poisson noise of their units (batch_spread).
     steps: Sequence[float] = ()
     step_gaps: Sequence[float] = ()
+    # The publication clock before any gap: how old the data was at our first poll (the prior
+    # runs on the source's clock, so this is a gap in progress; the advance clock's is lag0).
+    first_age: float | None = None
 
     @property
     def remembered_skips(self) -> float:
         if not self.memory or self.memory[0] <= 0:
             return 0.0
         return (self.memory[1] + PRIOR_SKIPS) / (self.memory[0] + PRIOR_SKIPS)
+
+    def window_prior(self, slots: float) -> float:
+        """The pseudo-skips a window of `slots` slots is read with: PRIOR_SKIPS, unless the long
+        memory has seen at least as many slots (it carries the prior, on all it has seen). The
+        prior is a pseudo-count over the evidence, counted once: over a window of 48 gaps it is a
+        share of 1/4800, which a 5-min publisher's budget (a slot's chance of 1/8640 per 30 days)
+        reads as "it may skip" forever, a 2-hour one's (1/360) as nothing."""
+        return 0.0 if self.memory and self.memory[0] >= slots else PRIOR_SKIPS
 
     @property
     def remembered_edge(self) -> float:
@@ -299,6 +310,31 @@ class Prior:
             if paced > prior:
                 prior, slower = paced, (f", raised to {duration(paced)}: its {len(gaps)} gaps so far, about "
                                         f"{duration(mean)} each, are slower than the prior assumes")
+                critical_prior = max(critical_prior, mean * math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / mean))
+        # A silence no longer than the gaps the source has already shown is no news: few gaps
+        # put 1/(n+1) of the chance beyond the longest (renewal_waits), so a publisher every 2
+        # hours is not paged by a 2-hour prior at its first slot a minute late. With no gap yet,
+        # the age of the data at our first poll is a gap in progress (at least that long).
+        age = already if seen.first_age is None else seen.first_age
+        shown = gaps or ([age] if 0 < age < o.stall_prior else [])
+        if shown:
+            waits = renewal_waits(shown, o.false_alarm_budget, seen.poll_gap)
+            if waits[0] > prior:
+                prior, slower = waits[0], (f", raised to {duration(waits[0])}: it has gone {duration(waits[2])} "
+                                           f"without {'an' if seen.clock.noun[0] in 'aeiou' else 'a'} "
+                                           f"{seen.clock.noun} already")
+                critical_prior = max(critical_prior, waits[1])
+        if seen.clock is ADVANCE and seen.anchor is not None and seen.start is not None and seen.anchor > seen.start:
+            # Publications came since the last advance and brought nothing: the advances are
+            # slower than the publications, at a pace the few seen (the open gap counted as if
+            # it ended now) tell, like irregular gaps. A small region whose hourly publications
+            # mostly come empty is not paged by the prior at its first empty night.
+            advances = [g for g in seen.gaps if g > 0]
+            mean = (sum(advances) + seen.anchor - seen.start) / (len(advances) + 1)
+            paced = mean * math.log1p(o.false_alarm_budget / mean)
+            if paced > prior:
+                prior, slower = paced, (f", raised to {duration(paced)}: its publications outnumber its advances, "
+                                        f"about one per {duration(mean)} so far")
                 critical_prior = max(critical_prior, mean * math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / mean))
         warning = _clamp(prior - already, o.stall_floor, o.stall_ceiling)
         critical = _clamp(critical_prior - already, warning, o.critical_ceiling)
@@ -504,6 +540,15 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
             edge = deviation = None
         elif wander is not None and wander > JITTER:
             late = wander
+        if edge is None:
+            # Too few publications to fit the wander yet, the lattice was accepted with gaps up to
+            # a tolerance off its multiples (2% of a 2-hour cadence is 144 s): a gap off by d
+            # is two publications off their slots, one of them by up to d. Wait for that much.
+            lattice_gaps = pub_gaps if len(pub_gaps) >= 4 else gaps
+            off = max((abs(g - round(g / cadence) * cadence) for g in lattice_gaps[-o.stall_window:] if g > 0),
+                      default=0.0)
+            if off > JITTER:
+                late = max(late or JITTER, off)
     if cadence is not None and seen.remembered_edge > max(edge or 0.0, JITTER):
         # Lateness seen days ago, beyond the window, is still the publisher's: it is rare, not gone.
         late = (late if late is not None else JITTER) + seen.remembered_edge - max(edge or 0.0, JITTER)
@@ -614,7 +659,8 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
     gaps, start, offset = seen.gaps, seen.start, seen.offset
     steps = [max(1, round(g / cadence)) for g in gaps]
     short = steps[-SHORT_WINDOW:]
-    skip_long = max((sum(steps) - len(steps) + PRIOR_SKIPS) / (sum(steps) + PRIOR_SKIPS), seen.remembered_skips)
+    prior = seen.window_prior(sum(steps))
+    skip_long = max((sum(steps) - len(steps) + prior) / (sum(steps) + prior), seen.remembered_skips)
     skip_short = (sum(short) - len(short)) / sum(short)
     skip = min(max(skip_long, skip_short), 0.999)
     if pace < 1.0:
@@ -641,7 +687,8 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
             budget = mean_gap / o.false_alarm_budget
         # A publisher that skips slots of its own (no new timestamp at all) comes empty at least
         # that often, whatever the stations explain; the hours' own evidence may say more.
-        skipped = max(publisher_skips(seen.pub_gaps, cadence), seen.remembered_skips)
+        pub_slots = sum(max(1, round(g / cadence)) for g in seen.pub_gaps if g > 0)
+        skipped = max(publisher_skips(seen.pub_gaps, cadence, seen.window_prior(pub_slots)), seen.remembered_skips)
         empty = [max(e, skipped) for e in daily.empty_chances(beliefs, PRIOR_SKIPS)]
         if seen.level is not None:
             # A tail's rhythm counts stations per unit still to come (phase.py): its evidence is
