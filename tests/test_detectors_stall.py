@@ -465,6 +465,32 @@ def test_a_freeze_right_after_a_catch_up_is_told_when_the_batch_would_have_come(
     assert "held its data back" in fired[0].details["threshold_reason"]
 
 
+def test_after_a_held_back_gap_a_batch_that_comes_empty_is_a_stall_at_once():
+    # After a catch-up the floor waits for the batch; the source publishes again 8 h later (a
+    # long gap of its own clock, as a batch comes) with no new stations: the batch came empty,
+    # the pipeline is stuck, and the batches explain the silence no more. A timestamp that beats
+    # hourly meanwhile (data in batches, a heartbeat of a timestamp) is no batch: still waited for.
+    polls = cadenced(60)
+    last = polls[-1].snapshot
+    frozen = [not_modified(polls[-1].at + timedelta(minutes=10 * k)) for k in range(1, 36)]
+    published = last.published_at + timedelta(hours=6)
+    caught = published + timedelta(seconds=45)
+    reported = last.stations_reported + 60
+    back = [ok(caught, reported, last.stations, published=published)]
+    for beat, hours in ((8, [8]), (1, list(range(1, 9)))):
+        later = [ok(published + timedelta(hours=h, seconds=45), reported, last.stations,
+                    published=published + timedelta(hours=h)) for h in hours]
+        quiet = [not_modified(caught + timedelta(minutes=10 * k)) for k in range(1, 6 * 8)]
+        judge, state, events = drive(sorted(polls + frozen + back + quiet + later, key=lambda p: p.at))
+        fired = [e for e in events if e.rule == "stall" and e.state == "firing" and e.at > caught]
+        if beat == 8:
+            assert [(e.at, e.severity) for e in fired] == [(later[0].at, "critical")]
+            assert fired[0].details["cause"] == "pipeline_stuck"
+            assert "held its data back" not in fired[0].details["threshold_reason"]
+        else:
+            assert fired == []
+
+
 def test_a_settled_publisher_that_stops_is_paged_before_its_longest_usual_gap_has_passed():
     # Its batches come round at 10:00 and 18:00 WIB: frozen after the 10:00 batch, the 18:00
     # one is due at 8 h and the habit raises nothing above its model's own threshold (the

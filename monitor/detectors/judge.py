@@ -163,12 +163,16 @@ class Judge:
             # No advance yet: the clock runs from our first poll, its data already this old.
             lag0 = (state.first_at - state.last_advance_published_at).total_seconds()
         newest = state.current.published_at if state.current is not None else None
+        # Since the last advance the source published again after a long gap of its own clock,
+        # and brought nothing: a batch came, empty (thresholds.held_back_floor).
+        empty_batch = (held_back(state.habits, 8) and newest is not None
+                       and state.last_advance_published_at is not None and newest > state.last_advance_published_at)
         thresholds = learn(Seen(ADVANCE, state.advance_gaps, state.pub_gaps, state.lags, lag0, state.learned_poll_gap,
                                 state.rhythm, start.timestamp() if start else None,
                                 offset_at(start, self.zone(state)) if start else 0.0,
                                 newest.timestamp() if newest else None, *self._pace(state, o),
                                 habitual=habitual(state.habits, 0), held_back=held_back(state.habits, 0),
-                                batches=batch_epochs(state),
+                                batches=batch_epochs(state), empty_batch=empty_batch,
                                 memory=state.slot_memory,
                                 steps=state.steps, step_gaps=state.step_gaps),
                            tail_options(state, o))

@@ -256,6 +256,9 @@ class Seen:
     # Epochs (on the source's clock when it has one) of the recent advances that ended such gaps,
     # oldest first: when a habitual publisher's batches came (batch_waits).
     batches: Sequence[float] = ()
+    # Since the last advance, a publication ended a long gap of the source's own clock and brought
+    # nothing: the batch a held-back gap may have announced came, empty (held_back_floor).
+    empty_batch: bool = False
     # The publisher's rarer habits, remembered longer than the window of gaps (half-life of days:
     # a 15-min publisher's 48 gaps are 12 hours, in which one skipping 2% of its slots shows
     # none a third of the time): (slots, skipped slots, the two latest after their slot), decayed.
@@ -637,7 +640,13 @@ def held_back_floor(model: Thresholds, seen: Seen, o: DetectionOptions) -> Thres
     again) is told when the batch would have been due, up to a day later. Once an advance comes
     after a short gap (publishing as usual after a catch-up), the model's thresholds are back.
     Bounded like a habit (2 x `critical_ceiling`); what counts as a long gap, and the gaps
-    learned, are still judged by the model's own thresholds (base_warning, base_critical)."""
+    learned, are still judged by the model's own thresholds (base_warning, base_critical). A
+    batcher publishes when its batch comes: a publication that ends a long gap of the source's
+    own clock and brings nothing is that batch come empty (the pipeline stuck), which the
+    batches no longer explain, so the model's thresholds are back (a publisher whose timestamp
+    beats on its cadence while its data comes in batches ends no long gap: still waited for)."""
+    if seen.empty_batch:
+        return model
     waits = batch_waits(seen.batches, seen.start, seen.offset, o.false_alarm_budget, seen.poll_gap)
     if waits is None:
         return model
