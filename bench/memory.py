@@ -84,11 +84,14 @@ def child(base: str, election: bool, passes: int, deep: bool) -> None:
     try:
         for number in range(1, passes + 1):
             changed = scaling._server_call(base, "POST", "advance", fraction=scaling.ADVANCE)["rendered"] if number > 1 else 0
+            cpu = scaling._cpu_seconds()
             run()
+            cpu = scaling._cpu_seconds() - cpu
             gc.collect()
             states = [state for watcher in daemon.watchers for state in watcher.states.values()]
             row = {"pass": number, "documents_changed": changed, "series": len(states), "rss": scaling._rss_bytes(),
-                   "peak_rss": scaling._peak_rss_bytes(), "seconds": round(time.monotonic() - started, 1)}
+                   "peak_rss": scaling._peak_rss_bytes(), "seconds": round(time.monotonic() - started, 1),
+                   "cpu_seconds": round(cpu, 2)}
             if deep:
                 row["bytes_per_series"] = per_attribute(states)
             rows.append(row)
@@ -97,7 +100,8 @@ def child(base: str, election: bool, passes: int, deep: bool) -> None:
         daemon.stop()
     first = rows[0]
     print(f"{first['series']:,} series: {(first['rss'] - start) / first['series']:,.0f} B each after the first pass "
-          f"(resident growth from {start / 2**20:.1f} MiB after imports), peak {first['peak_rss'] / 2**20:.1f} MiB")
+          f"(resident growth from {start / 2**20:.1f} MiB after imports), peak {first['peak_rss'] / 2**20:.1f} MiB; "
+          f"the pass took {first['cpu_seconds']:.1f} CPU s")
     for row in rows[1:]:
         print(f"pass {row['pass']} ({row['documents_changed']:,} documents changed): peak "
               f"{row['peak_rss'] / first['peak_rss'] - 1:+.2%}, resident {row['rss'] / first['rss'] - 1:+.2%}")

@@ -120,6 +120,31 @@ def test_series_share_what_they_have_not_learned_and_what_they_learned_alike():
     assert str(_same(-0.0)) == "-0.0"
 
 
+def test_a_readings_votes_read_like_the_dict_they_were():
+    from types import MappingProxyType
+
+    from monitor.detectors.history import NO_VOTES, Reading, Votes
+
+    counts = {"100025": 123456, "100026": 234567, "100027": 34567}
+    votes = Votes.of(MappingProxyType(counts))
+    assert votes == counts and counts == votes and MappingProxyType(counts) == votes
+    assert votes != {**counts, "100027": 1} and votes != {"100025": 123456} and votes != [1]
+    assert list(votes) == list(counts) and list(votes.items()) == list(counts.items())
+    assert sum(votes.values()) == 392590 and votes.get("x") is None and "100026" in votes
+    assert [type(v) for v in votes.values()] == [int] * 3 and repr(votes) == repr(counts)
+    assert Votes.of({"100027": 34567, "100025": 123456, "100026": 234567}) == votes   # order aside
+    assert Votes.of(dict(counts))._keys is votes._keys           # one tuple of candidates per race
+    assert Votes.of({}) is NO_VOTES and NO_VOTES == {}
+    odd = Votes.of({"a": True, "b": 2.5, "c": 2**70})              # kept as they were, types and all
+    assert [type(v) for v in odd.values()] == [bool, float, int] and odd["c"] == 2**70
+    with pytest.raises(TypeError):
+        hash(votes)
+    with pytest.raises(KeyError):
+        votes["x"]
+    reading = Reading.from_json(json.loads(json.dumps(Reading(T0, T0, 10, 5, None, votes).to_json())))
+    assert reading.votes == counts and reading.to_json()[-1] == counts
+
+
 def test_a_busy_series_state_stays_bounded():
     _, state, _ = drive(cadenced(500))
     size = len(json.dumps(state.to_json(), separators=(",", ":")))

@@ -5,6 +5,7 @@ view a rule gets at one poll (`History`). The series' state and its ledger are i
 from __future__ import annotations
 
 from array import array
+from collections.abc import ItemsView, ValuesView
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -21,6 +22,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 SHARED_VOTE_KEYS = 4096            # distinct candidate lists kept for sharing (then it starts afresh)
 _vote_keys: dict[tuple, tuple] = {}
+_PLAIN = (dict, MappingProxyType)
+_INTS = {int}
 
 
 class Votes(AbcMapping):
@@ -41,8 +44,9 @@ class Votes(AbcMapping):
                 _vote_keys.clear()
             shared = _vote_keys[keys] = keys
         self._keys = shared
-        values = tuple(votes[key] for key in shared)
-        if values and all(type(v) is int for v in values):
+        # a dict (or a read-only view of one) gives its values in its keys' order
+        values = tuple(votes.values()) if type(votes) in _PLAIN else tuple(votes[key] for key in shared)
+        if values and set(map(type, values)) == _INTS:
             try:
                 values = array("q", values)       # 8 B a count, where an int object is 28-32 B
             except OverflowError:
@@ -70,6 +74,12 @@ class Votes(AbcMapping):
     def __len__(self) -> int:
         return len(self._keys)
 
+    def values(self) -> ValuesView:
+        return _Values(self)
+
+    def items(self) -> ItemsView:
+        return _Items(self)
+
     def __eq__(self, other: object) -> bool:
         if type(other) is Votes and other._keys is self._keys and type(other._values) is type(self._values):
             return self._values == other._values
@@ -84,6 +94,22 @@ class Votes(AbcMapping):
 
     def __reduce__(self):
         return (Votes, (dict(zip(self._keys, self._values)),))
+
+
+class _Values(ValuesView):
+    """Votes.values(), iterated from the counts themselves (the mixin looks each key up)."""
+
+    __slots__ = ()
+
+    def __iter__(self):
+        return iter(self._mapping._values)
+
+
+class _Items(ItemsView):
+    __slots__ = ()
+
+    def __iter__(self):
+        return zip(self._mapping._keys, self._mapping._values)
 
 
 NO_VOTES = Votes()
