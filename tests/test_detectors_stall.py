@@ -700,15 +700,31 @@ def test_a_few_slow_gaps_raise_the_prior_but_a_cadence_s_first_gaps_do_not():
 
 
 def test_a_small_region_whose_publications_come_empty_is_not_paged_by_the_prior():
-    # Hourly publications, the last advance 3 hours ago and none since: the advances are slower
-    # than the publications (about one per 3 h so far), and the prior waits as long as their pace
-    # asks for. With no publication since the last advance the prior stands.
+    # Hourly publications, two advances over five of them (3 of 5 came empty): the advances are a
+    # thinned lattice, and 13 empty slots in a row are what the budget allows (0.6**13 ~ 1/720):
+    # held to the 12-hour ceiling. Every publication an advance: the prior stands. No advance
+    # yet: nothing tells the pace, and the silence now is not evidence of it (the prior stands).
     options = DetectionOptions()
-    start = 1_700_000_000.0
-    sparse = learn(Seen(ADVANCE, [], pub_gaps=[3600.0] * 3, start=start, anchor=start + 3 * 3600), options)
-    assert sparse.model == "prior" and sparse.warning > 12 * 3600 - 1 and "outnumber its advances" in sparse.reason
-    busy = learn(Seen(ADVANCE, [], pub_gaps=[3600.0] * 3, start=start, anchor=start), options)
+    sparse = learn(Seen(ADVANCE, [3 * 3600.0, 2 * 3600.0], pub_gaps=[3600.0] * 5), options)
+    assert sparse.model == "prior" and sparse.warning == options.stall_ceiling
+    assert "60% of its publications may come empty" in sparse.reason
+    # One advance gap, one slot: +2 TPS a publication makes an empty one e**-2 likely (14%),
+    # 4 in a row as rare as the budget allows; +300 a publication: the prior stands.
+    few = learn(Seen(ADVANCE, [3600.0], pub_gaps=[3600.0], steps=[2.0], step_gaps=[3600.0]), options)
+    assert few.warning == 4 * 3600.0 and "14% of its publications may come empty" in few.reason
+    many = learn(Seen(ADVANCE, [3600.0], pub_gaps=[3600.0], steps=[300.0], step_gaps=[3600.0]), options)
+    assert many.warning == options.stall_prior
+    busy = learn(Seen(ADVANCE, [3600.0] * 3, pub_gaps=[3600.0] * 3), options)
     assert busy.warning == options.stall_prior
+    assert learn(Seen(ADVANCE, [], pub_gaps=[3600.0] * 5), options).warning == options.stall_prior
+    # Nor is the silence now: an hourly publisher whose count froze 2 hours ago while its
+    # timestamp moves on (pipeline stuck) in its first hours is paged on the prior. Read as "the
+    # advances are slower than the publications" it would raise the threshold as fast as the
+    # silence grows, to the 12-hour ceiling.
+    start = 1_700_000_000.0
+    stuck = learn(Seen(ADVANCE, [3600.0] * 3, pub_gaps=[3600.0] * 5, steps=[300.0] * 3, step_gaps=[3600.0] * 3,
+                       start=start, anchor=start + 2 * 3600), options)
+    assert stuck.warning == options.stall_prior
 
 
 def test_the_prior_skips_are_counted_once_over_all_the_slots_seen():

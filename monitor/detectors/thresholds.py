@@ -327,18 +327,31 @@ class Prior:
                                            f"without {'an' if seen.clock.noun[0] in 'aeiou' else 'a'} "
                                            f"{seen.clock.noun} already")
                 critical_prior = max(critical_prior, waits[1])
-        if seen.clock is ADVANCE and seen.anchor is not None and seen.start is not None and seen.anchor > seen.start:
-            # Publications came since the last advance and brought nothing: the advances are
-            # slower than the publications, at a pace the few seen (the open gap counted as if
-            # it ended now) tell, like irregular gaps. A small region whose hourly publications
-            # mostly come empty is not paged by the prior at its first empty night.
-            advances = [g for g in seen.gaps if g > 0]
-            mean = (sum(advances) + seen.anchor - seen.start) / (len(advances) + 1)
-            paced = mean * math.log1p(o.false_alarm_budget / mean)
-            if paced > prior:
-                prior, slower = paced, (f", raised to {duration(paced)}: its publications outnumber its advances, "
-                                        f"about one per {duration(mean)} so far")
-                critical_prior = max(critical_prior, mean * math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / mean))
+        advances = [g for g in seen.gaps if g > 0]
+        publications = [g for g in seen.pub_gaps if g > 0]
+        if seen.clock is ADVANCE and advances and publications and _lattice_like(publications):
+            # Publications on a lattice make the advances a thinned lattice: a slot comes empty
+            # as often as the slots the advance gaps spanned came empty, and at least as often
+            # as a publication's units are none (Poisson, at the fewest units a publication of
+            # those seen brought: a small region's +1, +2 TPS say an empty one is no surprise).
+            # M empty slots in a row are as improbable as the budget allows at s**M <= c / T
+            # (the cadence model's own rule, from what came before the silence now, never from
+            # it: it would raise the threshold as fast as it grows).
+            unit = min(publications)
+            spans = [max(1, round(g / unit)) for g in advances]
+            empty = (sum(spans) - len(spans)) / sum(spans)
+            n = min(len(seen.steps), len(seen.step_gaps))
+            units = [x / max(1, round(g / unit)) for x, g in zip(seen.steps[-n:], seen.step_gaps[-n:])
+                     if x > 0 and g > 0] if n else []
+            if units:
+                empty = max(empty, math.exp(-min(units)))
+            if 0 < empty < 1:
+                waits = [unit * math.ceil(math.log(unit / (budget * o.false_alarm_budget)) / math.log(empty) - 1e-9)
+                         for budget in (1.0, CRITICAL_BUDGET)]
+                if waits[0] > prior:
+                    prior, slower = waits[0], (f", raised to {duration(waits[0])}: {100 * empty:.0f}% of its "
+                                               f"publications may come empty, by those seen so far")
+                    critical_prior = max(critical_prior, waits[1])
         warning = _clamp(prior - already, o.stall_floor, o.stall_ceiling)
         critical = _clamp(critical_prior - already, warning, o.critical_ceiling)
         return Thresholds(warning, critical, f"too little history yet ({len(seen.gaps)} {seen.clock.noun} gaps): "
