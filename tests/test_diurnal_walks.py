@@ -8,29 +8,33 @@ import random
 import pytest
 
 from monitor.detectors import diurnal
-from monitor.detectors.diurnal import (BINS, HALF_LIFE, WALK_LIMIT, Rhythm, hour_of, publications_believed,
-                                       publications_unbatched, silence, time_to_believed)
+from monitor.detectors.diurnal import (BINS, HALF_LIFE, QUARTERS, WALK_LIMIT, Rhythm, hour_of, publications_believed,
+                                       publications_unbatched, quarter_weights, silence, time_to_believed)
 
 
 # The plain walks: what the kept, inlined walks of diurnal.py must equal, float for float.
 
 def walk_time(beliefs: list[tuple[float, float]], start: float, target: float, offset: float,
               level: float = 1.0) -> float:
-    """time_to_believed() as a plain walk."""
+    """time_to_believed() as a plain walk, quarter by quarter of each hour."""
+    weights = quarter_weights(beliefs)
+    width = 3600 / QUARTERS
     spent = [0.0] * BINS
     total, t = 0.0, start
     while t - start < WALK_LIMIT:
-        b, until = hour_of(t, offset)
+        q = int(math.floor((t + offset) / width)) % (BINS * QUARTERS)
+        b = q // QUARTERS
+        until = math.floor((t + offset) / width) * width + width - offset
         shape, mean = beliefs[b]
-        step = until - t
+        step = (until - t) * weights[q]
         before = silence(shape, mean, level, spent[b])
         gain = silence(shape, mean, level, spent[b] + step) - before
-        if total + gain >= target and mean > 0:
+        if total + gain >= target and mean > 0 and weights[q] > 0:
             grow = (target - total) / shape
             if grow > 700:
                 return WALK_LIMIT
             scale = shape / (level * mean)
-            return t - start + (scale + spent[b]) * math.expm1(grow)
+            return t - start + (scale + spent[b]) * math.expm1(grow) / weights[q]
         total += gain
         spent[b] += step
         t = until
@@ -157,3 +161,15 @@ def test_a_publication_every_two_hours_is_spread_over_the_hours_it_covers():
     rhythm.record(t0 + 31 * 7200, t0 + 33 * 7200, 0.0, 7200.0, 100.0)
     assert sum(rhythm.exposure) - sum(rhythm.advances) == pytest.approx(before * 0.5 ** (2 * 7200 / HALF_LIFE) + 1.0,
                                                                         abs=1e-3)
+
+
+def test_a_rising_hour_is_walked_slow_first():
+    """On a ramp (the hour before at a quarter of this one's pace, the hour after at twice it)
+    the quarters keep the hour's mean, rise through it, and a silence starting at the hour's
+    beginning becomes improbable later than the hour's mean pace alone would say."""
+    beliefs = [(1e6, 0.0)] * BINS
+    beliefs[9], beliefs[10], beliefs[11] = (1e6, 0.25 / 60), (1e6, 1 / 60), (1e6, 2 / 60)
+    weights = quarter_weights(beliefs)[10 * QUARTERS:11 * QUARTERS]
+    assert abs(sum(weights) - QUARTERS) < 1e-12 and weights == sorted(weights) and weights[0] < 0.75
+    ten = 1707868800.0 + 10 * 3600                      # 14 Feb 2024 10:00 UTC
+    assert time_to_believed(beliefs, ten, 10.0, 0.0) > 10 * 60 + 60

@@ -346,36 +346,63 @@ def silence(shape: float, mean: float, level: float, amount: float) -> float:
     return shape * math.log1p(level * mean * amount / shape)
 
 
+QUARTERS = 4                      # a Poisson-like hour is walked in quarters, its rate following its neighbours'
+
+
+def quarter_weights(beliefs: list[tuple[float, float]]) -> list[float]:
+    """Per quarter of each hour (BINS * QUARTERS), its rate against its hour's mean: the day's
+    rate is smooth, the rhythm knows each hour's mean, and within an hour the rate goes from
+    the previous hour's towards the next one's (straight lines between the hours' middles,
+    scaled so that the hour keeps its mean). On a steep morning ramp the first minutes of a
+    rising hour are far slower than its mean, which the walk otherwise spends on them."""
+    means = [mean for _, mean in beliefs]
+    out = []
+    for b in range(BINS):
+        m, before, after = means[b], means[b - 1], means[(b + 1) % BINS]
+        rates = []
+        for q in range(QUARTERS):
+            x = (q + 0.5) / QUARTERS - 0.5                  # hours from the hour's middle
+            rates.append(m + x * (m - before) if x < 0 else m + x * (after - m))
+        total = sum(rates)
+        out.extend([r * QUARTERS / total if total > 0 else 1.0 for r in rates])
+    return out
+
+
 def time_to_believed(beliefs: list[tuple[float, float]], start: float, target: float, offset: float,
                      level: float = 1.0) -> float:
     """Seconds from `start` until a silence has become as improbable as e**-target (Poisson-
-    like). An hour met again a day later is the same unknown rate: its stretches add up.
+    like). An hour met again a day later is the same unknown rate: its stretches add up, each
+    counted at its quarter's weight (quarter_weights).
 
     The plain walk (tests/test_diurnal_walks.py keeps it) with hour_of() and silence() inlined,
     and each hour's silence so far the one its previous visit computed: the same floats, step
     by step, which that test checks on random hours."""
     log1p, floor = math.log1p, math.floor
+    weights = quarter_weights(beliefs)
+    width = 3600 / QUARTERS
     spent = [0.0] * BINS
     known: list[float | None] = [None] * BINS
     total, t = 0.0, start
     while t - start < WALK_LIMIT:
-        hour_start = floor((t + offset) / 3600) * 3600
-        b = int(hour_start // 3600) % BINS
-        until = hour_start + 3600 - offset
+        quarter_start = floor((t + offset) / width) * width
+        q = int(quarter_start // width) % (BINS * QUARTERS)
+        b = q // QUARTERS
+        until = quarter_start + width - offset
         shape, mean = beliefs[b]
-        step = until - t
+        weight = weights[q]
+        step = (until - t) * weight
         ran = spent[b]
         before = known[b]
         if before is None:
             before = shape * log1p(level * mean * ran / shape)
         after = shape * log1p(level * mean * (ran + step) / shape)
         gain = after - before
-        if total + gain >= target and mean > 0:
+        if total + gain >= target and mean > 0 and weight > 0:
             grow = (target - total) / shape
             if grow > 700:
                 return WALK_LIMIT
             scale = shape / (level * mean)
-            return t - start + (scale + ran) * math.expm1(grow)
+            return t - start + (scale + ran) * math.expm1(grow) / weight
         total += gain
         spent[b] = ran + step
         known[b] = after
