@@ -44,12 +44,11 @@ def phase_of(state: SeriesState, o: DetectionOptions, now: datetime) -> str:
     return COUNTING
 
 
-def tail_pace(state: SeriesState, span: float | None = None) -> float:
+def tail_pace(state: SeriesState) -> float:
     """In the tail, how fast the count should go now relative to the recent advances' pace
     (<= 1): with each remaining unit coming in at a constant hazard, the rate now is in
     proportion to what remains now against what remained, gap-weighted, while the recent
-    advances came (or, given `span`, over the last `span` seconds of advances: the stretch some
-    other recent gaps cover). 1.0 when the count does not say what remains."""
+    advances came. 1.0 when the count does not say what remains."""
     current = state.current
     if current is None or current.progress is None:
         return 1.0
@@ -64,8 +63,6 @@ def tail_pace(state: SeriesState, span: float | None = None) -> float:
     steps, gaps = steps[-n:], gaps[-n:]
     remaining, weighted, covered = remaining_now, 0.0, 0.0
     for step, gap in zip(reversed(steps), reversed(gaps)):
-        if span is not None and covered + gap > span:
-            break
         remaining += step                 # what remained before that advance, during its gap
         weighted += gap * remaining
         covered += gap
