@@ -46,24 +46,41 @@ class Rhythm:
     """Per-hour advances and what they are counted against: seconds watched (a Poisson-like
     source, `cadence` 0) or publications (a cadenced one, `cadence` its period). Counting a
     cadenced source in publications keeps "every publication brought stations" exactly 1: at
-    a budget of 1 in 720, a rate off by 1% would already ask for a second missed publication."""
+    a budget of 1 in 720, a rate off by 1% would already ask for a second missed publication.
 
-    __slots__ = ("advances", "exposure", "stations", "cadence")
+    A Poisson-like source also counts its publications per hour (`publications`, in the same
+    watched time): in a count's tail its updates keep coming while fewer and fewer bring units,
+    and how stale its timestamp may grow is their own day's, not the thinning advances'. A
+    cadenced source's publications are its exposure: the row stays the shared zeros (8 B)."""
+
+    __slots__ = ("advances", "exposure", "stations", "cadence", "publications")
 
     def __init__(self, advances: Sequence[float] | None = None, exposure: Sequence[float] | None = None,
-                 stations: Sequence[float] | None = None, cadence: float = 0.0):
+                 stations: Sequence[float] | None = None, cadence: float = 0.0,
+                 publications: Sequence[float] | None = None):
         self.advances = _row(advances)
         self.exposure = _row(exposure)
         self.stations = _row(stations)
         self.cadence = cadence
+        self.publications = _row(publications)
 
     def to_json(self) -> list:
         # Values are rounded when they enter, so this is exact; whole numbers are written as ints.
-        return [[_whole(v) for v in row] for row in (self.advances, self.exposure, self.stations)] + [self.cadence]
+        out = [[_whole(v) for v in row] for row in (self.advances, self.exposure, self.stations)] + [self.cadence]
+        if any(self.publications):
+            out.append([_whole(v) for v in self.publications])
+        return out
 
     @classmethod
     def from_json(cls, data: list) -> "Rhythm":
-        return cls(data[0], data[1], data[2], data[3])
+        return cls(data[0], data[1], data[2], data[3], data[4] if len(data) > 4 else None)
+
+    def published(self) -> "Rhythm | None":
+        """A Poisson-like source's publications as a rhythm of their own (the same watched time,
+        its publications counted as advances), or None before any was counted."""
+        if self.cadence or not any(self.publications):
+            return None
+        return Rhythm(self.publications, self.exposure, self.stations, self.cadence)
 
     @property
     def mature(self) -> bool:
@@ -71,10 +88,11 @@ class Rhythm:
             return sum(self.exposure) * self.cadence >= MATURE_SECONDS and min(self.exposure) * self.cadence >= MATURE_BIN
         return sum(self.exposure) >= MATURE_SECONDS and min(self.exposure) >= MATURE_BIN
 
-    def record(self, start: float, end: float, offset: float, cadence: float | None, stations: float) -> None:
+    def record(self, start: float, end: float, offset: float, cadence: float | None, stations: float,
+               published: Sequence[float] = ()) -> None:
         """A watched gap from `start` to `end` (epoch seconds) that ended in one advance of
         `stations`; `offset` is the source's UTC offset in seconds, `cadence` its period if it
-        has one."""
+        has one; `published`: a Poisson-like source's publications in the gap (epochs)."""
         if end <= start:
             return
         # the shared zeros become this series' own rows
@@ -84,6 +102,7 @@ class Rhythm:
         if abs(cadence - self.cadence) > 0.1 * max(cadence, self.cadence):
             self.advances, self.exposure, self.stations = (array("d", _ZEROS), array("d", _ZEROS),
                                                            array("d", _ZEROS))
+            self.publications = _ZEROS
             self.cadence = cadence
         keep = 0.5 ** ((end - start) / HALF_LIFE)
         digits = 4 if cadence else 1
@@ -92,6 +111,8 @@ class Rhythm:
         self.advances[:] = array("d", [round(v * keep, 4) if v else v for v in self.advances])
         self.stations[:] = array("d", [round(v * keep, 3) if v else v for v in self.stations])
         self.exposure[:] = array("d", [round(v * keep, digits) if v else v for v in self.exposure])
+        if type(self.publications) is not tuple:
+            self.publications[:] = array("d", [round(v * keep, 4) if v else v for v in self.publications])
         if cadence > 3600:
             # A publication reports what came in over its cadence: one every 2 hours lands on
             # every other hour, and its units came over both. Spread over the hours it covers,
@@ -121,6 +142,12 @@ class Rhythm:
         b, _ = hour_of(end, offset)
         self.advances[b] = round(self.advances[b] + 1, 4)
         self.stations[b] = round(self.stations[b] + stations, 3)
+        if published and not cadence:
+            if type(self.publications) is tuple:
+                self.publications = array("d", _ZEROS)
+            for moment in published:
+                b, _ = hour_of(moment, offset)
+                self.publications[b] = round(self.publications[b] + 1, 4)
 
     def expected_stations(self, start: float, end: float, offset: float, unseen: float = 0.0) -> float:
         """Stations the rhythm expects between two moments (what a freeze leaves as backlog);

@@ -185,7 +185,8 @@ class SeriesState:
         state.current = current
         facts.current, facts.changed = current, True
         paced_before = state.paced
-        state._note_progress(current, at, o, stall_before, facts, zone)
+        state._note_progress(current, at, o, stall_before, facts, zone,
+                             previous.published_at if previous is not None else None)
         state._note_publication(previous, current, at, previous_poll_at, o, stale_before, facts)
         if snapshot.children:
             state._track_children(snapshot, at, o, paced_before)
@@ -253,7 +254,8 @@ class SeriesState:
         facts.new_publication = True
 
     def _note_progress(self, current: Reading, at: datetime, o: DetectionOptions,
-                       stall_before: Thresholds, facts: Facts, zone: tzinfo) -> None:
+                       stall_before: Thresholds, facts: Facts, zone: tzinfo, before: datetime | None = None) -> None:
+        """`before`: the previous document's publication time (the publications in a gap)."""
         state = self
         progress = current.progress
         if progress is None:
@@ -317,7 +319,8 @@ class SeriesState:
                 if state.rhythm is UNRECORDED:
                     state.rhythm = Rhythm()
                 state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence,
-                                   counted * weight)
+                                   counted * weight, () if stall_before.cadence else
+                                   _published_in(state, end.timestamp() - gap, current, before))
         state.blind &= ~BLIND_ADVANCE
         state.steps = _push(state.steps, advance, STEP_KEEP, shared=True)
         state.last_advance_at = at
@@ -576,6 +579,27 @@ def offset_at(moment: datetime, zone: tzinfo) -> float:
     """The source's UTC offset at `moment`, in seconds (its own when it gave one)."""
     delta = moment.utcoffset() if moment.tzinfo not in (None, timezone.utc) else moment.astimezone(zone).utcoffset()
     return delta.total_seconds() if delta is not None else 0.0
+
+
+def _published_in(state: "SeriesState", start: float, current: Reading, before: datetime | None) -> list[float]:
+    """The source's publications (epochs) in a gap of its advances that ends at `current`:
+    this one, the one `before` it and back through the recent publication gaps (not yet
+    pushed this one's), down to the gap's start. Empty for a source without a timestamp."""
+    if current.published_at is None:
+        return []
+    out = [current.published_at.timestamp()]
+    if before is None or before >= current.published_at:
+        return out
+    t = before.timestamp()
+    gaps = state.pub_gaps
+    k = len(gaps)
+    while t > start + 0.5:
+        out.append(t)
+        if k == 0:
+            break
+        k -= 1
+        t -= gaps[k]
+    return out
 
 
 def _learned(state: SeriesState) -> None:

@@ -791,6 +791,15 @@ def _batch_empty(mean: float, spread: float) -> float:
 
 def _poissonian(seen: Seen, o: DetectionOptions, daily: Rhythm | None, strict: float, pace: float = 1.0,
                 learning: Rhythm | None = None) -> Thresholds:
+    if seen.outpaced and daily is not None:
+        # Publications that outpace the advances (a tail whose updates keep coming) follow their
+        # own day once it is known and the rhythm has counted them: a Poisson-like walk like any
+        # other. (While the day is being learned, a first evening's publications would be walked
+        # as the first evening's advances are, and those pay for it: they keep their level
+        # against the advances' hours seen so far, less a standard deviation.)
+        own = daily.published()
+        if own is not None:
+            seen, daily = replace(seen, outpaced=False), own
     gaps, start, offset, what = seen.gaps, seen.start, seen.offset, seen.clock.noun
     poll_gap = seen.poll_gap
     mean_long = robust_mean(gaps[-o.stall_window:])
