@@ -173,3 +173,22 @@ def test_a_rising_hour_is_walked_slow_first():
     assert abs(sum(weights) - QUARTERS) < 1e-12 and weights == sorted(weights) and weights[0] < 0.75
     ten = 1707868800.0 + 10 * 3600                      # 14 Feb 2024 10:00 UTC
     assert time_to_believed(beliefs, ten, 10.0, 0.0) > 10 * 60 + 60
+
+
+def test_a_poisson_like_rhythm_counts_its_publications_once_one_brought_nothing():
+    """Publications are counted per hour beside the advances; the row is the advances' until a
+    gap holds a publication that brought nothing (then made as their copy), and is kept."""
+    noon = 1707912000.0                                   # 14 Feb 2024 12:00 UTC
+    rhythm = Rhythm()
+    rhythm.record(noon, noon + 300, 0.0, None, 5.0, [noon + 300])
+    assert rhythm.published() is None and not any(rhythm.publications)
+    assert len(rhythm.to_json()) == 4
+    rhythm.record(noon + 300, noon + 4000, 0.0, None, 5.0, [noon + 4000, noon + 3000, noon + 1000])
+    own = rhythm.published()
+    assert own is not None and list(own.exposure) == list(rhythm.exposure)
+    assert own.advances[12] == rhythm.advances[12] + 2 and own.advances[13] == rhythm.advances[13]   # two brought nothing
+    again = Rhythm.from_json(rhythm.to_json())
+    assert list(again.publications) == list(rhythm.publications)
+    hourly = Rhythm()
+    hourly.record(noon, noon + 3600, 0.0, 3600.0, 5.0, [noon + 1800, noon + 3600])
+    assert hourly.published() is None

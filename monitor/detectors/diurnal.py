@@ -50,8 +50,10 @@ class Rhythm:
 
     A Poisson-like source also counts its publications per hour (`publications`, in the same
     watched time): in a count's tail its updates keep coming while fewer and fewer bring units,
-    and how stale its timestamp may grow is their own day's, not the thinning advances'. A
-    cadenced source's publications are its exposure: the row stays the shared zeros (8 B)."""
+    and how stale its timestamp may grow is their own day's, not the thinning advances'. The row
+    is the shared zeros (8 B) until a gap holds a publication that brought nothing (until then
+    it equals the advances, and is made as their copy), and for a cadenced source, whose
+    publications are its exposure."""
 
     __slots__ = ("advances", "exposure", "stations", "cadence", "publications")
 
@@ -67,7 +69,7 @@ class Rhythm:
     def to_json(self) -> list:
         # Values are rounded when they enter, so this is exact; whole numbers are written as ints.
         out = [[_whole(v) for v in row] for row in (self.advances, self.exposure, self.stations)] + [self.cadence]
-        if any(self.publications):
+        if type(self.publications) is not tuple:
             out.append([_whole(v) for v in self.publications])
         return out
 
@@ -78,7 +80,7 @@ class Rhythm:
     def published(self) -> "Rhythm | None":
         """A Poisson-like source's publications as a rhythm of their own (the same watched time,
         its publications counted as advances), or None before any was counted."""
-        if self.cadence or not any(self.publications):
+        if self.cadence or type(self.publications) is tuple:
             return None
         return Rhythm(self.publications, self.exposure, self.stations, self.cadence)
 
@@ -144,7 +146,10 @@ class Rhythm:
         self.stations[b] = round(self.stations[b] + stations, 3)
         if published and not cadence:
             if type(self.publications) is tuple:
-                self.publications = array("d", _ZEROS)
+                if len(published) < 2:
+                    return                   # each publication an advance so far: the row is the advances'
+                self.publications = array("d", self.advances)
+                published = published[1:]    # this advance's own publication is in the copy
             for moment in published:
                 b, _ = hour_of(moment, offset)
                 self.publications[b] = round(self.publications[b] + 1, 4)
