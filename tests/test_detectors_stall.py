@@ -747,3 +747,31 @@ def test_a_strict_lattice_waits_for_the_tolerance_it_was_accepted_with():
     thresholds = learn(Seen(PUBLICATION, gaps, gaps), options)
     assert thresholds.model == "cadence" and thresholds.missed_warning == 1
     assert thresholds.warning >= 7200.0 + 110.0 and "wander" in thresholds.reason
+
+
+def test_a_publisher_late_now_and_then_is_waited_for_beyond_the_latest_seen():
+    # Hourly, on time within seconds, but 4 slots of 48 late by 5-25 min: the next late slot
+    # may come later than all of these (1 in 49), and the tail beyond is as long as the late
+    # slots are far apart (peaks over a threshold), so the wait reaches well past 25 min.
+    options = DetectionOptions()
+    offsets = [0.0] * 49
+    for i, late in ((10, 300.0), (20, 1500.0), (30, 900.0), (40, 600.0)):
+        offsets[i] = late
+    times = [3600.0 * i + d for i, d in enumerate(offsets)]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    thresholds = learn(Seen(PUBLICATION, gaps, gaps), options)
+    assert thresholds.model == "cadence" and thresholds.missed_warning == 1
+    assert thresholds.warning > 3600.0 + 1500.0 + 0.25 * 1500.0 + 600.0
+    # A wander seen whole (± 20 s jitter, close together at the top) keeps a short tail.
+    jittered = [3600.0 + 20.0 * math.sin(7.0 * i) - 20.0 * math.sin(7.0 * (i - 1)) for i in range(48)]
+    short = learn(Seen(PUBLICATION, jittered, jittered), options)
+    assert short.model == "cadence" and short.warning < 3600.0 + 120.0
+
+
+def test_the_late_tail_is_not_bounded_by_the_latest_seen():
+    from monitor.detectors.thresholds import late_tail
+    close = [float(i) for i in range(49)]             # a wander seen whole: spacings of 1 s
+    far = [0.0] * 45 + [300.0, 600.0, 900.0, 1500.0]  # a few late slots far apart
+    assert 48.0 < late_tail(close, 1 / 720) < 48.0 + 30.0
+    assert late_tail(far, 1 / 720) > 1500.0 + 1000.0
+    assert late_tail(far, 1 / 40) == 1500.0            # chance above 1/(n+1): the latest seen is enough

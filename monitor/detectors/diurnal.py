@@ -472,6 +472,15 @@ def publications_believed(beliefs: list[tuple[float, float]], empty: list[float]
         raise
 
 
+def believed_surprise(j: int) -> tuple[float, float | None]:
+    """The run totals (-log chance) of the first j - 1 and the first j publications of the walk
+    publications_believed() just walked (0 before the first; None when it did not get that far)."""
+    walk = getattr(_WALKS, "last", None)
+    reached = walk.reached if walk is not None else []
+    before = reached[j - 2] if 2 <= j <= len(reached) + 1 else 0.0
+    return before, (reached[j - 1] if 1 <= j <= len(reached) else None)
+
+
 def publications_unbatched(beliefs: list[tuple[float, float]], empty: list[float], start: float, cadence: float,
                            target: float, offset: float, level: float = 1.0,
                            batchy: list[float] | None = None) -> int:

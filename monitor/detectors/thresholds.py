@@ -30,8 +30,8 @@ from functools import lru_cache
 from statistics import median
 from typing import Sequence, Union
 
-from .diurnal import (SEEN_SECONDS, Rhythm, expected, hour_of, publications_believed, publications_unbatched,
-                      time_to_believed, unmerged)
+from .diurnal import (SEEN_SECONDS, Rhythm, believed_surprise, expected, hour_of, publications_believed,
+                      publications_unbatched, time_to_believed, unmerged)
 from .options import DetectionOptions
 from .text import duration
 
@@ -143,7 +143,8 @@ class Lattice:
 
     def late_edge(self) -> float:
         """How late after its slot a publication may come: the latest seen, plus a quarter of
-        the spread seen (a sample sees less than the whole of a bounded wander)."""
+        the spread seen (a sample sees less than the whole of a bounded wander). A publisher late
+        now and then by an amount of its own is waited for further (late_beyond)."""
         high, low = max(self.deviations), min(self.deviations)
         return high + 0.25 * (high - low)
 
@@ -153,6 +154,34 @@ class Lattice:
         t = self.intercept + self.period * self.slots[-1] + self.deviations[-1] + seconds_after_last
         slot = round((t - self.intercept) / self.period)
         return t - (self.intercept + self.period * slot)
+
+
+def late_tail(deviations: Sequence[float], chance: float) -> float:
+    """The offset from its slot that a publication passes with probability `chance`, when
+    now and then one comes late by an amount of its own (a publisher late by minutes on some
+    slots, on time on the others): not bounded by the latest seen. Of n publications seen,
+    the next is later than all of them with probability 1/(n+1) (exchangeable: the rule of
+    succession); beyond the latest the tail is exponential, its scale the mean excess of the
+    latest k over the next (peaks over a threshold). Where the late ones part from the body is
+    not known: of the thresholds among the latest sqrt(n), the one whose excesses are largest
+    (two late slots of 48 are their own tail, not a seventh of one). A wander seen whole
+    (jitter) has close top spacings and a short tail; a few late slots far apart, a long one."""
+    d = sorted(deviations)
+    n = len(d)
+    if n < 3 or chance <= 0:
+        return d[-1] if d else 0.0
+    top = min(max(2, round(math.sqrt(n))), n - 1)
+    scale = max(sum(x - d[-k - 1] for x in d[-k:]) / k for k in range(1, top + 1))
+    return d[-1] + scale * max(0.0, math.log(1.0 / ((n + 1) * chance)))
+
+
+def late_beyond(deviations: Sequence[float], chance: float) -> float:
+    """How much later than the bounded wander's edge (Lattice.late_edge) a publication may come
+    with probability `chance`, by the heavy tail of its publications' offsets (late_tail)."""
+    if len(deviations) < 3:
+        return 0.0
+    high, low = max(deviations), min(deviations)
+    return max(0.0, late_tail(deviations, chance) - (high + 0.25 * (high - low)))
 
 
 @_last_answer
@@ -380,9 +409,10 @@ class Cadence:
     late: float | None = None        # a wandering lattice: seconds after its slot a publication may come
     pace: float = 1.0                # advances expected now against the gaps' (a count's tail)
     deviation: float | None = None   # the newest publication's offset from its slot (for the ledger)
+    offsets: tuple[float, ...] = ()  # the wandering lattice's offsets of publications from their slots (late_beyond)
 
     def thresholds(self, seen: Seen, o: DetectionOptions) -> Thresholds:
-        return replace(_cadenced(seen, self.period, o, self.daily, self.strict, self.late, self.pace),
+        return replace(_cadenced(seen, self.period, o, self.daily, self.strict, self.late, self.pace, self.offsets),
                        deviation=self.deviation)
 
 
@@ -566,6 +596,8 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
                       default=0.0)
             if off > JITTER:
                 late = max(late or JITTER, off)
+    # Offsets from the slots, for a lateness of its own beyond the bounded wander (late_beyond).
+    offsets = _offsets(seen) if edge is not None else ()
     if cadence is not None and seen.remembered_edge > max(edge or 0.0, JITTER):
         # Lateness seen days ago, beyond the window, is still the publisher's: it is rare, not gone.
         late = (late if late is not None else JITTER) + seen.remembered_edge - max(edge or 0.0, JITTER)
@@ -584,13 +616,22 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
         walk = learning if learning is not None and not learning.cadence and learning.slowest_hour(1.0) else None
         return Poisson(daily if daily is not None and not daily.cadence else None, strict, seen.pace, walk)
     if seen.clock.steady:
-        return Cadence(cadence, late=late, deviation=deviation)   # a cadenced publisher keeps its cadence day and night
+        return Cadence(cadence, late=late, deviation=deviation, offsets=offsets)   # a cadenced publisher keeps its cadence day and night
     # The rhythm counts in publications of its own cadence: only that cadence can use it.
     if daily is not None and abs(daily.cadence - cadence) > 0.1 * cadence:
         daily = None
     if learning is not None and abs(learning.cadence - cadence) > 0.1 * cadence:
         learning = None
-    return Cadence(cadence, daily or learning, strict, late, seen.pace, deviation)
+    return Cadence(cadence, daily or learning, strict, late, seen.pace, deviation, offsets)
+
+
+def _offsets(seen: Seen) -> tuple[float, ...]:
+    """The offsets from their slots of the publications _wandering fitted its lattice to."""
+    if seen.pub_gaps:
+        lattice = wandering_lattice(seen.pub_gaps)
+    else:
+        lattice = wandering_lattice(seen.gaps, jitter=1.5 * (seen.poll_gap or 0.0))
+    return lattice.deviations if lattice is not None else ()
 
 
 def _wandering(seen: Seen) -> tuple[float | None, float | None, float | None, float | None]:
@@ -678,7 +719,7 @@ def held_back_floor(model: Thresholds, seen: Seen, o: DetectionOptions) -> Thres
 
 
 def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | None, strict: float,
-              late: float | None = None, pace: float = 1.0) -> Thresholds:
+              late: float | None = None, pace: float = 1.0, offsets: Sequence[float] = ()) -> Thresholds:
     gaps, start, offset = seen.gaps, seen.start, seen.offset
     steps = [max(1, round(g / cadence)) for g in gaps]
     short = steps[-SHORT_WINDOW:]
@@ -693,6 +734,8 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
     budget = mean_gap / o.false_alarm_budget / strict
     missed_w = max(1, math.ceil(math.log(budget) / math.log(skip) - 1e-9))
     missed_c = max(missed_w + 1, math.ceil(math.log(budget / CRITICAL_BUDGET) / math.log(skip) - 1e-9))
+    # The surprise (-log chance) of the first missed_w - 1 slots all empty, and of all missed_w.
+    surprise = ((missed_w - 1) * -math.log(skip), missed_w * -math.log(skip), -math.log(budget))
     rhythmic = ""
     if daily is not None:
         level = seen.level if seen.level is not None else _level(daily, 1.0 - skip_long, gaps, start, offset) * pace
@@ -727,6 +770,7 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
         batchy = [batch_empty(mean * level, spread) for _, mean in beliefs] if spread > 0 else None
         missed_w = max(1, publications_believed(beliefs, empty, start, cadence, -math.log(budget), offset, level,
                                                 batchy))
+        surprise = (*believed_surprise(missed_w), -math.log(budget))
         missed_c = max(missed_w + 1, publications_believed(beliefs, empty, start, cadence,
                                                            -math.log(budget / CRITICAL_BUDGET), offset, level, batchy))
         rhythmic = ", following its daily rhythm" if daily.mature else ", following the hours seen so far"
@@ -738,6 +782,13 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
     # started lag0 after P0 (_lag_shift). JITTER absorbs the source's own (Sirekap:
     # HH:00:14..HH:00:20); a wandering publisher's is learned (`late`).
     offset = _lag_shift(seen) + (JITTER if late is None else late)
+    if late is not None and offsets and surprise[1] is not None:
+        # A publisher late now and then by an amount of its own: the last of the slots counted
+        # may come later than the bounded wander allows, with the chance the slots before it
+        # leave: e**-before * (empty + late) <= e**-target (late_beyond).
+        before, after, target = surprise
+        chance = max(math.exp(before - target) - math.exp(before - after), math.exp(-target))
+        offset += late_beyond(offsets, chance)
     warning = missed_w * cadence + offset
     critical = missed_c * cadence + offset
     noun = "missed publication" if missed_w == 1 else "missed publications"
