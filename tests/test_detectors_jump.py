@@ -164,3 +164,38 @@ def test_an_outsized_batch_of_a_poisson_like_feed_with_a_daily_rhythm_is_a_jump(
     # spread widely (a robust dispersion of 5.7), is still judged on the heavy tail of their
     # logs and missed (docs/detection.md, "What is missed"). No ordinary batch is a jump.
     assert len(jumps) == 1 and 0 <= (jumps[0] - injected[1]).total_seconds() <= 180
+
+
+def test_a_sparse_region_s_ordinary_batches_at_a_thin_hour_are_no_jumps():
+    # An hourly publisher of 3,000 units (a few per hour at its busiest, none at night): an
+    # hour's expectation is a rate learned from a handful of units, so the count is judged on
+    # its predictive (negative binomial), and a batch no larger than the usual update is no
+    # jump however thin the hour's expectation ("+4 TPS (usually 4 per update) ... 14.0x the 0
+    # this update was expected to bring" was paged). The outsized +199 is still found, and its
+    # text shows an expectation under 10 with its decimal.
+    from monitor.evaluation.publishers import publish
+    from monitor.evaluation.sweeps import BY_NAME, laws
+    from monitor.replay import replay
+    law = laws(BY_NAME["sparse"], 10)[8]
+    g = publish(law, 8, 8.0)
+    injected = [t.start for t in g.truth if t.kind == "jump"]
+    warnings = [e for e in replay(g.polls) if e.rule == "jump" and e.severity == "warning"]
+    assert any(0 <= (e.at - t).total_seconds() <= 180 for e in warnings for t in injected)
+    stamps = {e.at.strftime("%d %H:%M") for e in warnings}
+    assert not stamps & {"15 16:36", "18 14:36"}
+    for e in warnings:
+        assert e.details["increment"] > e.details["median_increment"]
+        assert "the 0 this update" not in e.summary
+
+
+def test_an_expectation_under_ten_is_shown_with_its_decimal():
+    from monitor.detectors.jump import _expected_text
+    assert [_expected_text(x) for x in (0.286, 0.735, 1.5, 9.94, 10.8, 17.4, 1234.4)] == \
+        ["0.3", "0.7", "1.5", "9.9", "11", "17", "1,234"]
+
+
+def test_a_count_s_predictive_is_wider_than_a_known_poisson_mean():
+    from monitor.detectors.jump import _negative_binomial_beyond, _poisson_beyond
+    # A mean learned from many units is the Poisson; from a few, the tail reaches further.
+    assert _negative_binomial_beyond(0.9, 1e7, 0.0014) == _poisson_beyond(0.9, 0.0014) == 6
+    assert _negative_binomial_beyond(0.9, 4.6, 0.0014) == 7

@@ -68,8 +68,10 @@ class JumpRule(Rule):
             # Outsized against what this advance was expected to bring (after a stall: the backlog
             # its gap was expected to hold, which only a known daily rhythm can say). After a
             # stall a big batch that is not is a catch-up.
+            # A batch no larger than the usual update is an ordinary batch whatever an hour's
+            # thin expectation says ("usually 7 per update" beside "7.6x the 1 expected").
             outsized = (increment >= ratio * expected and robust_z >= o.jump_factor
-                        and (by_rhythm or not catch_up))
+                        and increment > typical and (by_rhythm or not catch_up))
             outlier = outsized or (catch_up and increment >= o.jump_min_ratio * typical)
             if stations and increment < o.jump_min_share * stations:
                 outlier = outsized = False    # +22 TPS of 823,236 is noise however unusual
@@ -105,7 +107,7 @@ class JumpRule(Rule):
             return [event(h, now, "jump", "observed", "info", summary, now - timedelta(seconds=gap or 0.0), details)]
         backlog = " without progress, outsized even for the backlog" if catch_up else ""
         summary = (f"Jump at {label(h)}: +{count(increment)} {unit} in one update{usual_text} after "
-                   f"{duration(gap or 0)}{backlog}{over}: {increment / expected:.1f}x the {count(round(expected))} this update "
+                   f"{duration(gap or 0)}{backlog}{over}: {increment / expected:.1f}x the {_expected_text(expected)} this update "
                    f"was expected to bring, where {ratio:.1f}x happens by chance once in the false-alarm budget.")
         return [event(h, now, "jump", "observed", "warning", summary, now, details)]
 
@@ -177,8 +179,11 @@ class JumpRule(Rule):
                 _, power, logs, level = best
                 now_due = one * (spanned if stalled or catch_up_gap(h) else spanned ** power)
                 expected = math.exp(level) * now_due
+                # The hour's batch is a rate learned from the units seen at and around it.
+                b = hour_of(end_at.timestamp(), offset)[0]
+                seen = median(state.rhythm.stations[(b + d) % len(per_advance)] for d in range(-SMOOTH, SMOOTH + 1))
                 return (expected, *self._judged(h, [x for x, _ in kept], logs, level, expected, usual_gap,
-                                                merged=True), True)
+                                                seen, merged=True), True)
         # The pace (per usual publication) of each increment against the median of the few before it.
         paces = [x / max(s, usual_gap) for x, s in zip(steps, spans)]
         bases = {i: median(paces[i - LOCAL:i]) for i in range(LOCAL, len(paces))}
@@ -190,10 +195,12 @@ class JumpRule(Rule):
         logs = [math.log(r) for _, r in kept]
         level = median(logs)
         expected = math.exp(level) * local * max(gap, usual_gap)
-        return (expected, *self._judged(h, [x for x, _ in kept], logs, level, expected, usual_gap), False)
+        # The local pace is learned from the units of the few increments it is the median of.
+        seen = sum(steps[-LOCAL:])
+        return (expected, *self._judged(h, [x for x, _ in kept], logs, level, expected, usual_gap, seen), False)
 
     def _judged(self, h: History, counts: list[float], logs: list[float], level: float, expected: float,
-                usual_gap: float, merged: bool = False) -> tuple[float, float]:
+                usual_gap: float, seen: float, merged: bool = False) -> tuple[float, float]:
         """The ratio at which an increment is as rare as the budget allows, and this increment's
         robust z against the recent ones. Each recent
         increment is a count around d, what was expected of it (its multiplier's median level
@@ -202,7 +209,14 @@ class JumpRule(Rule):
         Pareto (Hill's estimate of 1/alpha is their mean), conservative for a lognormal, and nothing for Poisson counts of
         a few units, whose logs would make a tail of noise (1 -> 3). The tail is known from a
         dozen excesses, so the chance of a batch beyond it by t is the predictive one of a
-        gamma belief in its rate: 0.5 * (1 + t/S)**-k for k excesses summing to S."""
+        gamma belief in its rate: 0.5 * (1 + t/S)**-k for k excesses summing to S.
+
+        Counts of a few units are judged by their predictive distribution too: what this
+        update was expected to bring is a rate learned from a handful of units (`seen`: those
+        of the hour's batch, or of the few increments the local pace is the median of; and
+        the recent counts, whose level is the ratio of their sums, a Poisson rate's estimate,
+        not the median of their logs), so the count is negative binomial, not Poisson of a
+        known mean: a night hour seen for a few dozen units cannot say that 7 is 7x too many."""
         o = self.options
         multipliers = [math.exp(x - level) for x in logs]
         spread = 1.4826 * median(abs(m - 1.0) for m in multipliers)
@@ -224,11 +238,17 @@ class JumpRule(Rule):
         # ...and whose tail the median does not see: counts past d + 3 sqrt(phi * d), which such
         # counts reach once in a few hundred (one is allowed: an earlier jump, a merged poll).
         wild = sum(1 for x, d in zip(counts, due) if x > d + 3 * math.sqrt(phi * d) + 1)
+        # A gamma belief in the rate this update brings, from the units behind the level (the
+        # recent counts) and behind the base (the hour's or the local pace's), their squared
+        # coefficients of variation adding up: the count's predictive is negative binomial.
+        total = sum(counts)
+        mean = expected * total / sum(due) if sum(due) > 0 else expected
+        shape = 1.0 / (1.0 / max(total, 1.0) + 1.0 / max(seen, 1.0))
         if typical < SMALL_BATCH and dispersion <= POISSON_DISPERSION and wild <= 1:
             # Counts of a few units that stray from what was expected no more than (quasi-)
             # Poisson counts do: their logs are noise, not a tail (1 -> 3), and such a count's
             # rare value is the budget's; jump_min_share keeps their batches honest.
-            rare = phi * _poisson_beyond(expected / phi, chance)
+            rare = phi * _negative_binomial_beyond(mean / phi, shape, chance)
             return max(o.jump_min_ratio, rare / expected), robust_z
         excesses = [(math.log(x / d), POISSON_EXCESS / math.sqrt(d)) for x, d in zip(counts, due) if x > d]
         beyond = _beyond(excesses, chance)
@@ -237,7 +257,7 @@ class JumpRule(Rule):
         ordinary = [(x, n) for x, n in excesses if x < max(beyond, math.log(o.jump_min_ratio))]
         if len(ordinary) < len(excesses):
             beyond = _beyond(ordinary, chance)
-        rare = max(expected * math.exp(min(beyond, 50.0)), _poisson_beyond(expected, chance))
+        rare = max(expected * math.exp(min(beyond, 50.0)), _negative_binomial_beyond(mean, shape, chance))
         return max(o.jump_min_ratio, rare / expected), robust_z
 
     def _usual_rate(self, h: History) -> float | None:
@@ -294,6 +314,12 @@ class JumpRule(Rule):
         return [event(h, now, "jump", "observed", "warning", summary, now, details)]
 
 
+def _expected_text(expected: float) -> str:
+    """An expectation as a count, with a decimal below 10 (never "the 0 this update was expected
+    to bring")."""
+    return count(round(expected)) if expected >= 9.95 else f"{expected:.1f}"
+
+
 def catch_up_gap(h: History) -> bool:
     """This advance ends a gap that reached the stall threshold (or an open stall): the model's
     own, before a publisher's batches raised it (Thresholds.own_warning). A batch after a gap
@@ -332,6 +358,26 @@ def _smoothed(values: list[float | None]) -> list[float]:
         near = [v for v in (values[(b + d) % len(values)] for d in range(-SMOOTH, SMOOTH + 1)) if v is not None]
         out.append(median(near) if near else 0.0)
     return out
+
+
+def _negative_binomial_beyond(mean: float, shape: float, chance: float) -> float:
+    """The smallest count reached with at most `chance` by a Poisson whose mean is a gamma
+    belief (`mean`, `shape`): the negative binomial predictive. A large shape is the Poisson."""
+    if mean <= 0:
+        return 1.0
+    if shape > 1e6:
+        return _poisson_beyond(mean, chance)
+    if mean > 50 * max(1.0, mean / shape):
+        sd = math.sqrt(mean + mean * mean / shape)
+        return mean + math.sqrt(-2 * math.log(chance)) * sd + 1
+    q = mean / (shape + mean)
+    k, term = 0, math.exp(shape * math.log1p(-q))
+    tail = 1.0 - term
+    while tail > chance and k < 100_000:
+        k += 1
+        term *= (k - 1 + shape) / k * q
+        tail -= term
+    return k + 1
 
 
 def _poisson_beyond(mean: float, chance: float) -> float:
