@@ -241,9 +241,12 @@ class JumpRule(Rule):
         # A gamma belief in the rate this update brings, from the units behind the level (the
         # recent counts) and behind the base (the hour's or the local pace's), their squared
         # coefficients of variation adding up: the count's predictive is negative binomial.
+        # After n units the belief in a Poisson rate (a flat prior) is a gamma of shape n + 1:
+        # a handful of units cannot prove a rate as low as they read.
         total = sum(counts)
-        mean = expected * total / sum(due) if sum(due) > 0 else expected
-        shape = 1.0 / (1.0 / max(total, 1.0) + 1.0 / max(seen, 1.0))
+        mean = expected * (total + 1) / sum(due) if sum(due) > 0 else expected
+        mean *= (seen + 1) / max(seen, 1.0)
+        shape = 1.0 / (1.0 / (total + 1) + 1.0 / (seen + 1))
         if typical < SMALL_BATCH and dispersion <= POISSON_DISPERSION and wild <= 1:
             # Counts of a few units that stray from what was expected no more than (quasi-)
             # Poisson counts do: their logs are noise, not a tail (1 -> 3), and such a count's
