@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test venv servers bench bench-log evaluate soak clean
+.PHONY: demo test venv servers bench bench-log evaluate probe soak clean
 
 # PYTHONWARNINGS reaches pip's build backend: setuptools warns on every editable install that a
 # folder named like the package may shadow it, and that folder is this checkout, by design.
@@ -45,6 +45,11 @@ bench-log: $(STAMP)
 
 evaluate: $(STAMP)
 	$(VENV)/bin/countwatch evaluate
+
+# Laws the families do not sweep (other cadences, hourly variants, a small region): checked by
+# hand, outside `make evaluate` (bench/probe_families.py says why); ~4 minutes.
+probe: $(STAMP)
+	$(PY) bench/probe_families.py
 
 soak: $(STAMP)
 	$(PY) bench/soak.py
