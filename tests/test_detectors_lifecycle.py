@@ -51,6 +51,30 @@ def test_the_first_data_after_zero_starts_the_count_without_a_jump_or_a_learned_
     assert rules(events, "jump") == [] and state.advance_gaps == (600.0, 600.0)
 
 
+def test_test_data_cleared_off_the_hour_teaches_no_gap_of_the_publishers_clock():
+    # An hourly publisher (HH:00:05) with test data on show, cleared at 02:34 (an operator's act,
+    # not a slot), publishing at zero on its hour until counting starts at 12:00. The clear's
+    # gaps (2h 34m in, 26m out) are no gaps of its clock: the count's first freeze pages after
+    # one missed publication, as for any hourly publisher, not after three.
+    hour, polls = 3600, []
+    for i in range(60 * 30):                                   # a poll a minute for 30 hours
+        t = 60 * i
+        if t < 2 * hour + 34 * 60:
+            reported, published = 100, at(5)                   # test data, published at 00:00:05
+        elif t < 3 * hour + 5:
+            reported, published = 0, at(2 * hour + 34 * 60)    # cleared at 02:34
+        else:
+            slot = (t - 5) // hour
+            reported = 0 if slot < 12 else 50 * (slot - 11) if slot < 25 else 50 * 13
+            published = at(slot * hour + 5)                    # ...frozen from 25:00 on
+        polls.append(ok(at(t + 30), reported, 4110, published=published))
+    _, state, events = drive(polls)
+    assert all(abs(g - hour) < 1 for g in state.pub_gaps)
+    stall = [e for e in events if e.rule == "stall" and e.state == "firing" and e.at > at(12 * hour)]
+    assert stall and stall[0].summary.endswith("hourly cadence, following the hours seen so far: 1 missed publication.")
+    assert at(25 * hour) < stall[0].at <= at(26 * hour + 120)
+
+
 def test_counting_starts_silences_until_then_and_pages_if_nothing_is_counted_after():
     starts = at(3 * 3600)
     judge = judge_with(counting_starts=starts.isoformat(), start_grace="30m")

@@ -228,6 +228,17 @@ class SeriesState:
         if published <= previous.published_at:
             return                                        # unchanged, or older (regression's business)
         gap = (published - previous.published_at).total_seconds()
+        if (previous.progress or 0) > 0 and current.progress is not None and current.progress <= 0:
+            # Test data taken down: clearing the count is an operator's act at any minute, not a
+            # publication of the source's clock. Neither the gap into it nor the gap out of it
+            # (to the next publication) is one of its gaps: a clear 26 minutes before an hourly
+            # slot taught a lattice that "wanders up to an hour" and 4% skipped slots, and the
+            # count's first stall waited 3 missed publications.
+            state.blind |= BLIND_PUBLICATION
+            state.pub_seen_at = at
+            _learned(state)
+            facts.new_publication = True
+            return
         long = recurs = False
         if stale_before is not None:
             # A freeze is an incident, not the habit... unless it recurs (HABIT of the last 8).
