@@ -255,3 +255,20 @@ def test_a_small_child_owed_many_stations_and_getting_none_is_lagging():
     fired = [e for e in events if e.rule == "lagging" and e.state == "firing"]
     assert [e.region for e in fired] == ["3201099"]
     assert "5.00% while" in fired[0].summary
+
+
+def test_an_hourly_tail_pages_at_its_first_missed_publication_when_its_hour_brings_units():
+    # An hourly count in its tail (90% on, each remaining unit at a constant hazard, time constant
+    # three days): with 337 of 20,000 to go it brings ~8 units at the coming hour, so one empty
+    # publication is already rarer than the budget allows. Its nights' empty publications came
+    # when those hours brought one or two units: explained by the stations of their day, they
+    # are no hiccups of the publisher's (~1% of every hour's), which had it wait two.
+    law = Law("tail-hourly", stations=20_000, start_ratio=0.9, cadence=3600, jitter=5, peak=300, tail=0.432,
+              stall_lengths=(3600, 4 * 3600, 12 * 3600))
+    g = publish(law, 9, 8)
+    events = list(replay(g.polls))
+    spans = windows(g)
+    stall = [w for w in spans["stall"] if w.start.day == 19][0]
+    fired = [e for e in events if e.rule == "stall" and e.state == "firing" and stall.start <= e.at < stall.end]
+    assert fired and fired[0].summary.endswith(": 1 missed publication.")
+    assert [e for e in events if e.family == "stoppage" and e.state == "firing" and not _true(e, spans)] == []

@@ -755,7 +755,18 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
         # that often, whatever the stations explain; the hours' own evidence may say more.
         pub_slots = sum(max(1, round(g / cadence)) for g in seen.pub_gaps if g > 0)
         skipped = max(publisher_skips(seen.pub_gaps, cadence, seen.window_prior(pub_slots)), seen.remembered_skips)
-        empty = [max(e, skipped) for e in daily.empty_chances(beliefs, PRIOR_SKIPS)]
+        explaining = beliefs
+        if seen.level is not None:
+            # A tail's rhythm counts stations per unit still to come, more than came: its empty
+            # publications came with the stations of their day, which explain them. Those are
+            # judged at the level of the recent advances (what remains now over the recent
+            # pace's share of it, `pace`; never above the counting level): at the hours' weighted
+            # stations a night's empty publications passed for hiccups, ~1% of every hour's
+            # publications, and a count that brings 8 units an hour was only paged at its
+            # second missed publication.
+            then = min(seen.level / max(pace, 1e-9), 1.0)
+            explaining = [(shape, mean * then) for shape, mean in beliefs]
+        empty = [max(e, skipped) for e in daily.empty_chances(explaining, PRIOR_SKIPS)]
         if seen.level is not None:
             # A tail's rhythm counts stations per unit still to come (phase.py): its evidence is
             # counted in today's stations, fewer, so each hour promises no more than they do.
