@@ -88,12 +88,14 @@ class Flusher:
             status = ("observed" if all(c == "observed" for c in changes)
                       else "resolved" if finished and "resolved" in changes else "firing")
             members = members_for_notification(chosen)
+            configured = self._source(incident.source)
             notification = Notification(
                 id=uuid.uuid4().hex, receiver=receiver.name, reason=overall_reason(changes), status=status,
                 severity=max((m.event.severity for m in members), key=severity_rank), source=incident.source,
                 cause=incident.cause, incident=incident.id, members=members, created_at=now,
-                opened_at=incident.opened_at, timezone=self._zone(incident.source), units=self._units(incident.source),
-                title=self._title(incident.source),
+                opened_at=incident.opened_at, timezone=configured.timezone if configured is not None else self.config.timezone,
+                units=configured.units if configured is not None else "TPS",
+                title=configured.display_name if configured is not None else None,
                 links=render_links(self.config.alerting.links, self.config, members[0].event, incident),
                 instance=self.config.instance)
             row = self.outbox.new_row(notification)
@@ -109,20 +111,10 @@ class Flusher:
             self.grouper.close(incident)
             ops.append(state.delete_incident(incident.slot))
 
-    def _units(self, source: str) -> str:
+    def _source(self, source: str):
+        """The source's configuration (its zone, units and display name), None for a source
+        the config no longer names (an incident restored after a reload dropped it)."""
         try:
-            return self.config.source(source).units
-        except KeyError:
-            return "TPS"
-
-    def _title(self, source: str) -> str | None:
-        try:
-            return self.config.source(source).display_name
+            return self.config.source(source)
         except KeyError:
             return None
-
-    def _zone(self, source: str) -> str:
-        try:
-            return self.config.source(source).timezone
-        except KeyError:
-            return self.config.timezone

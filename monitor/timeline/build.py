@@ -73,6 +73,14 @@ def build_timeline(records: list[LogRecord], stats: ReadStats, zone: tzinfo, *,
     end_of_log = last or datetime.max
     incidents = inc.merge(cycles, end_of_log)
     grace = {(s, r): poll_interval(points, s, r) for (_, s, r) in series_polls}
+    # What a time in the review is precise to: one pass of the source. A tree's document is
+    # fetched only when its parent's table says it changed, so its own polls can be hours
+    # apart while every pass would have seen a change: the source's quickest series (its top
+    # document, read every pass) gives the pass.
+    passes: dict[str, timedelta] = {}
+    for (name, _), gap in grace.items():
+        if gap > timedelta(0) and gap < passes.get(name, timedelta.max):
+            passes[name] = gap
     singles, notes = inc.attach_observed(incidents, observed, end_of_log, grace, skew)
     incidents.extend(singles)
     incidents.sort(key=lambda i: (i.started, i.source, i.region))
@@ -83,7 +91,7 @@ def build_timeline(records: list[LogRecord], stats: ReadStats, zone: tzinfo, *,
         incident.id = f"#{number}"
         if (incident.source, incident.region) in names:
             incident.extra["region_name"] = names[(incident.source, incident.region)]
-        _enrich(incident, series_polls, spans, grace, end_of_log)
+        _enrich(incident, series_polls, spans, grace, passes, end_of_log)
 
     if incident_id is not None:
         # an alert incident id (as Slack and the console show it) or the review's own number
@@ -125,18 +133,14 @@ def _chart_series(series_polls, wanted, in_window) -> dict[tuple[str, str], list
     return best
 
 
-def _enrich(incident: inc.ReviewIncident, series_polls, spans: list[OutageSpan], grace, end_of_log: datetime) -> None:
+def _enrich(incident: inc.ReviewIncident, series_polls, spans: list[OutageSpan], grace, passes,
+            end_of_log: datetime) -> None:
     """The poll-side facts of an incident: last advance, catch-up, outage spans, its rows."""
     extra = incident.extra
     instance = incident.detecting_instance
     polls = series_polls.get((instance, incident.source, incident.region), [])
     extra["poll_interval"] = grace.get((incident.source, incident.region), timedelta(0))
-    # What a time in the review is precise to: one pass of the source. A tree's document is
-    # fetched only when its parent's table says it changed, so its own polls can be hours
-    # apart while every pass would have seen a change: the source's quickest series (its top
-    # document, read every pass) gives the pass.
-    passes = [gap for (source, _), gap in grace.items() if source == incident.source and gap > timedelta(0)]
-    extra["precision"] = min(passes, default=extra["poll_interval"])
+    extra["precision"] = passes.get(incident.source, extra["poll_interval"])
     detected = incident.detected
     span_end = incident.end_or(end_of_log)
     # the last advance and the catch-up are a stall's story; an outage's end is its recovery
