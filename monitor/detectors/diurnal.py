@@ -401,16 +401,17 @@ def quarter_weights(beliefs: list[tuple[float, float]]) -> list[float]:
 
 
 def time_to_believed(beliefs: list[tuple[float, float]], start: float, target: float, offset: float,
-                     level: float = 1.0) -> float:
+                     level: float = 1.0, weights: list[float] | None = None) -> float:
     """Seconds from `start` until a silence has become as improbable as e**-target (Poisson-
     like). An hour met again a day later is the same unknown rate: its stretches add up, each
-    counted at its quarter's weight (quarter_weights).
+    counted at its quarter's weight (quarter_weights; given when the caller walks the same
+    beliefs twice, the warning's target and the critical's).
 
     The plain walk (tests/test_diurnal_walks.py keeps it) with hour_of() and silence() inlined,
     and each hour's silence so far the one its previous visit computed: the same floats, step
     by step, which that test checks on random hours."""
     log1p, floor = math.log1p, math.floor
-    weights = quarter_weights(beliefs)
+    weights = quarter_weights(beliefs) if weights is None else weights
     width = 3600 / QUARTERS
     spent = [0.0] * BINS
     known: list[float | None] = [None] * BINS

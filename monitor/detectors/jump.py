@@ -62,7 +62,7 @@ class JumpRule(Rule):
         typical = median(steps) if steps else None
         expected = ratio = robust_z = None
         stations = h.current.stations if h.current else None
-        model = self._model(h, now) if typical is not None and len(steps) >= MIN_STEPS else None
+        model = self._model(h, now, catch_up) if typical is not None and len(steps) >= MIN_STEPS else None
         if model is not None:
             expected, ratio, robust_z, by_rhythm = model
             # Outsized against what this advance was expected to bring (after a stall: the backlog
@@ -111,7 +111,7 @@ class JumpRule(Rule):
                    f"was expected to bring, where {ratio:.1f}x happens by chance once in the false-alarm budget.")
         return [event(h, now, "jump", "observed", "warning", summary, now, details)]
 
-    def _model(self, h: History, now: datetime) -> tuple[float, float, float, bool] | None:
+    def _model(self, h: History, now: datetime, catch_up: bool) -> tuple[float, float, float, bool] | None:
         """(what this advance was expected to bring, how many times that is as rare as the
         budget allows, the robust z of this advance against the recent ones, whether the daily
         rhythm said it).
@@ -177,7 +177,7 @@ class JumpRule(Rule):
                     if best is None or spread < best[0] - 1e-9:
                         best = (spread, power, logs, level)
                 _, power, logs, level = best
-                now_due = one * (spanned if stalled or catch_up_gap(h) else spanned ** power)
+                now_due = one * (spanned if stalled or catch_up else spanned ** power)
                 expected = math.exp(level) * now_due
                 # The hour's batch is a rate learned from the units seen at and around it.
                 b = hour_of(end_at.timestamp(), offset)[0]

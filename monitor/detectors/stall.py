@@ -118,8 +118,8 @@ class StaleSourceRule(Rule):
         published = current.published_at
         age = (now - published).total_seconds()
         if h.new_publication or h.complete or h.phase == NOT_STARTED:
-            if transition(opened, None) is None:
-                return []         # nothing open to resolve: lifecycle's answer, without the wording
+            if opened is None:
+                return []         # nothing open to resolve
             details = self._details(h, now, age)
             why = (f"published again at {when(published, h.zone)}" if h.new_publication
                    else f"complete ({_standing(current, h.units)}), so an unchanging timestamp is expected"

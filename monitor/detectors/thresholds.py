@@ -31,7 +31,7 @@ from statistics import median
 from typing import Sequence, Union
 
 from .diurnal import (SEEN_SECONDS, Rhythm, believed_surprise, expected, hour_of, publications_believed,
-                      publications_unbatched, time_to_believed, unmerged)
+                      publications_unbatched, quarter_weights, time_to_believed, unmerged)
 from .options import DetectionOptions
 from .text import duration
 
@@ -145,8 +145,7 @@ class Lattice:
         """How late after its slot a publication may come: the latest seen, plus a quarter of
         the spread seen (a sample sees less than the whole of a bounded wander). A publisher late
         now and then by an amount of its own is waited for further (late_beyond)."""
-        high, low = max(self.deviations), min(self.deviations)
-        return high + 0.25 * (high - low)
+        return wander_edge(self.deviations)
 
     def deviation_at(self, seconds_after_last: float) -> float:
         """The offset from its slot of an event `seconds_after_last` after the newest one (<= 0:
@@ -154,6 +153,12 @@ class Lattice:
         t = self.intercept + self.period * self.slots[-1] + self.deviations[-1] + seconds_after_last
         slot = round((t - self.intercept) / self.period)
         return t - (self.intercept + self.period * slot)
+
+
+def wander_edge(deviations: Sequence[float]) -> float:
+    """The latest offset seen plus a quarter of the spread seen (Lattice.late_edge)."""
+    high, low = max(deviations), min(deviations)
+    return high + 0.25 * (high - low)
 
 
 def late_tail(deviations: Sequence[float], chance: float) -> float:
@@ -180,8 +185,7 @@ def late_beyond(deviations: Sequence[float], chance: float) -> float:
     with probability `chance`, by the heavy tail of its publications' offsets (late_tail)."""
     if len(deviations) < 3:
         return 0.0
-    high, low = max(deviations), min(deviations)
-    return max(0.0, late_tail(deviations, chance) - (high + 0.25 * (high - low)))
+    return max(0.0, late_tail(deviations, chance) - wander_edge(deviations))
 
 
 @_last_answer
@@ -578,11 +582,11 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
         cadence = detect_cadence(gaps, jitter=1.5 * (seen.poll_gap or 0.0))
     late = edge = deviation = None
     if cadence is None:
-        cadence, late, edge, deviation = _wandering(seen)
+        cadence, late, edge, deviation, deviations = _wandering(seen)
     else:
         # On a strict lattice still: publications now and then late by more than the usual
         # half minute (a slot published minutes after its time) widen the wait by what was seen.
-        period, wander, edge, deviation = _wandering(seen)
+        period, wander, edge, deviation, deviations = _wandering(seen)
         if period is None or abs(period - cadence) > 0.02 * cadence:
             edge = deviation = None
         elif wander is not None and wander > JITTER:
@@ -597,7 +601,7 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
             if off > JITTER:
                 late = max(late or JITTER, off)
     # Offsets from the slots, for a lateness of its own beyond the bounded wander (late_beyond).
-    offsets = _offsets(seen) if edge is not None else ()
+    offsets = deviations if edge is not None else ()
     if cadence is not None and seen.remembered_edge > max(edge or 0.0, JITTER):
         # Lateness seen days ago, beyond the window, is still the publisher's: it is rare, not gone.
         late = (late if late is not None else JITTER) + seen.remembered_edge - max(edge or 0.0, JITTER)
@@ -625,19 +629,10 @@ def model_of(seen: Seen, o: DetectionOptions) -> Model:
     return Cadence(cadence, daily or learning, strict, late, seen.pace, deviation, offsets)
 
 
-def _offsets(seen: Seen) -> tuple[float, ...]:
-    """The offsets from their slots of the publications _wandering fitted its lattice to."""
-    if seen.pub_gaps:
-        lattice = wandering_lattice(seen.pub_gaps)
-    else:
-        lattice = wandering_lattice(seen.gaps, jitter=1.5 * (seen.poll_gap or 0.0))
-    return lattice.deviations if lattice is not None else ()
-
-
-def _wandering(seen: Seen) -> tuple[float | None, float | None, float | None, float | None]:
+def _wandering(seen: Seen) -> tuple[float | None, float | None, float | None, float | None, tuple[float, ...]]:
     """A wandering lattice's period, how late after the slot of the event the clock runs
-    from (seen.start) the next publications may come, its late edge and the newest
-    publication's offset from its slot; or Nones."""
+    from (seen.start) the next publications may come, its late edge, the newest
+    publication's offset from its slot and every fitted publication's offset; or Nones and ()."""
     if seen.pub_gaps:
         lattice = wandering_lattice(seen.pub_gaps)
         behind = (seen.start - seen.anchor) if seen.start is not None and seen.anchor is not None else 0.0
@@ -645,10 +640,11 @@ def _wandering(seen: Seen) -> tuple[float | None, float | None, float | None, fl
         lattice = wandering_lattice(seen.gaps, jitter=1.5 * (seen.poll_gap or 0.0))
         behind = 0.0
     if lattice is None:
-        return None, None, None, None
+        return None, None, None, None, ()
     edge = lattice.late_edge()
     late = edge - lattice.deviation_at(behind)
-    return lattice.period, min(max(late, JITTER), edge - min(lattice.deviations)), edge, lattice.deviations[-1]
+    return (lattice.period, min(max(late, JITTER), edge - min(lattice.deviations)), edge, lattice.deviations[-1],
+            lattice.deviations)
 
 
 def _regular(gaps: Sequence[float], poll: float | None) -> bool:
@@ -939,9 +935,11 @@ def _walked(seen: Seen, o: DetectionOptions, beliefs: list[tuple[float, float]],
     named in the reason: "their daily rhythm" once known, "the hours seen so far" before."""
     start, offset, what, lag0 = seen.start, seen.offset, seen.clock.noun, seen.lag0
     already = lag0 if lag0 is not None and lag0 >= 0 else 0.0
-    warning = time_to_believed(beliefs, start, math.log1p(o.false_alarm_budget / usual), offset, level) - already
+    weights = quarter_weights(beliefs)
+    warning = time_to_believed(beliefs, start, math.log1p(o.false_alarm_budget / usual), offset, level,
+                               weights) - already
     critical = time_to_believed(beliefs, start, math.log1p(CRITICAL_BUDGET * o.false_alarm_budget / usual),
-                                offset, level) - already
+                                offset, level, weights) - already
     rate_now = level * beliefs[hour_of(start, offset)[0]][1] * 3600
     reason = (f"irregular updates following {following}, about {rate_now:.1f} {what}s/h at this hour{_tail(pace)}: "
               f"no {what} for {duration(warning)} happens by chance once in {duration(o.false_alarm_budget)}")
