@@ -8,7 +8,7 @@ from datetime import timedelta
 from alerts.pipeline import AlertPipeline
 from monitor.clock import ManualClock
 from monitor.metrics import Metrics
-from tests.fakes.events import NIGHT, config, stall
+from tests.fakes.events import NIGHT, config, event, stall
 
 CONSOLE = [{"name": "console", "kind": "console"}]
 
@@ -104,8 +104,7 @@ def test_a_count_of_failed_polls_says_when_it_was_counted(tmp_path, registry, ca
     """The outage's failure count is the event's, not now's: a reminder (or a member riding
     along in a later message) says by when those polls had failed; the first message does not."""
     pipeline, clock = build(tmp_path, registry, repeat_interval="1h")
-    down = stall(failures=9, summary="kpu-jabar/32 still unreachable after 16m: 9 failed polls")
-    down = type(down)(**{**down.__dict__, "rule": "outage"})
+    down = event("outage", summary="kpu-jabar/32 still unreachable after 16m: 9 failed polls", failures=9)
     pipeline.handle([down])
     pipeline.tick()
     clock.advance(3600)

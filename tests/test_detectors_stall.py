@@ -519,12 +519,12 @@ def test_an_odd_hour_catch_up_is_no_batch_hour_once_its_hour_passed_without_one(
     from monitor.detectors.thresholds import batch_waits
     day, offset = 86400.0, 7 * 3600.0
     midnight = 20 * day - offset                           # 00:00 local
-    at = lambda d, h: midnight + d * day + h * 3600
-    batches = [at(0, 10), at(0, 18), at(1, 10), at(1, 18), at(2, 13), at(2, 18)]
+    local = lambda d, h: midnight + d * day + h * 3600      # day d, local hour h
+    batches = [local(0, 10), local(0, 18), local(1, 10), local(1, 18), local(2, 13), local(2, 18)]
     assert batch_waits(batches, batches[-1], offset, 30 * day, 60.0)[2] == pytest.approx(16 * 3600)   # 18:00 -> 10:00
-    batches.append(at(3, 10))
+    batches.append(local(3, 10))
     assert batch_waits(batches, batches[-1], offset, 30 * day, 60.0)[2] == pytest.approx(3 * 3600)    # 13:00, once more
-    batches.append(at(3, 18))
+    batches.append(local(3, 18))
     assert batch_waits(batches, batches[-1], offset, 30 * day, 60.0)[2] == pytest.approx(16 * 3600)   # 13:00 dropped
     assert batch_waits(batches[:-1], batches[-1], offset, 30 * day, 60.0) is None     # the last advance was no batch
 
