@@ -125,6 +125,16 @@ def ended_at(event) -> datetime:
     return recovered if recovered is not None and recovered <= event.at else event.at
 
 
+# What ended, as the "… lasted" fact names it.
+_LASTED = {"stall": "Stall", "region_stall": "Stall", "stale_source": "Stale timestamp", "outage": "Outage",
+           "latency": "Slow responses", "lagging": "Lag", "not_started": "Wait for the count"}
+
+
+def lasted_label(rule: str) -> str:
+    """`Stall lasted`, `Outage lasted`: the label of a resolved member's length."""
+    return f"{_LASTED.get(rule, rule.replace('_', ' ').capitalize())} lasted"
+
+
 def current_summary(member: Member, now: datetime, zone: str, units: str = "TPS") -> str:
     """An open alert's state as of `now`, from the facts its event carries, for reminders."""
     event, d = member.event, member.event.details
@@ -174,7 +184,10 @@ def facts(member: Member, zone: str, now: datetime, units: str = "TPS") -> list[
     if published is not None:
         out.append(("Source timestamp", when(published, zone, missing='-')))
     if member.change == "resolved" and event.since is not None:
-        out.append(("Lasted", duration((ended_at(event) - event.since).total_seconds())))
+        # Named for its rule: a group's headline measures the incident from its earliest member
+        # ("Resolved after 11h 31m", from the stale timestamp), these figures one member (the
+        # stall, 11h 29m); a bare "Lasted" beside it read as a contradiction.
+        out.append((lasted_label(event.rule), duration((ended_at(event) - event.since).total_seconds())))
     elif isinstance(d.get("stalled_seconds"), (int, float)):
         stalled = d["stalled_seconds"] + max(0.0, (now - event.at).total_seconds())
         out.append(("Stalled for", duration(stalled)))

@@ -112,3 +112,34 @@ def test_a_count_of_failed_polls_says_when_it_was_counted(tmp_path, registry, ca
     first, reminder = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")][-2:]
     assert "; failed polls 9 | incident" in first, first
     assert "; failed polls 9 by 27 Jun 22:00 WIB (15:00 UTC) | incident" in reminder, reminder
+
+
+def test_a_resolved_groups_length_names_whose_it_is(tmp_path, registry, capsys):
+    # A stale timestamp (since 2 min before) and a stall of one series, resolved together: the
+    # headline measures the incident from its earliest member, the figures the stall's own
+    # length, and says so ("Lasted" beside a different "Resolved after" read as a contradiction).
+    pipeline, clock = build(tmp_path, registry)
+    began = NIGHT - timedelta(hours=1)
+    stalled = stall(since=began)
+    stale = type(stalled)(**{**stall(since=began - timedelta(minutes=2)).__dict__, "rule": "stale_source"})
+    pipeline.handle([stalled, stale])
+    pipeline.tick()
+    clock.advance(600)
+    end = clock.now()
+    stalled_end = stall(state="resolved", at=end, since=began)
+    stale_end = type(stalled_end)(**{**stall(state="resolved", at=end, since=began - timedelta(minutes=2)).__dict__,
+                                     "rule": "stale_source"})
+    pipeline.handle([stalled_end, stale_end])
+    clock.advance(600)
+    pipeline.tick()
+    line = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")][-1]
+    assert "Resolved after 1h 12m:" in line, line
+    assert "stall lasted 1h 10m" in line, line
+    assert "| lasted" not in line and "; lasted" not in line, line
+
+
+def test_every_rule_that_resolves_names_its_length():
+    from alerts.format import lasted_label
+    assert [lasted_label(rule) for rule in ("stall", "stale_source", "outage", "region_stall", "not_started")] == [
+        "Stall lasted", "Stale timestamp lasted", "Outage lasted", "Stall lasted", "Wait for the count lasted"]
+    assert lasted_label("some_new_rule") == "Some new rule lasted"

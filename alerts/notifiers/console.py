@@ -26,9 +26,10 @@ class ConsoleNotifier:
         lead = figures_of(notification)
         evidence = ""
         if lead is not None:
-            wanted = ("Progress", "Last advance", "Stalled for", "For", "Lasted", "Failed polls")
+            wanted = ("Progress", "Last advance", "Stalled for", "For", "Failed polls")
             shown = [f"{label.lower()} {value}" for label, value in facts(lead, notification.timezone,
-                                                                         notification.created_at, notification.units) if label in wanted]
+                                                                         notification.created_at, notification.units)
+                     if label in wanted or label.endswith(" lasted")]
             if shown and len({(m.event.source, m.event.region) for m in notification.members}) > 1:
                 shown[0] = f"{lead.event.source}/{region_label(lead)}: {shown[0]}"   # whose figures these are
             evidence = (" | " + "; ".join(shown)) if shown else ""
