@@ -138,6 +138,7 @@ class Daemon:
         self.alerts.start()
         self._schedule()
         log.info("daemon.started", sources=[w.source.name for w in self.watchers],
+                 units={w.source.name: w.source.units for w in self.watchers},   # the review says what alerts said
                  metrics=f"{'https' if self.config.metrics_tls else 'http'}://{self.config.metrics_listen.rpartition(':')[0]}:{self.metrics_port}/metrics"
                  if self.http_server else None, state_dir=str(self.config.state_dir), speed=self.clock.speed,
                  shard=str(self.shard) if self.shard else None)

@@ -308,6 +308,21 @@ def test_markdown_report_has_the_summary_in_both_zones(tmp_path):
     assert "Chart skipped: not requested" in text
 
 
+def test_the_review_counts_in_the_units_the_daemon_said(tmp_path):
+    # A log from before the start line named units says "stations" (above); one whose start line
+    # says what the source counts reads as its alerts did.
+    log = tmp_path / "night.log"
+    first, *rest = lines()
+    start = json.loads(first)
+    log.write_text("\n".join([json.dumps({**start, "units": {"kpu-jabar": "TPS"}}), *rest]) + "\n", encoding="utf-8")
+    out = tmp_path / "review.md"
+    assert cli(str(log), "--out", str(out)) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "count resumed: +9,000 TPS (64.03% → 76.04%)" in text
+    assert "+9,000 TPS in one update" in text
+    assert "last poll that saw the count advance: 48,000 of 74,962 TPS (64.03%)" in text
+
+
 def test_json_report_carries_utc_and_local_times(tmp_path):
     out = tmp_path / "review.json"
     assert cli(str(NIGHT), "--out", str(out)) == 0     # the format follows the suffix

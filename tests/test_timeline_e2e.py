@@ -120,6 +120,10 @@ def test_catch_up_matches_the_scripted_jump(run):
     assert added == jump.details["delta"]
     assert (before.stations_reported, point.stations_reported) == (
         jump.details["stations_reported_before"], jump.details["stations_reported_after"])
+    # the review counts in the units the alerts used (KPU's TPS), read from the daemon's start line
+    text = run["report"].read_text(encoding="utf-8")
+    assert f"+{added:,} TPS in one update" in text
+    assert f"count resumed: +{added:,} TPS (" in text and f"+{added:,} stations" not in text
 
 
 def test_outage_times_match_the_script(run):

@@ -52,10 +52,10 @@ def _pct(reported: int | None, stations: int | None) -> str:
     return "?" if ratio is None else f"{100.0 * ratio:.2f}%"
 
 
-def _count(point: PollPoint) -> str:
+def _count(point: PollPoint, units: str = "stations") -> str:
     if point.stations:
-        return f"{point.stations_reported:,} of {point.stations:,} stations ({_pct(point.stations_reported, point.stations)})"
-    return f"{point.stations_reported:,} stations"
+        return f"{point.stations_reported:,} of {point.stations:,} {units} ({_pct(point.stations_reported, point.stations)})"
+    return f"{point.stations_reported:,} {units}"
 
 
 def build_timeline(records: list[LogRecord], stats: ReadStats, zone: tzinfo, *,
@@ -87,8 +87,15 @@ def build_timeline(records: list[LogRecord], stats: ReadStats, zone: tzinfo, *,
     loose = inc.attach_notifications(incidents, records)
     names = {(str(r.get("source")), str(r.get("region"))): str(r.get("name")) for r in records
              if r.event == "region.named" and r.get("name")}
+    # What each source counts, as its alerts said it ("TPS", "precincts"): the daemon's start
+    # line names it; a log from before that says "stations".
+    units: dict[str, str] = {}
+    for r in records:
+        if r.event == "daemon.started" and isinstance(r.get("units"), dict):
+            units.update({str(k): str(v) for k, v in r.get("units").items()})
     for number, incident in enumerate(incidents, 1):
         incident.id = f"#{number}"
+        incident.extra["units"] = units.get(incident.source, "stations")
         if (incident.source, incident.region) in names:
             incident.extra["region_name"] = names[(incident.source, incident.region)]
         _enrich(incident, series_polls, spans, grace, passes, end_of_log)
@@ -189,12 +196,13 @@ def _recovered_at(incident: inc.ReviewIncident) -> datetime | None:
 
 
 def _rows(incident: inc.ReviewIncident) -> list[Row]:
+    units = incident.extra.get("units", "stations")
     rows: list[Row] = []
     extra = incident.extra
     advance: PollPoint | None = extra.get("last_advance")
     if advance is not None:
         rows.append(Row(advance.at, advance.instance, "last_advance",
-                        f"last poll that saw the count advance: {_count(advance)}"))
+                        f"last poll that saw the count advance: {_count(advance, units)}"))
     seen_open: set[tuple] = set()
     for event in incident.events:
         rows.append(_detector_row(event, seen_open))
@@ -211,7 +219,7 @@ def _rows(incident: inc.ReviewIncident) -> list[Row]:
         point, added, before = resumed
         since_advance = f", {duration(point.at - advance.at)} after the last advance" if advance else ""
         rows.append(Row(point.at, point.instance, "catch_up",
-                        f"count resumed: +{added:,} stations ({_pct(before.stations_reported, before.stations)} → "
+                        f"count resumed: +{added:,} {units} ({_pct(before.stations_reported, before.stations)} → "
                         f"{_pct(point.stations_reported, point.stations)}){since_advance}"))
     rows.extend(_notification_row(n) for n in incident.notifications)
     order = {"last_advance": 0, "outage": 1, "firing": 2, "escalated": 2, "repeat": 2, "reopened": 2, "recovered": 3,

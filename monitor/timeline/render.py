@@ -101,7 +101,7 @@ def _facts(incident: ReviewIncident, timeline: Timeline) -> list[str]:
     resumed = extra.get("catch_up")
     if resumed is not None:
         point, added, _ = resumed
-        facts.append(f"Count resumed: {both(point.at, zone)}, +{added:,} stations in one update")
+        facts.append(f"Count resumed: {both(point.at, zone)}, +{added:,} {extra.get('units', 'stations')} in one update")
     if extra.get("outages"):
         total = sum((s.end - s.start for s in extra["outages"]), start=timedelta(0))
         facts.append(f"Outage spans inside it: {len(extra['outages'])}, {duration(total)} of failed polls")
