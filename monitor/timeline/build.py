@@ -9,7 +9,7 @@ from typing import Any
 from . import incidents as inc
 from ..model import progress_ratio
 from .fmt import both, duration, redact
-from .polls import OutageSpan, PollPoint, by_series, catch_up, last_advance, outage_spans, poll_interval, poll_points
+from .polls import OutageSpan, PollPoint, by_series, catch_up, last_advance, outage_spans, poll_intervals, poll_points
 from .records import LogRecord, ReadStats
 
 # lines worth a row outside any incident: an instance starting or stopping, a job failing
@@ -72,7 +72,7 @@ def build_timeline(records: list[LogRecord], stats: ReadStats, zone: tzinfo, *,
     cycles, observed = inc.lifecycles(records)
     end_of_log = last or datetime.max
     incidents = inc.merge(cycles, end_of_log)
-    grace = {(s, r): poll_interval(points, s, r) for (_, s, r) in series_polls}
+    grace = poll_intervals(series_polls)
     # What a time in the review is precise to: one pass of the source. A tree's document is
     # fetched only when its parent's table says it changed, so its own polls can be hours
     # apart while every pass would have seen a change: the source's quickest series (its top

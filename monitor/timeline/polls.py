@@ -100,14 +100,14 @@ def outage_spans(points: list[PollPoint]) -> list[OutageSpan]:
     return sorted(spans, key=lambda s: (s.start, s.instance))
 
 
-def poll_interval(points: list[PollPoint], source: str, region: str) -> timedelta:
-    """The usual gap between two polls of a series (median over every instance's own gaps);
-    zero when there are too few polls to tell."""
-    gaps = []
-    for (_, src, reg), polls in by_series(points).items():
-        if src == source and reg == region:
-            gaps.extend((b.at - a.at).total_seconds() for a, b in zip(polls, polls[1:]))
-    return timedelta(seconds=median(gaps)) if gaps else timedelta(0)
+def poll_intervals(series_polls: dict[tuple[str, str, str], list[PollPoint]]) -> dict[tuple[str, str], timedelta]:
+    """(source, region) -> the usual gap between two polls of the series (median over every
+    instance's own gaps); zero when there are too few polls to tell. One walk over by_series():
+    asking per series, each asking regrouped every poll of the log (quadratic in a tree's)."""
+    gaps: dict[tuple[str, str], list[float]] = {}
+    for (_, source, region), polls in series_polls.items():
+        gaps.setdefault((source, region), []).extend((b.at - a.at).total_seconds() for a, b in zip(polls, polls[1:]))
+    return {key: timedelta(seconds=median(found)) if found else timedelta(0) for key, found in gaps.items()}
 
 
 def last_advance(polls: list[PollPoint], before: datetime) -> PollPoint | None:
