@@ -199,3 +199,38 @@ def test_a_count_s_predictive_is_wider_than_a_known_poisson_mean():
     # A mean learned from many units is the Poisson; from a few, the tail reaches further.
     assert _negative_binomial_beyond(0.9, 1e7, 0.0014) == _poisson_beyond(0.9, 0.0014) == 6
     assert _negative_binomial_beyond(0.9, 4.6, 0.0014) == 7
+
+
+def test_an_earlier_jump_is_no_part_of_the_tail_that_judges_the_next():
+    # A 10-min publisher of Poisson batches (~150 TPS): +1,112 at 22:29 on 16 Feb is a jump;
+    # 2h 40m later, +846 where ~118 were due is one too. The first batch, still among the 23
+    # recent increments, sat in the tail that judged the second (an excess of 2.0 in logs where
+    # the others average 0.1) and lifted the rare batch to 17x: the second was missed.
+    from monitor.evaluation.publishers import publish
+    from monitor.evaluation.sweeps import BY_NAME, laws
+    from monitor.replay import replay
+    law = laws(BY_NAME["late-start"], 10)[0]
+    g = publish(law, 0, 8.0)
+    injected = [t.start for t in g.truth if t.kind == "jump"][:2]
+    assert [t.strftime("%d %H:%M") for t in injected] == ["16 22:29", "17 01:09"]
+    warnings = [e for e in replay(g.polls) if e.rule == "jump" and e.severity == "warning"
+                and e.at < injected[1] + timedelta(minutes=10)]
+    assert [round((e.at - t).total_seconds() // 60) for e, t in zip(warnings, injected)] == [0, 0]
+    assert len(warnings) == 2
+    second = warnings[1]
+    assert second.details["increment"] == 846 and second.details["outsized_ratio"] == 5.0
+    assert second.summary == (
+        "Jump at late-start-00/0: +846 TPS in one update (usually 141 per update) after 9m 57s, "
+        "5,105 TPS/h over that time against a usual 757/h: 7.2x the 118 this update was expected "
+        "to bring, where 5.0x happens by chance once in the false-alarm budget.")
+
+
+def test_the_ordinary_tail_leaves_out_a_batch_outsized_against_the_rest():
+    from monitor.detectors.jump import _ordinary
+    chance = 600 / (30 * 86400)
+    ordinary = [(x / 100, 0.01) for x in (1, 2, 3, 6, 7, 9, 10, 11, 13, 14)]
+    assert _ordinary(ordinary + [(2.04, 0.01)], chance, 1.609) == ordinary
+    # ...but not one the others' tail reaches (Pareto-like excesses), nor one under the floor.
+    heavy = [(x / 10, 0.01) for x in (1, 2, 3, 4, 6, 8, 10, 13, 16, 20)]
+    assert _ordinary(heavy + [(3.0, 0.01)], chance, 1.609) == heavy + [(3.0, 0.01)]
+    assert _ordinary(ordinary + [(1.5, 0.01)], chance, 1.609) == ordinary + [(1.5, 0.01)]

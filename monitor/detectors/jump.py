@@ -254,12 +254,7 @@ class JumpRule(Rule):
             rare = phi * _negative_binomial_beyond(mean / phi, shape, chance)
             return max(o.jump_min_ratio, rare / expected), robust_z
         excesses = [(math.log(x / d), POISSON_EXCESS / math.sqrt(d)) for x, d in zip(counts, due) if x > d]
-        beyond = _beyond(excesses, chance)
-        # A recent batch that was itself outsized against the others (an earlier jump) is no
-        # part of the publisher's ordinary tail: it would hide the next jump for a day.
-        ordinary = [(x, n) for x, n in excesses if x < max(beyond, math.log(o.jump_min_ratio))]
-        if len(ordinary) < len(excesses):
-            beyond = _beyond(ordinary, chance)
+        beyond = _beyond(_ordinary(excesses, chance, math.log(o.jump_min_ratio)), chance)
         rare = max(expected * math.exp(min(beyond, 50.0)), _negative_binomial_beyond(mean, shape, chance))
         return max(o.jump_min_ratio, rare / expected), robust_z
 
@@ -342,6 +337,18 @@ def _beyond(excesses: list[tuple[float, float]], chance: float) -> float:
     noise = math.sqrt(sum(n * n for _, n in excesses) / k)
     mean_excess = math.sqrt(max(seen * seen - noise * noise, 0.0))
     return k * mean_excess * ((0.5 / chance) ** (1.0 / k) - 1.0)
+
+
+def _ordinary(excesses: list[tuple[float, float]], chance: float, floor: float) -> list[tuple[float, float]]:
+    """The publisher's ordinary tail: without the recent batches that were themselves outsized
+    against the others (an earlier jump, at least `floor` in logs and beyond the tail the rest
+    make at `chance`). Each is judged against the rest, largest first: judged against a tail it
+    is part of, a jump of 7x (an excess of 2 where the others average 0.1) lifts that tail to
+    17x and hides the next jump for a day."""
+    kept = sorted(excesses)
+    while len(kept) > 1 and kept[-1][0] >= max(floor, _beyond(kept[:-1], chance)):
+        kept.pop()
+    return kept
 
 
 def _rates(rhythm: Rhythm) -> tuple[list[float], list[float]]:
