@@ -55,7 +55,9 @@ def per_attribute(states: list) -> dict[str, float]:
     """Bytes per series, attribute by attribute (the object itself as `_object`)."""
     from monitor.detectors.series import SeriesState
 
-    names = SeriesState.__slots__
+    # the slots, and the attributes a series keeps in its own __dict__ once it diverges (reading
+    # `__dict__` itself would make one for every series)
+    names = [name for name in SeriesState.__slots__ if name != "__dict__"] + list(getattr(SeriesState, "RARE", ()))
     holders = Counter(id(getattr(state, name)) for state in states for name in names)
     shared = {key for key, count in holders.items() if count > max(2, len(states) // 100)}
     sizes, seen = Counter(), set()
@@ -63,7 +65,13 @@ def per_attribute(states: list) -> dict[str, float]:
         sizes["_object"] += sys.getsizeof(state)
         for name in names:
             sizes[name] += deep_size(getattr(state, name), seen, shared)
-    return {name: round(size / len(states), 1) for name, size in sizes.most_common() if size}
+    out = {name: round(size / len(states), 1) for name, size in sizes.most_common() if size}
+    # the share of series that keep a rare attribute of their own (SeriesState.RARE: then in
+    # their own __dict__, whose size is not counted above)
+    rare = getattr(SeriesState, "RARE", ())
+    out["_diverged_share"] = round(sum(any(getattr(state, name) is not getattr(SeriesState, name) for name in rare)
+                                       for state in states) / len(states), 4)
+    return out
 
 
 def child(base: str, election: bool, passes: int, deep: bool) -> None:
@@ -106,7 +114,11 @@ def child(base: str, election: bool, passes: int, deep: bool) -> None:
         print(f"pass {row['pass']} ({row['documents_changed']:,} documents changed): peak "
               f"{row['peak_rss'] / first['peak_rss'] - 1:+.2%}, resident {row['rss'] / first['rss'] - 1:+.2%}")
     if deep and len(rows) > 1:
-        before, after = rows[0]["bytes_per_series"], rows[-1]["bytes_per_series"]
+        before, after = dict(rows[0]["bytes_per_series"]), dict(rows[-1]["bytes_per_series"])
+        shares = before.pop("_diverged_share", None), after.pop("_diverged_share", None)
+        if shares[0] is not None:
+            print(f"series keeping a rare attribute of their own (SeriesState.RARE): {shares[0]:.2%} after the "
+                  f"first pass, {shares[1]:.2%} after the last")
         print(f"deep size per series: {sum(before.values()):,.0f} B after the first pass, "
               f"{sum(after.values()):,.0f} B after the last")
         for name in sorted(set(before) | set(after), key=lambda n: -after.get(n, 0)):

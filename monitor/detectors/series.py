@@ -84,11 +84,29 @@ class SeriesState:
     # Slots: past 30 attributes CPython stops sharing instance-dict keys, and each of a
     # national tree's 91,561 states carried its own ~1.3 KB dict (~150 B per TPS).
     __slots__ = ("source", "region", "first_at", "last_at", "current", "high_water", "paced", "last_advance_at",
-                 "last_advance_published_at", "advance_gaps", "steps", "step_gaps", "pub_gaps", "pub_seen_at", "lags", "blind",
-                 "rhythm", "poll_gap", "learned_poll_gap", "fail_streak", "ok_streak", "flaps", "window_bits",
-                 "window_len", "failing_since", "answering_since", "error_classes", "last_error", "latencies", "latency_base",
-                 "children", "open_alerts", "version", "stall_cached", "stall_cached_version", "stale_cached",
-                 "stale_cached_version", "stale_cached_published", "stall_thresholds", "habits", "slot_memory")
+                 "last_advance_published_at", "advance_gaps", "steps", "step_gaps", "pub_gaps", "pub_seen_at", "lags",
+                 "rhythm", "poll_gap", "learned_poll_gap", "ok_streak", "window_len", "answering_since", "latencies",
+                 "latency_base", "children", "version", "stall_cached", "stall_cached_version", "stale_cached",
+                 "stale_cached_version", "stale_cached_published", "stall_thresholds", "slot_memory", "__dict__")
+
+    # What a series keeps only once it diverges (a failed poll, an open alert, a gap taken for an
+    # incident): read from these shared defaults until then, and set in the series' own
+    # __dict__, made at the first such assignment (so the ledger assigns them only when they
+    # change). A slot each was 8 B of every series (9 of them: 72 B, ~5% of a desa's state);
+    # a series that diverges pays a dict (~250 B) instead, and few do (failures, alerts and
+    # incidents are rare by design).
+    blind = 0                       # bits: polls failed since the last advance / publication
+    fail_streak = 0
+    flaps = 0                       # ok-then-fail turns inside an outage (hysteresis)
+    window_bits = 0                 # recent polls, 1 = failed, newest in bit 0
+    failing_since: datetime | None = None
+    error_classes: Mapping[str, int] = NONE
+    last_error: str | None = None
+    open_alerts: Mapping[str, Event] = NONE    # a dict once an alert opened (Judge._apply)
+    # bits: the last 8 advances that were incidents, and (<< 8) publication gaps that were long
+    habits = 0
+    RARE = ("blind", "fail_streak", "flaps", "window_bits", "failing_since", "error_classes", "last_error",
+            "open_alerts", "habits")
 
     def __init__(self, source: str, region: str):
         self.source = source
@@ -114,28 +132,19 @@ class SeriesState:
         self.pub_gaps: tuple[float, ...] = ()
         self.pub_seen_at: datetime | None = None      # our clock when the current published_at appeared
         self.lags: tuple[float, ...] = ()             # publication -> our poll that saw it
-        self.blind = 0                                # bits: polls failed since the last advance / publication
         self.rhythm = UNRECORDED                      # advances and watched time per local hour (a Rhythm once recorded)
         self.poll_gap: float | None = None            # EWMA of our polling interval
         self.learned_poll_gap: float | None = None    # ...as it was when the gaps last changed
-        self.fail_streak = 0
         self.ok_streak = 0
-        self.flaps = 0                                # ok-then-fail turns inside an outage (hysteresis)
-        self.window_bits = 0                          # recent polls, 1 = failed, newest in bit 0
         self.window_len = 0
-        self.failing_since: datetime | None = None
         self.answering_since: datetime | None = None   # first good poll after the last failure
-        self.error_classes: Mapping[str, int] = NONE
-        self.last_error: str | None = None
         self.latencies: tuple[float, ...] = ()
         self.latency_base: float | None = None
         self.children: Mapping[str, ChildTrack] = NONE   # a dict once a child is tracked
-        self.open_alerts: Mapping[str, Event] = NONE     # a dict once an alert opened (Judge._apply)
         self.version = 0                              # bumped when gaps change: thresholds are cached on it
         # the stall thresholds in force after the last poll, set by the Judge (None: no count, or
         # a complete one): what the exporter shows. Derived, not saved.
         self.stall_thresholds: Thresholds | None = None
-        self.habits = 0              # bits: the last 8 advances that were incidents, and (<< 8) publication gaps that were long
         # The Judge's thresholds, cached until the gaps change (derived, not saved), with the
         # version (and publication) they were learned at: slots, not a dict or tuples.
         self.stall_cached: Thresholds | None = None
@@ -195,7 +204,9 @@ class SeriesState:
     def _count_result(self, poll: Poll, o: DetectionOptions) -> None:
         state = self
         failed = not poll.ok
-        state.window_bits = ((state.window_bits << 1) | int(failed)) & ((1 << o.outage_window) - 1)
+        window = ((state.window_bits << 1) | int(failed)) & ((1 << o.outage_window) - 1)
+        if window != state.window_bits:
+            state.window_bits = window                # (rare: set only when it changes, SeriesState.RARE)
         state.window_len = min(state.window_len + 1, o.outage_window)
         if failed:
             state.blind = BLIND_ADVANCE | BLIND_PUBLICATION
@@ -211,7 +222,8 @@ class SeriesState:
         if state.ok_streak == 0:
             state.answering_since = poll.at
         state.ok_streak += 1
-        state.fail_streak = 0
+        if state.fail_streak:
+            state.fail_streak = 0
         if "outage" not in state.open_alerts and state.ok_streak >= o.outage_recovery and state.failing_since:
             reset_failures(state)
 
@@ -243,7 +255,9 @@ class SeriesState:
         if stale_before is not None:
             # A freeze is an incident, not the habit... unless it recurs (HABIT of the last 8).
             long = gap > stale_before.own_warning
-            state.habits = (state.habits & 0xFF) | ((((state.habits >> 8) << 1) | int(long)) & 0xFF) << 8
+            habits = (state.habits & 0xFF) | ((((state.habits >> 8) << 1) | int(long)) & 0xFF) << 8
+            if habits != state.habits:
+                state.habits = habits
             recurs = long and habitual(state.habits, 8)
             gap = min(gap, HABIT_CAP * o.critical_ceiling if recurs else stale_before.own_critical)
         if not facts.incident and not state.blind & BLIND_PUBLICATION:
@@ -253,7 +267,8 @@ class SeriesState:
             counting = (previous.progress or 0) > 0 and (current.progress or 0) > 0
             if stale_before is not None and stale_before.cadence and counting and (recurs or not long):
                 _remember_slots(state, gap, stale_before)
-        state.blind &= ~BLIND_PUBLICATION
+        if state.blind & BLIND_PUBLICATION:
+            state.blind &= ~BLIND_PUBLICATION
         lag = (at - published).total_seconds()
         recent_poll = previous_poll_at is not None and state.poll_gap is not None and (
             (at - previous_poll_at).total_seconds() <= 2 * state.poll_gap)
@@ -286,7 +301,8 @@ class SeriesState:
             # of the count's (a feed at zero has not started, phase.py).
             state.high_water = state.paced = progress
             state.last_advance_at, state.last_advance_published_at = at, current.published_at
-            state.blind &= ~BLIND_ADVANCE
+            if state.blind & BLIND_ADVANCE:
+                state.blind &= ~BLIND_ADVANCE
             _learned(state)
             return
         if progress <= state.high_water:
@@ -318,7 +334,9 @@ class SeriesState:
             # An incident is not learned from, or one freeze would slow the alarm for the next;
             # one that recurs (HABIT, two, of the last 8 advances: a publisher settling into a batch or
             # two a day) is the source's new habit, learned in full.
-            state.habits = (state.habits & ~0xFF) | (((state.habits << 1) | int(incident)) & 0xFF)
+            habits = (state.habits & ~0xFF) | (((state.habits << 1) | int(incident)) & 0xFF)
+            if habits != state.habits:
+                state.habits = habits
             recurs = incident and habitual(state.habits, 0)
             facts.incident = incident and not recurs
             state.step_gaps = _push(state.step_gaps, gap, STEP_KEEP, shared=True)
@@ -332,7 +350,8 @@ class SeriesState:
                 state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence,
                                    counted * weight, () if stall_before.cadence else
                                    _published_in(state, end.timestamp() - gap, current, before))
-        state.blind &= ~BLIND_ADVANCE
+        if state.blind & BLIND_ADVANCE:
+            state.blind &= ~BLIND_ADVANCE
         state.steps = _push(state.steps, advance, STEP_KEEP, shared=True)
         state.last_advance_at = at
         state.last_advance_published_at = current.published_at
@@ -409,15 +428,17 @@ class SeriesState:
             return None if moment is None else moment + delta
         self.first_at, self.last_at = move(self.first_at), move(self.last_at)
         self.last_advance_at, self.pub_seen_at = move(self.last_advance_at), move(self.pub_seen_at)
-        self.failing_since = move(self.failing_since)
+        if self.failing_since is not None:
+            self.failing_since = move(self.failing_since)
         if self.current is not None:
             self.current = replace(self.current, at=self.current.at + delta)
         for track in self.children.values():
             track.changed_at = round(track.changed_at + seconds, 3)
             if track.ref_at is not None:
                 track.ref_at = round(track.ref_at + seconds, 3)
-        self.open_alerts = {key: replace(event, at=event.at + delta, since=move(event.since))
-                            for key, event in self.open_alerts.items()}
+        if self.open_alerts:
+            self.open_alerts = {key: replace(event, at=event.at + delta, since=move(event.since))
+                                for key, event in self.open_alerts.items()}
         self.stall_cached = self.stale_cached = self.stale_cached_published = None
         self.stall_cached_version = self.stale_cached_version = -1
 
@@ -489,8 +510,10 @@ class SeriesState:
         state.lags = tuple(data.get("lags", ()))
         state.latencies = tuple(data.get("lat", ()))
         state.pub_seen_at = _from_epoch(data.get("pseen"))
-        state.blind = data.get("blind", 0)
-        state.habits = data.get("habits", 0)
+        if data.get("blind"):
+            state.blind = data["blind"]
+        if data.get("habits"):
+            state.habits = data["habits"]
         state.slot_memory = data.get("slots")
         if "day" in data:
             state.rhythm = Rhythm.from_json(data["day"])
@@ -498,14 +521,19 @@ class SeriesState:
         state.learned_poll_gap = data.get("lpgap")
         if "fails" in data:
             fails = list(data["fails"]) + [None] * (9 - len(data["fails"]))    # 8 before answering_since
-            (state.fail_streak, state.ok_streak, state.flaps, state.window_bits, state.window_len,
-             failing_since, errors, state.last_error, answering_since) = fails[:9]
-            state.failing_since = _from_epoch(failing_since)
+            (fail_streak, state.ok_streak, flaps, window_bits, state.window_len,
+             failing_since, errors, last_error, answering_since) = fails[:9]
             state.answering_since = _from_epoch(answering_since)
-            state.error_classes = dict(errors) or NONE
+            # the rare ones only when they differ from the defaults (SeriesState.RARE)
+            for name, value in (("fail_streak", fail_streak), ("flaps", flaps), ("window_bits", window_bits),
+                                ("failing_since", _from_epoch(failing_since)), ("error_classes", dict(errors) or NONE),
+                                ("last_error", last_error)):
+                if value != getattr(SeriesState, name):
+                    setattr(state, name, value)
         state.latency_base = data.get("latb")
         state.children = {code: ChildTrack.from_json(v) for code, v in data.get("kids", {}).items()} or NONE
-        state.open_alerts = {key: Event.from_json(v) for key, v in data.get("open", {}).items()} or NONE
+        if data.get("open"):
+            state.open_alerts = {key: Event.from_json(v) for key, v in data["open"].items()}
         return state
 
 
