@@ -5,7 +5,7 @@ view a rule gets at one poll (`History`). The series' state and its ledger are i
 from __future__ import annotations
 
 from array import array
-from collections.abc import ItemsView, ValuesView
+from collections.abc import ItemsView, KeysView, ValuesView
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -26,38 +26,126 @@ _PLAIN = (dict, MappingProxyType)
 _INTS = {int}
 
 
-class Votes(AbcMapping):
-    """A reading's votes, candidate -> votes, read-only: the candidates as one tuple shared by
-    every reading that lists the same ones in the same order (a race's), and the counts as an
-    array (a tuple when they are not all ints). A national tree keeps one per series: as a
-    dict they were 184 B for three candidates (232 for six) and an int object per count (28 B
-    each), here 48 B and 88 B for three counts. Equal to any mapping with the same items, as
-    the dict was; unhashable like it."""
+def _candidates(votes: Mapping[str, int]) -> tuple:
+    """The candidates as one tuple shared by every reading that lists the same ones in the
+    same order (a race's)."""
+    keys = tuple(votes)
+    shared = _vote_keys.get(keys)
+    if shared is None:
+        if len(_vote_keys) >= SHARED_VOTE_KEYS:
+            _vote_keys.clear()
+        shared = _vote_keys[keys] = keys
+    return shared
+
+
+def _counts(votes: Mapping[str, int], keys: tuple) -> tuple:
+    # a dict (or a read-only view of one) gives its values in its keys' order
+    return tuple(votes.values()) if type(votes) in _PLAIN else tuple(votes[key] for key in keys)
+
+
+class Votes(array, AbcMapping):
+    """A reading's votes, candidate -> votes, read-only: the counts an array of 8-byte ints
+    that is itself the mapping, with the candidates (one tuple shared by a race's readings) in
+    its one slot. A national tree keeps one per series: as a dict they were 184 B for three
+    candidates (232 for six) and an int object per count (28 B each); as an object holding
+    the candidates and an array, 48 + 88 B; here 96 B for three counts. Counts that are not
+    all ints (or do not fit 8 bytes) are kept as they were, in an `ObjectVotes`. Equal to any
+    mapping with the same items, as the dict was; unhashable like it. (It is an array only
+    for its layout: none of the array's own methods is part of its interface.)"""
+
+    __slots__ = ("_keys",)
+
+    def __new__(cls, votes: Mapping[str, int] = MappingProxyType({})):
+        keys = _candidates(votes)
+        values = _counts(votes, keys)
+        if not values or set(map(type, values)) == _INTS:
+            try:
+                made = array.__new__(cls, "q", values)
+            except OverflowError:
+                pass
+            else:
+                made._keys = keys
+                return made
+        return ObjectVotes(keys, values)
+
+    @classmethod
+    def of(cls, votes: Mapping[str, int]) -> "Votes | ObjectVotes":
+        kind = type(votes)
+        if kind is Votes or kind is ObjectVotes:
+            return votes
+        return Votes(votes) if votes else NO_VOTES
+
+    def __getitem__(self, key: str) -> int:
+        try:
+            return _item(self, self._keys.index(key))
+        except ValueError:
+            raise KeyError(key) from None
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self._keys else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def keys(self):
+        return KeysView(self)
+
+    def values(self) -> ValuesView:
+        return _Values(self)
+
+    def items(self) -> ItemsView:
+        return _Items(self)
+
+    @property
+    def _values(self):
+        return _counts_of(self)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is Votes and other._keys is self._keys:
+            return _equal(self, other)
+        if isinstance(other, AbcMapping):
+            return dict(zip(self._keys, self._values)) == other
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None   # type: ignore[assignment]
+    __lt__ = __le__ = __gt__ = __ge__ = object.__lt__   # (the array's would order the counts)
+
+    def __repr__(self) -> str:
+        return repr(dict(zip(self._keys, self._values)))
+
+    def __reduce_ex__(self, protocol):
+        return (Votes, (dict(zip(self._keys, self._values)),))
+
+    def __copy__(self):
+        return self                                       # read-only
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+_item = array.__getitem__
+_counts_of = array.tolist
+_equal = array.__eq__
+
+
+class ObjectVotes(AbcMapping):
+    """Votes whose counts are not all 8-byte ints (kept as they were, types and all): the
+    candidates' shared tuple and a tuple of the counts."""
 
     __slots__ = ("_keys", "_values")
 
-    def __init__(self, votes: Mapping[str, int] = MappingProxyType({})):
-        keys = tuple(votes)
-        shared = _vote_keys.get(keys)
-        if shared is None:
-            if len(_vote_keys) >= SHARED_VOTE_KEYS:
-                _vote_keys.clear()
-            shared = _vote_keys[keys] = keys
-        self._keys = shared
-        # a dict (or a read-only view of one) gives its values in its keys' order
-        values = tuple(votes.values()) if type(votes) in _PLAIN else tuple(votes[key] for key in shared)
-        if values and set(map(type, values)) == _INTS:
-            try:
-                values = array("q", values)       # 8 B a count, where an int object is 28-32 B
-            except OverflowError:
-                pass
-        self._values = values
-
-    @classmethod
-    def of(cls, votes: Mapping[str, int]) -> "Votes":
-        if type(votes) is cls:
-            return votes
-        return cls(votes) if votes else NO_VOTES
+    def __init__(self, keys: tuple, values: tuple):
+        self._keys, self._values = keys, values
 
     def __getitem__(self, key: str) -> int:
         try:
@@ -81,8 +169,6 @@ class Votes(AbcMapping):
         return _Items(self)
 
     def __eq__(self, other: object) -> bool:
-        if type(other) is Votes and other._keys is self._keys and type(other._values) is type(self._values):
-            return self._values == other._values
         if isinstance(other, AbcMapping):
             return dict(zip(self._keys, self._values)) == other
         return NotImplemented
@@ -102,14 +188,16 @@ class _Values(ValuesView):
     __slots__ = ()
 
     def __iter__(self):
-        return iter(self._mapping._values)
+        mapping = self._mapping
+        return array.__iter__(mapping) if type(mapping) is Votes else iter(mapping._values)
 
 
 class _Items(ItemsView):
     __slots__ = ()
 
     def __iter__(self):
-        return zip(self._mapping._keys, self._mapping._values)
+        mapping = self._mapping
+        return zip(mapping._keys, array.__iter__(mapping) if type(mapping) is Votes else mapping._values)
 
 
 NO_VOTES = Votes()
