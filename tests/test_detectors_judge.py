@@ -197,3 +197,33 @@ def test_skipped_publications_raise_the_number_of_missed_ones():
     assert (clean.missed_warning, clean.missed_critical) == (1, 2)
     assert gappy.missed_warning == 6 and gappy.warning == 6 * 3600 + 30
     assert "27% of publications lately brought no new stations" in gappy.reason
+
+
+def test_what_few_series_keep_is_shared_until_one_diverges():
+    # In memory (docs/scaling.md): the failure counters, open alerts and habits of a series are
+    # the class's defaults until it fails or alerts; a child's tracker keeps what it learns only
+    # from its second change on. Both save and restore as they did.
+    from monitor.detectors.history import ChildTrack, LearningTrack
+    from monitor.detectors.series import SeriesState
+    from monitor.model import RegionCount
+
+    def kids(*reported):
+        return {f"32{i:02d}": RegionCount(stations=100, stations_reported=r) for i, r in enumerate(reported)}
+
+    polls = [ok(at(60 * k), 10 + 5 * k, children=kids(5 + k, 5 + k * (k > 1), 5)) for k in range(4)]
+    _, state, _ = drive(polls)
+    assert all(getattr(state, name) is getattr(SeriesState, name) for name in SeriesState.RARE)
+    tracks = state.children
+    assert type(tracks["3200"]) is LearningTrack and tracks["3200"].spacing is not None
+    assert type(tracks["3201"]) is LearningTrack and type(tracks["3202"]) is ChildTrack
+    assert tracks["3202"].spacing is None and tracks["3202"].learned == 0
+    again = Judge(None).restore("src", "0", json.loads(json.dumps(state.to_json())))
+    assert again.to_json() == state.to_json()
+    assert [type(t) for t in again.children.values()] == [type(t) for t in tracks.values()]
+
+    judge, state, _ = drive(polls + [failed(at(300)), failed(at(360), "http_5xx", "503")])
+    assert (state.fail_streak, state.error_classes, state.last_error) == (2, {"timeout": 1, "http_5xx": 1},
+                                                                           "http_5xx: 503")
+    assert SeriesState.fail_streak == 0 and SeriesState.error_classes == {}
+    again = judge.restore("src", "0", json.loads(json.dumps(state.to_json())))
+    assert again.to_json() == state.to_json() and again.failing_since == state.failing_since

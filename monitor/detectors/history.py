@@ -268,41 +268,90 @@ def share_memory(gained: float, clumping: float) -> float:
     return (2 - weight) / weight * gained / clumping
 
 
-@dataclass(slots=True)
 class ChildTrack:
     """One child region as its parent's table shows it, for region_stall. Progress of a
     child is measured against the parent's advance (stations), not the clock, so a slow night
-    or a national freeze does not look like a child standing still."""
+    or a national freeze does not look like a child standing still.
 
-    signature: int                 # hash of (reported, percent, votes) as last seen
-    parent_mark: float             # parent's stations reported when the child last changed
-    changed_at: float              # epoch seconds (our clock) of that change
-    changes: int = 0               # changes seen (the first sighting is not one)
+    Until the child's second change there are no intervals to learn from: what is learned
+    (spacing, gained, advanced, scatter, least, learned) is read from shared class defaults,
+    and the parent's ledger turns the tracker into a `LearningTrack` (`learning()`), which
+    keeps them, at that change. Every desa of a tree has a tracker in its kecamatan: six slots
+    (48 B) of each unchanged one."""
+
+    __slots__ = ("signature", "parent_mark", "changed_at", "changes", "percent", "complete", "ratio", "ref_ratio",
+                 "ref_parent", "ref_at", "stations", "units", "excess")
+    FIELDS = ("signature", "parent_mark", "changed_at", "changes", "spacing", "percent", "complete", "ratio",
+              "ref_ratio", "ref_parent", "ref_at", "stations", "units", "gained", "advanced", "scatter", "excess",
+              "least", "learned")
+    LEARNED = ("spacing", "gained", "advanced", "scatter", "least", "learned")
+
+    # what is learned, until the child's second change (LearningTrack keeps its own)
     spacing: float | None = None   # EWMA of parent stations advanced between two child changes
-    percent: float | None = None
-    complete: bool = False
-    # For `lagging`: the child's progress ratio now, and the child's and the parent's ratios at
-    # the start of the window it is judged over (epoch seconds `ref_at`; the window restarts
-    # whenever the child is seen keeping up).
-    ratio: float | None = None
-    ref_ratio: float | None = None
-    ref_parent: float | None = None
-    ref_at: float | None = None
-    # All the child's stations as its row last said (not saved: the next table says it again).
-    # `lagging` weighs its evidence in stations when it has them, not in percentage points.
-    stations: int | None = None
-    # For region_stall, the child's own units (stations reported, or hundredths of a point when
-    # the row gives only its percentage) at its last change, and over its recent inter-change
-    # intervals the averages of: units gained, stations its siblings brought, and the squared
-    # departure of the units gained from what its share of those said, per unit a usual
-    # interval brings (whence its clumping: 1 for units arriving one by one).
-    units: float | None = None
     gained: float | None = None
     advanced: float | None = None
     scatter: float | None = None
-    excess: float = 0.0            # the parent's winsorized excess (high water - paced) at that change
     least: float | None = None     # the smallest gain of a change seen: a percentage row's granularity
     learned: int = 0               # intervals in the averages (since the last restart)
+
+    def __init__(self, signature: int, parent_mark: float, changed_at: float, changes: int = 0,
+                 percent: float | None = None, complete: bool = False, ratio: float | None = None,
+                 ref_ratio: float | None = None, ref_parent: float | None = None, ref_at: float | None = None,
+                 stations: int | None = None, units: float | None = None, excess: float = 0.0):
+        self.signature = signature             # hash of (reported, percent, votes) as last seen
+        self.parent_mark = parent_mark         # parent's stations reported when the child last changed
+        self.changed_at = changed_at           # epoch seconds (our clock) of that change
+        self.changes = changes                 # changes seen (the first sighting is not one)
+        self.percent = percent
+        self.complete = complete
+        # For `lagging`: the child's progress ratio now, and the child's and the parent's ratios at
+        # the start of the window it is judged over (epoch seconds `ref_at`; the window restarts
+        # whenever the child is seen keeping up).
+        self.ratio = ratio
+        self.ref_ratio = ref_ratio
+        self.ref_parent = ref_parent
+        self.ref_at = ref_at
+        # All the child's stations as its row last said (not saved: the next table says it again).
+        # `lagging` weighs its evidence in stations when it has them, not in percentage points.
+        self.stations = stations
+        # For region_stall, the child's own units (stations reported, or hundredths of a point when
+        # the row gives only its percentage) at its last change, and over its recent inter-change
+        # intervals the averages of: units gained, stations its siblings brought, and the squared
+        # departure of the units gained from what its share of those said, per unit a usual
+        # interval brings (whence its clumping: 1 for units arriving one by one).
+        self.units = units
+        self.excess = excess                   # the parent's winsorized excess (high water - paced) at that change
+
+    @classmethod
+    def of(cls, signature, parent_mark, changed_at, changes=0, spacing=None, percent=None, complete=False,
+           ratio=None, ref_ratio=None, ref_parent=None, ref_at=None, stations=None, units=None, gained=None,
+           advanced=None, scatter=None, excess=0.0, least=None, learned=0) -> "ChildTrack":
+        """A tracker with every field (in FIELDS' order): a LearningTrack when it has learned any."""
+        track = cls(signature, parent_mark, changed_at, changes, percent, complete, ratio, ref_ratio, ref_parent,
+                    ref_at, stations, units, excess)
+        if (spacing, gained, advanced, scatter, least, learned) != (None, None, None, None, None, 0):
+            track = track.learning()
+            track.spacing, track.gained, track.advanced, track.scatter, track.least, track.learned = (
+                spacing, gained, advanced, scatter, least, learned)
+        return track
+
+    def learning(self) -> "LearningTrack":
+        """This tracker, able to keep what it learns (itself when it already is)."""
+        if type(self) is LearningTrack:
+            return self
+        return LearningTrack(self.signature, self.parent_mark, self.changed_at, self.changes, self.percent,
+                             self.complete, self.ratio, self.ref_ratio, self.ref_parent, self.ref_at, self.stations,
+                             self.units, self.excess)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ChildTrack):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in ChildTrack.FIELDS)
+
+    __hash__ = None   # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "ChildTrack(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in ChildTrack.FIELDS) + ")"
 
     def to_json(self) -> list:
         out = [self.signature, self.parent_mark, _compact(self.changed_at), self.changes,
@@ -320,9 +369,9 @@ class ChildTrack:
         ratio, ref_ratio, ref_parent, ref_at = data[7:11] if len(data) >= 11 else (None, None, None, None)
         units, gained, advanced, scatter, excess, least, learned = (data[11:18] if len(data) >= 18
                                                                     else (None, None, None, None, 0.0, None, 0))
-        return cls(sig, mark, float(changed_at), changes, spacing, pct, bool(complete),
-                   ratio, ref_ratio, ref_parent, ref_at, None, units, gained, advanced, scatter, float(excess), least,
-                   learned)
+        return cls.of(sig, mark, float(changed_at), changes, spacing, pct, bool(complete),
+                      ratio, ref_ratio, ref_parent, ref_at, None, units, gained, advanced, scatter, float(excess), least,
+                      learned)
 
     def restart(self) -> None:
         """Forget the share: a silence region_stall paged on has just ended, and whatever the
@@ -330,6 +379,8 @@ class ChildTrack:
         says more about its rate than the intervals before it (a sequential test's estimate
         restarts after its alarm). Until it is learned again the few intervals seen weigh
         little (region_stall's predictive)."""
+        if type(self) is not LearningTrack:
+            return                                        # nothing learned yet: nothing to forget
         self.gained = self.advanced = self.scatter = None
         self.learned = 0
 
@@ -403,6 +454,17 @@ class ChildTrack:
             return None
         due = max(parent_ratio - self.ref_parent, 0.0) * (1.0 - self.ratio) / (1.0 - parent_ratio)
         return self.ratio - self.ref_ratio, due
+
+
+class LearningTrack(ChildTrack):
+    """A ChildTrack from its child's second change on: it keeps what it learns."""
+
+    __slots__ = ChildTrack.LEARNED
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spacing = self.gained = self.advanced = self.scatter = self.least = None
+        self.learned = 0
 
 
 @dataclass(frozen=True)

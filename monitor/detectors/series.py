@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from ..model import Event, Poll, Snapshot, is_station, progress_ratio
 from .diurnal import HALF_LIFE, MATURE_BIN, UNRECORDED, Rhythm, hour_of
-from .history import ChildTrack, Facts, Reading, _compact, _epoch, _from_epoch
+from .history import ChildTrack, Facts, LearningTrack, Reading, _compact, _epoch, _from_epoch
 from .options import DetectionOptions
 from .region_stall import sibling_flow
 from .thresholds import BATCH_HOUR, WINSOR, Thresholds
@@ -388,7 +388,7 @@ class SeriesState:
             ratio = None if ratio is None else _same(round(ratio, 6))
             track = children.get(code)
             if track is None:
-                children[code] = ChildTrack(signature, mark, now, 0, None, _same(child.percent), complete,
+                children[code] = ChildTrack(signature, mark, now, 0, _same(child.percent), complete,
                                             ratio, ratio, parent_ratio and rounded_parent, now,
                                             child.stations, _same(child_units(child)), excess=excess)
                 continue
@@ -403,6 +403,8 @@ class SeriesState:
                 continue
             units = _same(child_units(child))
             if track.changes >= 1:                        # the first change ends a censored interval
+                if type(track) is not LearningTrack:      # (what it learns is kept from here on)
+                    track = children[code] = track.learning()
                 spacing = mark - track.parent_mark
                 track.spacing = round(spacing if track.spacing is None else (
                     (1 - SPACING_WEIGHT) * track.spacing + SPACING_WEIGHT * spacing), 3)
