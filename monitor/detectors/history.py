@@ -26,6 +26,25 @@ _PLAIN = (dict, MappingProxyType)
 _INTS = {int}
 
 
+SHARED_FLOATS = 4096               # distinct floats kept for sharing (then it starts afresh)
+_floats: dict[float, float] = {}
+
+
+def _same(value):
+    """One object for equal floats kept by many series (24 B each): a reading's percentage
+    (Sirekap's, to two decimals), a child's units, ratio and percentage as its parent's
+    tracker holds them (a few hundred values among thousands of desa), our polling interval.
+    Exact: only a float is given a float, a zero (0.0 or -0.0) or NaN is left as it is."""
+    if type(value) is not float or not value or value != value:
+        return value
+    shared = _floats.get(value)
+    if shared is None:
+        if len(_floats) >= SHARED_FLOATS:
+            _floats.clear()
+        shared = _floats[value] = value
+    return shared
+
+
 def _candidates(votes: Mapping[str, int]) -> tuple:
     """The candidates as one tuple shared by every reading that lists the same ones in the
     same order (a race's)."""
@@ -218,7 +237,7 @@ class Reading:
     @classmethod
     def of(cls, snapshot: Snapshot) -> "Reading":
         return cls(snapshot.at, snapshot.published_at, snapshot.stations, snapshot.stations_reported,
-                   snapshot.percent, Votes.of(snapshot.votes))
+                   _same(snapshot.percent), Votes.of(snapshot.votes))
 
     @property
     def progress(self) -> float | None:
@@ -244,7 +263,7 @@ class Reading:
     @classmethod
     def from_json(cls, data: list) -> "Reading":
         at, published, stations, reported, pct, votes = data
-        return cls(_from_epoch(at), parse_iso(published), stations, reported, pct, Votes.of(votes or {}))
+        return cls(_from_epoch(at), parse_iso(published), stations, reported, _same(pct), Votes.of(votes or {}))
 
 
 # A child's share of its siblings' flow is learned over about SHARE_ARRIVALS of its arrivals

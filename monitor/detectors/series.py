@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from ..model import Event, Poll, Snapshot, is_station, progress_ratio
 from .diurnal import HALF_LIFE, MATURE_BIN, UNRECORDED, Rhythm, hour_of
-from .history import ChildTrack, Facts, LearningTrack, Reading, _compact, _epoch, _from_epoch
+from .history import ChildTrack, Facts, LearningTrack, Reading, _compact, _epoch, _from_epoch, _same
 from .options import DetectionOptions
 from .region_stall import sibling_flow
 from .thresholds import BATCH_HOUR, WINSOR, Thresholds
@@ -660,25 +660,6 @@ def reset_failures(state: SeriesState) -> None:
 
 SHARED_PUSHES = 1024               # pushes remembered for sharing their result (then it starts afresh)
 _pushed: dict[tuple, tuple[tuple, tuple]] = {}
-SHARED_FLOATS = 4096               # distinct floats kept for sharing (then it starts afresh)
-_floats: dict[float, float] = {}
-
-
-def _same(value):
-    """One object for equal floats kept by many series (24 B each): a child's units, ratio
-    and percentage as its parent's tracker holds them (a few hundred values among thousands
-    of desa), our polling interval. Exact: only a float is given a float, a zero (0.0 or
-    -0.0) or NaN is left as it is."""
-    if type(value) is not float or not value or value != value:
-        return value
-    shared = _floats.get(value)
-    if shared is None:
-        if len(_floats) >= SHARED_FLOATS:
-            _floats.clear()
-        shared = _floats[value] = value
-    return shared
-
-
 def _push(values: Sequence | tuple, value: float, keep: int, shared: bool = False) -> tuple:
     """`values` with `value` appended and the oldest beyond `keep` dropped, as a new tuple:
     a ring of n floats is 40 + 32n bytes (56 + 32n and more as a list: 112 B for one).
