@@ -227,3 +227,21 @@ def test_what_few_series_keep_is_shared_until_one_diverges():
     assert SeriesState.fail_streak == 0 and SeriesState.error_classes == {}
     again = judge.restore("src", "0", json.loads(json.dumps(state.to_json())))
     assert again.to_json() == state.to_json() and again.failing_since == state.failing_since
+
+
+def test_series_that_learned_alike_share_their_stall_thresholds_but_warning_and_critical():
+    # In memory (docs/scaling.md): the prior counts from each series' own first data, so the
+    # series of a tree's first pass learn thresholds that differ only in warning and critical;
+    # they share the rest, and the thresholds given back are equal to those learned.
+    from monitor.detectors.series import cached_stall
+
+    judge = Judge(None)
+    states = [drive([ok(at(k), 5, published=T0 - timedelta(minutes=3), region=str(k))], judge=judge)[1]
+              for k in (0, 7)]
+    one, two = (judge.stall_thresholds(state) for state in states)
+    assert one != two and states[0].stall_cached is states[1].stall_cached
+    for state in states:
+        assert state.stall_thresholds == cached_stall(state) and state.stall_thresholds.reason
+        assert (state.stall_thresholds.warning, state.stall_thresholds.critical) == judge.stall_thresholds(state)
+        state.stall_cached_version = -1                    # learned again: equal
+        assert judge._stall(state, judge.options(state.source)) == state.stall_thresholds

@@ -27,7 +27,7 @@ from .history import History, MirrorView, Reading
 from .options import DetectionOptions
 from .phase import advancing, in_tail, phase_of, rhythm_level, tail_options, tail_pace
 from .rules import RULE_CLASSES
-from .series import SeriesState, batch_epochs, habitual, held_back, offset_at, reset_failures
+from .series import SeriesState, batch_epochs, cached_stall, habitual, held_back, keep_stall, offset_at, reset_failures
 from .thresholds import ADVANCE, PUBLICATION, Seen, Thresholds, learn
 
 log = structlog.get_logger("countwatch.detectors")
@@ -146,13 +146,13 @@ class Judge:
         events = _group(state, events)
         self._apply(state, events, options)
         self._remember(state, poll)
-        state.stall_thresholds = self._stall_in_force(state)
+        state.stall_in_force = self._stall_in_force(state) is not None
         return events
 
     # -- thresholds, cached per series until the gaps change --
     def _stall(self, state: SeriesState, o: DetectionOptions) -> Thresholds:
         if state.stall_cached_version == state.version and state.stall_cached is not None:
-            return state.stall_cached
+            return cached_stall(state)
         lag0 = start = None
         if state.last_advance_at is not None:
             start = state.last_advance_at
@@ -177,7 +177,8 @@ class Judge:
                                 steps=state.steps, step_gaps=state.step_gaps),
                            tail_options(state, o))
         thresholds = self._shared(thresholds)
-        state.stall_cached, state.stall_cached_version = thresholds, state.version
+        keep_stall(state, thresholds, self._shared)
+        state.stall_cached_version = state.version
         return thresholds
 
     def _stale(self, state: SeriesState, o: DetectionOptions) -> Thresholds | None:

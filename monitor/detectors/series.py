@@ -87,7 +87,8 @@ class SeriesState:
                  "last_advance_published_at", "advance_gaps", "steps", "step_gaps", "pub_gaps", "pub_seen_at", "lags",
                  "rhythm", "poll_gap", "learned_poll_gap", "ok_streak", "window_len", "answering_since", "latencies",
                  "latency_base", "children", "version", "stall_cached", "stall_cached_version", "stale_cached",
-                 "stale_cached_version", "stale_cached_published", "stall_thresholds", "slot_memory", "__dict__")
+                 "stale_cached_version", "stale_cached_published", "stall_warning", "stall_critical", "stall_in_force",
+                 "slot_memory", "__dict__")
 
     # What a series keeps only once it diverges (a failed poll, an open alert, a gap taken for an
     # incident): read from these shared defaults until then, and set in the series' own
@@ -142,12 +143,17 @@ class SeriesState:
         self.latency_base: float | None = None
         self.children: Mapping[str, ChildTrack] = NONE   # a dict once a child is tracked
         self.version = 0                              # bumped when gaps change: thresholds are cached on it
-        # the stall thresholds in force after the last poll, set by the Judge (None: no count, or
-        # a complete one): what the exporter shows. Derived, not saved.
-        self.stall_thresholds: Thresholds | None = None
+        # Whether stall thresholds are in force after the last poll, set by the Judge (False: no
+        # count, or a complete one): `stall_thresholds` is what the exporter shows.
+        self.stall_in_force = False
         # The Judge's thresholds, cached until the gaps change (derived, not saved), with the
-        # version (and publication) they were learned at: slots, not a dict or tuples.
+        # version (and publication) they were learned at: slots, not a dict or tuples. The stall's
+        # as the thresholds shared by every series that learned alike but for their warning and
+        # critical, and those two (`cached_stall`): the prior counts from each series' own first
+        # data (lag0), so on a tree's first pass every series had a Thresholds of its own (112 B).
         self.stall_cached: Thresholds | None = None
+        self.stall_warning: float | None = None
+        self.stall_critical: float | None = None
         self.stall_cached_version = -1
         self.stale_cached: Thresholds | None = None
         self.stale_cached_version = -1
@@ -446,6 +452,12 @@ class SeriesState:
 
     # -- what the metrics read --
     @property
+    def stall_thresholds(self) -> Thresholds | None:
+        """The stall thresholds in force after the last poll the Judge took in (None: no count,
+        or a complete one). Derived, not saved."""
+        return cached_stall(self) if self.stall_in_force else None
+
+    @property
     def progress_ratio(self) -> float | None:
         return None if self.current is None else self.current.progress_ratio
 
@@ -537,6 +549,34 @@ class SeriesState:
         if data.get("open"):
             state.open_alerts = {key: Event.from_json(v) for key, v in data["open"].items()}
         return state
+
+
+_BLANK = {"warning": 0.0, "critical": 0.0}
+_rebuilt: tuple = (None, None, None, None)   # the last cached_stall made: (shared, warning, critical, thresholds)
+
+
+def keep_stall(state: SeriesState, thresholds: Thresholds, shared) -> None:
+    """Cache the stall thresholds a series learned, for `cached_stall`: as the thresholds
+    shared (`shared`: the Judge's table of equal ones) by every series that learned alike but
+    for their warning and critical, and those two floats of its own."""
+    state.stall_cached = shared(replace(thresholds, **_BLANK))
+    state.stall_warning, state.stall_critical = thresholds.warning, thresholds.critical
+
+
+def cached_stall(state: SeriesState) -> Thresholds | None:
+    """The stall thresholds `keep_stall` cached (equal to those learned; the last one made is
+    given again while it is asked for: a poll asks up to three times)."""
+    global _rebuilt
+    blank = state.stall_cached
+    if blank is None:
+        return None
+    warning, critical = state.stall_warning, state.stall_critical
+    last = _rebuilt
+    if last[0] is blank and last[1] is warning and last[2] is critical:
+        return last[3]
+    thresholds = replace(blank, warning=warning, critical=critical)
+    _rebuilt = (blank, warning, critical, thresholds)
+    return thresholds
 
 
 def _remember_slots(state: SeriesState, gap: float, thresholds: Thresholds) -> None:
@@ -688,4 +728,4 @@ def _push(values: Sequence | tuple, value: float, keep: int, shared: bool = Fals
     return out
 
 
-__all__ = ["LAG_KEEP", "LATENCY_KEEP", "STEP_KEEP", "SeriesState", "batch_epochs", "held_back", "offset_at", "reset_failures", "tail_weight"]
+__all__ = ["LAG_KEEP", "LATENCY_KEEP", "STEP_KEEP", "SeriesState", "batch_epochs", "cached_stall", "keep_stall", "held_back", "offset_at", "reset_failures", "tail_weight"]
