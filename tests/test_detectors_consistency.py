@@ -78,8 +78,8 @@ def test_the_real_ocr_inflated_tps_is_over_capacity(fixtures):
     assert [(e.state, e.severity) for e in over] == [("firing", "warning")]
     offender = over[0].details["offenders"][0]
     assert offender == {"region": "3101011003008", "votes": 1223, "limit": 218,
-                        "why": "213 registered voters"}
-    assert "1,223 votes" in over[0].summary
+                        "why": "213 registered voters + 2% reserve"}
+    assert "shows 1,223 votes where at most 218 are possible (213 registered voters + 2% reserve)" in over[0].summary
 
 
 @pytest.mark.parametrize("votes, registered, fires", [(218, 213, False), (219, 213, True),
@@ -91,6 +91,18 @@ def test_capacity_boundary(votes, registered, fires):
     poll = ok(at(0), 1, 1, votes={"1": votes}, registered=registered or None)
     _, _, events = drive([poll])
     assert bool(rules(events, "over_capacity")) is fires
+
+
+def test_the_limit_per_tps_says_its_reserve_and_none_without_one():
+    poll = ok(at(0), 1, 1, votes={"1": 1223})
+    _, _, events = drive([poll])
+    assert "where at most 306 are possible (1 TPS of at most 300 voters + 2% reserve)" in rules(events, "over_capacity")[0].summary
+    from monitor.cli import parse_config
+    from monitor.detectors import Judge
+    cfg = parse_config({"detection": {"capacity_slack": 0.0},
+                        "sources": [{"name": "kpu-ppwp", "kind": "sirekap", "url": "http://127.0.0.1:9/ppwp.json"}]})
+    _, _, events = drive([poll], judge=Judge(cfg))
+    assert "where at most 300 are possible (1 TPS of at most 300 voters)." in rules(events, "over_capacity")[0].summary
 
 
 def test_over_capacity_resolves_when_the_tps_is_corrected():

@@ -134,17 +134,19 @@ class OverCapacityRule(Rule):
                registered: int | None, stations: int | None) -> dict | None:
         o = self.options
         votes = max(candidates, (valid or 0) + (invalid or 0))
-        # The reason is worded only for an offender (a desa's table is checked row by row).
+        # The reason is worded only for an offender (a desa's table is checked row by row). It
+        # names the reserve, or "at most 612 … (1 TPS of at most 600 voters)" reads as a slip.
+        reserve = f" + {o.capacity_slack:.0%} reserve" if o.capacity_slack else ""
         if registered:
             # Registered voters 0 or missing is an unread form, not an empty TPS.
             limit = math.ceil(registered * (1 + o.capacity_slack))
             if votes > limit:
-                return {"region": region, "votes": votes, "limit": limit, "why": f"{count(registered)} registered voters"}
+                return {"region": region, "votes": votes, "limit": limit, "why": f"{count(registered)} registered voters{reserve}"}
         if stations and o.max_votes_per_station:
             limit = math.ceil(stations * o.max_votes_per_station * (1 + o.capacity_slack))
             if votes > limit:
                 return {"region": region, "votes": votes, "limit": limit,
-                        "why": f"{count(stations)} TPS of at most {o.max_votes_per_station} voters"}
+                        "why": f"{count(stations)} TPS of at most {o.max_votes_per_station} voters{reserve}"}
         return None
 
 
