@@ -775,3 +775,17 @@ def test_the_late_tail_is_not_bounded_by_the_latest_seen():
     assert 48.0 < late_tail(close, 1 / 720) < 48.0 + 30.0
     assert late_tail(far, 1 / 720) > 1500.0 + 1000.0
     assert late_tail(far, 1 / 40) == 1500.0            # chance above 1/(n+1): the latest seen is enough
+
+
+def test_a_count_never_seen_moving_while_its_timestamp_moves_on_stays_a_warning():
+    # Counting (500 of 20,000) but not seen to move since our first poll, its timestamp moving
+    # on every hour: stuck, or slower than the 2-hour prior assumes. Nothing seen of its pace
+    # tells which: one warning, no critical, and it says so.
+    first = T0.replace(minute=0, second=15)
+    polls = [ok(first + timedelta(hours=j, seconds=45), 500, 20_000, published=first + timedelta(hours=j))
+             for j in range(0, 8)]
+    judge, state, events = drive(polls)
+    stall = [e for e in events if e.rule == "stall"]
+    assert [(e.state, e.severity) for e in stall] == [("firing", "warning")]
+    assert stall[0].details["cause"] == "pipeline_stuck"
+    assert stall[0].summary.endswith("it may be slower than the prior assumes: a warning until it moves.")

@@ -63,12 +63,26 @@ class StallRule(Rule):
         thresholds = h.stall
         severity = ("critical" if elapsed >= thresholds.critical else
                     "warning" if elapsed >= thresholds.warning else None)
-        unproven = h.state.last_advance_at is None and current.published_at is None
+        cause, stale, stopped = stall_cause(h, since), h.stale, ""
+        if (cause == "publisher_stopped" and stale is not None and h.state.last_advance_at is not None
+                and h.state.pub_seen_at == h.state.last_advance_at):
+            # The last advance came with the publication still on show, and the source has
+            # published nothing since: no publication means no advance, so the silence of the
+            # counts is what the silence of the timestamp is, and as improbable. The stall comes
+            # due with the stale timestamp, one page (the walk of its hours counts a slot that
+            # may bring nothing; the timestamp says the slot did not come at all).
+            age = (now - current.published_at).total_seconds()
+            own = ("critical" if age >= stale.critical else "warning" if age >= stale.warning else None)
+            if own == "critical" and severity != "critical" or (own == "warning" and severity is None):
+                severity, stopped = own, f"; no publication since, which the timestamp's model prices: {stale.reason}"
+        unproven = h.state.last_advance_at is None and (current.published_at is None or cause == "pipeline_stuck")
         if unproven and severity == "critical":
             # Never seen moving and no clock of its own: a count frozen before we came cannot be
             # told from data on show before counting began (a state's test data stood 8.5 h in
-            # Minnesota 2020). Told once as a warning; critical needs a count seen to move, or a
-            # source timestamp that dates the silence (the real 2024 freeze escalates on it).
+            # Minnesota 2020). Nor, while its timestamp moves on, from a count slower than the
+            # prior assumes: nothing seen of its pace tells which. Told once as a warning;
+            # critical needs a count seen to move, or a source timestamp that dates the silence
+            # (the real 2024 freeze escalates on it).
             severity = "warning"
         if severity is None or (opened is None and h.ancestor_stalled):
             # Below threshold the open alert (if any) stays open until progress resumes; a
@@ -82,10 +96,13 @@ class StallRule(Rule):
                   if cause == "pipeline_stuck" else "")
         what = ("progress" if current.stations_reported is None
                 else "new polling stations" if h.units == "TPS" else f"new {h.units}")
-        unseen = ("; not seen advancing since we began watching and with no timestamp of its own, it may not "
-                  "have started counting: a warning until it moves" if unproven else "")
+        unseen = ("" if not unproven else
+                  "; not seen advancing since we began watching and with no timestamp of its own, it may not "
+                  "have started counting: a warning until it moves" if current.published_at is None else
+                  "; not seen advancing since we began watching, it may be slower than the prior assumes: "
+                  "a warning until it moves")
         firing = (f"No {what} at {label(h)} for {duration(elapsed)} (since {when(since, h.zone)}): "
-                  f"still {_standing(current, h.units)}{', ' + frozen if frozen else ''} — {thresholds.reason}{unseen}.")
+                  f"still {_standing(current, h.units)}{', ' + frozen if frozen else ''} — {thresholds.reason}{stopped}{unseen}.")
         escalated = (f"Stall at {label(h)} is now critical: no {what} for {duration(elapsed)} "
                      f"since {when(since, h.zone)}, still {_standing(current, h.units)}.")
         return lifecycle(h, now, "stall", "stall", severity, since, details,
