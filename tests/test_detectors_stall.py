@@ -283,11 +283,12 @@ def test_an_older_poll_than_the_last_is_ignored():
 
 
 
-def small_province(hours, empty_every=0):
+def small_province(hours, empty_every=0, skip_at=None):
     """An hourly source with few stations, from 07:00 WIB for `hours` publications: +8 TPS per
     publication from 08:00 to 20:00 WIB, at night +1 every other hour (the other publications
     bring nothing). With `empty_every`, every so many daytime publications come empty too
-    (a publisher whose publications are lumpier than its stations explain)."""
+    (a publisher whose publications are lumpier than its stations explain); with `skip_at`,
+    that publication does not come at all (the next one brings its units)."""
     polls, reported = [], 500
     first = T0.astimezone(WIB).replace(hour=7, minute=0, second=15)
     for j in range(hours):
@@ -296,16 +297,22 @@ def small_province(hours, empty_every=0):
             reported += 0 if empty_every and j % empty_every == 0 else 8
         else:
             reported += j % 2
+        if j == skip_at:
+            continue
         polls.append(ok(moment + timedelta(seconds=45), reported, 20_000, published=moment))
     return drive(polls)
 
 
 def test_a_small_province_is_paged_at_its_first_empty_noon_publication_not_at_night():
-    # Three and a half days say "+8 TPS per noon publication": one comes empty by chance
+    # Four and a half days say "+8 TPS per noon publication": one comes empty by chance
     # e**-8 of the time, below the budget's 1 in 720 publications, although only a few noon
     # publications were seen. The night's +0/+1 explains its empty publications: there it
-    # waits for several.
+    # waits for several. Each hour is believed at its credible bound (half a standard deviation
+    # below its mean): after three and a half days the noon hour's ~30 stations of evidence
+    # promise a hair less than the budget asks of one empty publication, so it takes two.
     judge, state, _ = small_province(3 * 24 + 6)          # last publication 12:00 WIB
+    assert judge._stall(state, judge.options("src")).missed_warning == 2
+    judge, state, _ = small_province(4 * 24 + 6)
     noon = judge._stall(state, judge.options("src"))
     assert state.current.published_at.hour == 12
     assert (noon.missed_warning, noon.reason) == (1, "hourly cadence, following its daily rhythm: 1 missed publication")
@@ -777,6 +784,45 @@ def test_the_late_tail_is_not_bounded_by_the_latest_seen():
     assert late_tail(far, 1 / 40) == 1500.0            # chance above 1/(n+1): the latest seen is enough
 
 
+def test_a_stall_whose_timestamp_froze_with_the_last_advance_comes_due_with_the_stale_timestamp():
+    # The small province at noon after three and a half days: its own walk asks for two empty
+    # publications (the noon hour's evidence is not yet firm enough for one), the timestamp's
+    # cadence for one missed publication. When the publisher stops right after an advance, no
+    # publication came at all: no advance could, and the counts' silence is the timestamp's.
+    # One page, at the same poll, not a stall joining the stale timestamp an hour later.
+    judge, state, _ = small_province(3 * 24 + 6)
+    assert judge._stall(state, judge.options("src")).missed_warning == 2
+    stale_warning = judge._stale(state, judge.options("src")).warning
+    published = state.current.published_at
+    base = state.last_advance_at
+    age0 = (base - published).total_seconds()
+    before = judge.observe(state, same(state, base + timedelta(seconds=stale_warning - age0 - 1)))
+    assert before == []
+    due = judge.observe(state, same(state, base + timedelta(seconds=stale_warning - age0)))
+    assert sorted((e.rule, e.severity) for e in due) == [("stale_source", "warning"), ("stall", "warning")]
+    stall = next(e for e in due if e.rule == "stall")
+    assert stall.details["cause"] == "publisher_stopped" and stall.details["members"] == ["stale_source", "stall"]
+    assert "no publication since, which the timestamp's model prices: hourly cadence: 1 missed publication" in stall.summary
+
+
+def test_an_empty_publication_that_came_is_not_explained_by_skipped_slots():
+    # The small province skipped one slot at night a day ago (no publication: a gap of two
+    # slots), so 1 in ~49 of its slots may not come at all, and a slot that may not come is an
+    # empty one as far as the counts know: two silent noon slots are asked for. But once the
+    # noon publication came (its timestamp moved on) and brought nothing where ~8 TPS are due,
+    # the chance of a skipped slot explains none of it: one missed publication.
+    judge, state, _ = small_province(4 * 24 + 6, skip_at=3 * 24 - 4)
+    noon = judge._stall(state, judge.options("src"))
+    assert noon.missed_warning == 2
+    empty = state.current.published_at + timedelta(hours=1)
+    assert judge.observe(state, ok(empty + timedelta(seconds=45), state.current.stations_reported, 20_000,
+                                   published=empty)) == []
+    came = judge._stall(state, judge.options("src"))
+    assert came.missed_warning == 1 and came.warning < noon.warning - 3000
+    events = judge.observe(state, same(state, state.last_advance_at + timedelta(seconds=came.warning)))
+    assert [(e.rule, e.details["cause"]) for e in events] == [("stall", "pipeline_stuck")]
+
+
 def test_a_count_never_seen_moving_while_its_timestamp_moves_on_stays_a_warning():
     # Counting (500 of 20,000) but not seen to move since our first poll, its timestamp moving
     # on every hour: stuck, or slower than the 2-hour prior assumes. Nothing seen of its pace
@@ -789,3 +835,45 @@ def test_a_count_never_seen_moving_while_its_timestamp_moves_on_stays_a_warning(
     assert [(e.state, e.severity) for e in stall] == [("firing", "warning")]
     assert stall[0].details["cause"] == "pipeline_stuck"
     assert stall[0].summary.endswith("it may be slower than the prior assumes: a warning until it moves.")
+
+
+def test_the_first_advance_tells_the_prior_what_a_publication_brings():
+    # Met at night: the first advance, +1 TPS, came two publications after the data we first
+    # saw. The prior reads that span as an advance gap: half its slots came empty, and +1 over
+    # two publications makes an empty one e**-0.5 likely (61%): a 2-hour silence after it is
+    # no news.
+    first = T0.replace(minute=0, second=15)
+    polls = [ok(first + timedelta(hours=j, seconds=45), 500 + (j >= 2), 20_000, published=first + timedelta(hours=j))
+             for j in range(0, 5)]
+    judge, state, events = drive(polls)
+    assert [e for e in events if e.rule == "stall"] == []
+    thresholds = judge._stall(state, judge.options("src"))
+    assert thresholds.model == "prior" and thresholds.warning > 4 * 3600
+    assert "61% of its publications may come empty" in thresholds.reason
+
+
+def test_a_small_region_s_night_past_the_ceiling_is_learned_and_not_paged():
+    # The sparse family's slowest seed: an hourly region of 3,000 units bringing 3 an hour at
+    # its busiest, UTC+5:30, whose nights go 12-19 hours without a unit. Its hours' stations
+    # say so, and the 12-hour ceiling gives way to them: no night is paged, and every night is
+    # learned (a night past the ceiling was an incident, never learned: the day stayed unknown
+    # and the ceiling paged every night). Its first hours, before any advance, are the prior's.
+    from monitor.evaluation.headline import windows, _true
+    from monitor.evaluation.paging import pages
+    from monitor.evaluation.publishers import publish
+    from monitor.evaluation.sweeps import BY_NAME, laws
+    from monitor.replay import replay
+
+    g = publish(laws(BY_NAME["sparse"], 10)[0], 0, 8.0)
+    events = list(replay(g.polls))
+    spans = windows(g)
+    false = [e for page in pages(events) for e in page.members
+             if e.family == "stoppage" and not _true(e, spans)]
+    assert [(e.rule, e.details["threshold_reason"]) for e in false] == [
+        ("stall", "too little history yet (0 advance gaps): prior of 2h")]
+    judge, states = Judge(None), {}
+    for poll in g.polls:
+        state = states.get(poll.region) or states.setdefault(poll.region, judge.restore(poll.source, poll.region, None))
+        judge.observe(state, poll)
+    state = states["0"]
+    assert state.rhythm.mature and min(state.rhythm.exposure) > 0

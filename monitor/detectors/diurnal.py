@@ -445,21 +445,26 @@ def time_to_believed(beliefs: list[tuple[float, float]], start: float, target: f
 
 def publications_believed(beliefs: list[tuple[float, float]], empty: list[float], start: float, cadence: float,
                           target: float, offset: float, level: float = 1.0,
-                          batchy: list[float] | None = None) -> int:
+                          batchy: list[float] | None = None, came: int = 0,
+                          came_empty: list[float] | None = None) -> int:
     """Publications after `start` until a run that brought no stations has become as improbable
     as e**-target: each comes empty by chance of its hour (`empty`) or for want of stations
     (the belief, given the run so far at that hour; at least `batchy`, the chance that a batch
-    of that hour's law brings none).
+    of that hour's law brings none). The first `came` publications are known to have come
+    (the source's timestamp moved on) and brought nothing: each is empty by `came_empty` of its
+    hour, not by `empty` (which also prices a slot that may not come at all).
 
     The same sum as the plain walk in tests/test_diurnal_walks.py, term by term: the walk is
     kept (per thread),
     so that the next target over the same hours (the critical after the warning) goes on from
     where this one stopped instead of walking again."""
-    key = (beliefs, empty, batchy, start, cadence, offset, level)
+    came_empty = came_empty if came > 0 else None
+    came = came if came_empty is not None else 0
+    key = (beliefs, empty, batchy, start, cadence, offset, level, came, came_empty)
     walk = getattr(_WALKS, "last", None)
     if walk is None or walk.key != key:
         walk = _Walk((list(beliefs), list(empty), None if batchy is None else list(batchy),
-                      start, cadence, offset, level))
+                      start, cadence, offset, level, came, None if came_empty is None else list(came_empty)))
         _WALKS.last = walk
     reached = walk.reached
     if reached and reached[-1] >= target:
@@ -484,20 +489,24 @@ def believed_surprise(j: int) -> tuple[float, float | None]:
 
 def publications_unbatched(beliefs: list[tuple[float, float]], empty: list[float], start: float, cadence: float,
                            target: float, offset: float, level: float = 1.0,
-                           batchy: list[float] | None = None) -> int:
+                           batchy: list[float] | None = None, came: int = 0,
+                           came_empty: list[float] | None = None) -> int:
     """publications_believed() without `batchy` (what the hours' beliefs alone would ask for),
     read from the kept walk with `batchy` that was just walked: its terms are the same ones
     before `batchy` raised them, and were summed beside it. Without batchy the run is never
     slower, so once that walk reached `target` so has this one (otherwise it is walked)."""
     walk = getattr(_WALKS, "last", None)
-    if batchy is None or walk is None or walk.key != (beliefs, empty, batchy, start, cadence, offset, level):
-        return publications_believed(beliefs, empty, start, cadence, target, offset, level)
+    came_empty = came_empty if came > 0 else None
+    came = came if came_empty is not None else 0
+    if batchy is None or walk is None or walk.key != (beliefs, empty, batchy, start, cadence, offset, level, came,
+                                                      came_empty):
+        return publications_believed(beliefs, empty, start, cadence, target, offset, level, None, came, came_empty)
     plain = walk.plain
     if plain and plain[-1] >= target:
         return bisect_left(plain, target) + 1
     if walk.done:
         return walk.j
-    return publications_believed(beliefs, empty, start, cadence, target, offset, level)
+    return publications_believed(beliefs, empty, start, cadence, target, offset, level, None, came, came_empty)
 
 
 _WALKS = threading.local()
@@ -524,7 +533,7 @@ class _Walk:
         self.plain: list[float] = []
 
     def on(self, target: float) -> int:
-        beliefs, empty, batchy, start, cadence, offset, level = self.key
+        beliefs, empty, batchy, start, cadence, offset, level, came, came_empty = self.key
         spent, before, reached = self.spent, self.before, self.reached
         j, total, top = self.j, self.total, self.top
         bare, bare_top, plain = self.bare, self.bare_top, self.plain
@@ -540,7 +549,7 @@ class _Walk:
                 was = shape * log1p(level * mean * s / shape)            # silence() at the run so far
             now = shape * log1p(level * mean * (s + 1) / shape)
             none = exp(was - now)
-            e = empty[b]
+            e = empty[b] if j > came else came_empty[b]
             if batchy is not None:
                 bare += -log(e + (1.0 - e) * none)
                 if bare > bare_top:

@@ -21,7 +21,8 @@ class DetectionOptions:
     false_alarm_budget: float = 30 * 86400.0  # one false stall alert per this much normal counting per series
     stall_prior: float = 2 * 3600.0           # warning threshold while a series has too little history
     stall_floor: float = 5 * 60.0             # never warn sooner than this after the last advance
-    stall_ceiling: float = 12 * 3600.0        # never warn later than this, however slow the source was
+    stall_ceiling: float = 12 * 3600.0        # never warn later than this for a source of unknown pace (a habit,
+                                              # a tail or a cadenced walk of its own hours raises it: thresholds.py)
     critical_ceiling: float = 24 * 3600.0     # the critical threshold's cap (kept above the warning's)
     stall_min_gaps: int = 6                   # advances needed before the learned threshold replaces the prior
     stall_window: int = 48                    # recent gaps kept per series (two days of an hourly source)

@@ -335,7 +335,9 @@ class SeriesState:
             # In a count's tail the rhythm learns the pace per unit still to come (tail_weight).
             weight = tail_weight(current.stations if current.stations_reported is not None else 100.0,
                                  progress - advance, o, current.stations_reported is not None)
-            incident = gap >= o.stall_ceiling or _was_incident(state, gap, advance, stall_before,
+            # Past the ceiling a gap is an incident, unless the model's own threshold lay beyond
+            # it (a small region's night, walked through its hours' stations: no alarm was due).
+            incident = gap >= max(o.stall_ceiling, stall_before.own_warning) or _was_incident(state, gap, advance, stall_before,
                                                                end.timestamp(), offset, weight)
             # An incident is not learned from, or one freeze would slow the alarm for the next;
             # one that recurs (HABIT, two, of the last 8 advances: a publisher settling into a batch or

@@ -51,6 +51,7 @@ MEDIAN4_VARIANCE = 0.2978  # variance of the median of four standard normal draw
 DAY = 86400.0            # a publisher's schedule repeats daily (the rhythm's period)
 BATCH_HOUR = 3600.0       # batches within an hour of each other's local time are one hour of a schedule
 CREDIBLE = 0.5           # standard deviations below its mean a Poisson-like hour's rate is believed at (credible)
+HABIT_BOUND = 2           # a habit, or a walk of the source's own hours, raises the ceilings up to this many critical ceilings
 HABIT_WINDOW = 8         # recent gaps a habit of long gaps is read from (the series' HABIT bits span 8)
 
 
@@ -363,7 +364,17 @@ class Prior:
                 critical_prior = max(critical_prior, waits[1])
         advances = [g for g in seen.gaps if g > 0]
         publications = [g for g in seen.pub_gaps if g > 0]
-        if seen.clock is ADVANCE and advances and publications and _lattice_like(publications):
+        n = min(len(seen.steps), len(seen.step_gaps))
+        # Units per publication: each increment over the slots of the gap it ended (incidents
+        # included: a freeze's catch-up brings many), and before the second advance the first
+        # one's, over the publications since the data we first saw (_first_span).
+        brought = list(zip(seen.steps[-n:], seen.step_gaps[-n:])) if n else []
+        first = _first_span(seen, publications)
+        if first is not None:
+            brought.append(first)
+            if not advances:
+                advances = [first[1]]               # of its slots, only the last brought units
+        if seen.clock is ADVANCE and (advances or brought) and publications and _lattice_like(publications):
             # Publications on a lattice make the advances a thinned lattice: a slot comes empty
             # as often as the slots the advance gaps spanned came empty, and at least as often
             # as a publication's units are none (Poisson, at the fewest units a publication of
@@ -373,10 +384,8 @@ class Prior:
             # it: it would raise the threshold as fast as it grows).
             unit = min(publications)
             spans = [max(1, round(g / unit)) for g in advances]
-            empty = (sum(spans) - len(spans)) / sum(spans)
-            n = min(len(seen.steps), len(seen.step_gaps))
-            units = [x / max(1, round(g / unit)) for x, g in zip(seen.steps[-n:], seen.step_gaps[-n:])
-                     if x > 0 and g > 0] if n else []
+            empty = (sum(spans) - len(spans)) / sum(spans) if spans else 0.0
+            units = [x / max(1, round(g / unit)) for x, g in brought if x > 0 and g > 0]
             if units:
                 empty = max(empty, math.exp(-min(units)))
             if 0 < empty < 1:
@@ -390,6 +399,20 @@ class Prior:
         critical = _clamp(critical_prior - already, warning, o.critical_ceiling)
         return Thresholds(warning, critical, f"too little history yet ({len(seen.gaps)} {seen.clock.noun} gaps): "
                           f"prior of {duration(o.stall_prior)}{slower}", "prior")
+
+
+def _first_span(seen: Seen, publications: Sequence[float]) -> tuple[float, float] | None:
+    """(units, seconds) of the first advance, on the source's clock, from the data we first saw:
+    when the count last moved before our first poll is unknown, but the first advance's units
+    came over the publications since (the publication gaps kept since the first sighting, all
+    of them while no advance gap is: a gap not kept makes the span shorter, the units per
+    publication more, and the prior no more patient than before). None before the first
+    advance, and once there is a gap of the advances' own."""
+    if (seen.clock is not ADVANCE or len(seen.steps) != 1 or seen.step_gaps or seen.gaps
+            or seen.start is None or seen.anchor is None or not publications):
+        return None
+    span = seen.start - (seen.anchor - sum(publications))
+    return (seen.steps[0], span) if span > 0 else None
 
 
 def _lattice_like(gaps: Sequence[float]) -> bool:
@@ -511,7 +534,7 @@ def habit_floor(model: Thresholds, seen: Seen, o: DetectionOptions) -> Threshold
         how = (f" (up to about {duration(top)} lately), so by the distribution of its recent gaps: "
                f"no {seen.clock.noun} for {{}}")
     shift = _lag_shift(seen)
-    bound = 2 * o.critical_ceiling
+    bound = HABIT_BOUND * o.critical_ceiling
     warning, critical = min(warning + shift, bound), min(critical + shift, bound)
     if warning <= model.warning:
         return replace(model, base_warning=model.warning)
@@ -702,7 +725,7 @@ def held_back_floor(model: Thresholds, seen: Seen, o: DetectionOptions) -> Thres
     if waits is None:
         return model
     shift = _lag_shift(seen)
-    bound = 2 * o.critical_ceiling
+    bound = HABIT_BOUND * o.critical_ceiling
     warning = max(min(waits[0] + shift, bound), model.warning)
     critical = max(min(waits[1] + shift, bound), model.critical, warning)
     if warning <= model.warning and critical <= model.critical:
@@ -762,11 +785,25 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
             # second missed publication.
             then = min(seen.level / max(pace, 1e-9), 1.0)
             explaining = [(shape, mean * then) for shape, mean in beliefs]
-        empty = [max(e, skipped) for e in daily.empty_chances(explaining, PRIOR_SKIPS)]
+        own = daily.empty_chances(explaining, PRIOR_SKIPS)
+        empty = [max(e, skipped) for e in own]
+        # The publications of the silence that did come (its timestamp moved on since the last
+        # advance) brought nothing although they came: the chance that a slot is skipped, which
+        # `skipped` adds for a slot that may not come at all, explains none of them.
+        came = (max(0, round((seen.anchor - start) / cadence))
+                if seen.anchor is not None and start is not None and seen.anchor > start else 0)
         if seen.level is not None:
             # A tail's rhythm counts stations per unit still to come (phase.py): its evidence is
             # counted in today's stations, fewer, so each hour promises no more than they do.
             beliefs = [(shape * seen.level, mean) for shape, mean in beliefs]
+        else:
+            # Each hour at its credible bound, as a Poisson-like hour is (credible): the
+            # predictive spends the budget exactly on average over the stations an hour may
+            # bring, so a family of series spends it mostly on the hours believed too busy. A
+            # busy hour (shape in the hundreds of stations) barely moves; a small region's
+            # night, known from a handful of stations (shape ~3), is taken a third lower.
+            # (Not in a count's tail, whose beliefs are bounds already.)
+            beliefs = credible(beliefs)
         # While its day is being learned, an hour has seen too few publications to tell how often
         # one comes empty, and batches that vary beyond the Poisson noise of their units (a
         # publisher's batch is the sum of what some offices sent) make empty ones far likelier
@@ -776,13 +813,15 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
         spread = 0.0 if daily.mature else batch_spread(seen.steps, seen.step_gaps, cadence)
         batchy = [batch_empty(mean * level, spread) for _, mean in beliefs] if spread > 0 else None
         missed_w = max(1, publications_believed(beliefs, empty, start, cadence, -math.log(budget), offset, level,
-                                                batchy))
+                                                batchy, came, own))
         surprise = (*believed_surprise(missed_w), -math.log(budget))
         missed_c = max(missed_w + 1, publications_believed(beliefs, empty, start, cadence,
-                                                           -math.log(budget / CRITICAL_BUDGET), offset, level, batchy))
+                                                           -math.log(budget / CRITICAL_BUDGET), offset, level, batchy,
+                                                           came, own))
         rhythmic = ", following its daily rhythm" if daily.mature else ", following the hours seen so far"
         if batchy is not None and missed_w > max(1, publications_unbatched(beliefs, empty, start, cadence,
-                                                                           -math.log(budget), offset, level, batchy)):
+                                                                           -math.log(budget), offset, level, batchy,
+                                                                           came, own)):
             rhythmic += f" and the spread of its batches (about ×{math.exp(spread):.1f} either way)"
         skip = 0.0
     # Publication j after the one the clock runs from is visible by P0 + j*c + lag; the clock
@@ -802,6 +841,16 @@ def _cadenced(seen: Seen, cadence: float, o: DetectionOptions, daily: Rhythm | N
     skipped = "" if skip < 0.005 else f", {100 * skip:.0f}% {seen.clock.skipped}"
     wander = "" if late is None else f" (publications wander: up to {duration(late)} after their slot)"
     reason = f"{_every(cadence)} cadence{wander}{skipped}{rhythmic}{_tail(pace)}: {missed_w} {noun}" + (LEARNING if strict > 1 and not daily else "")
+    if daily is not None and seen.level is None and not (seen.habitual or seen.held_back):
+        # The ceilings ("never warn later than this, however slow the source") give way to the
+        # walk of the source's own hours, as they do to a habit and to a count's tail (bounded
+        # the same, 2 x critical_ceiling): a small region whose night brings a unit or two is
+        # known by its stations to go 19 hours without one, and a 12-hour ceiling paged it every
+        # night; a night past the ceiling was an incident, never learned, so its day was never
+        # known. (A publisher that holds its data back is the habit floors' to judge.)
+        bound = HABIT_BOUND * o.critical_ceiling
+        o = replace(o, stall_ceiling=max(o.stall_ceiling, min(warning, bound)),
+                    critical_ceiling=max(o.critical_ceiling, min(critical, bound)))
     return _finish(warning, critical, reason, "cadence", o, cadence, missed_w, missed_c)
 
 
