@@ -272,3 +272,25 @@ def test_an_hourly_tail_pages_at_its_first_missed_publication_when_its_hour_brin
     fired = [e for e in events if e.rule == "stall" and e.state == "firing" and stall.start <= e.at < stall.end]
     assert fired and fired[0].summary.endswith(": 1 missed publication.")
     assert [e for e in events if e.family == "stoppage" and e.state == "firing" and not _true(e, spans)] == []
+
+
+def test_a_two_hour_publisher_recognised_after_a_day_keeps_the_night_it_watched():
+    # A 2-hour publisher whose publications wander by ± 2 min (the probe's cad-2h, seed 2): its
+    # lattice is recognised once a wander can be fitted (a day), and its model goes from renewal
+    # to lattice and back meanwhile. Its first freeze (16 Feb 20:38 WIB, 6 h across the night,
+    # caught up with the night's +599) is judged by the evening and night it watched on its first
+    # day, an incident, not a slow night's empty publications: each later freeze is told at one
+    # missed publication, 1 h 59 min and 1 h 23 min after it began. (Started afresh at each change of model, the rhythm had not seen that
+    # night, the catch-up looked like a slow night's increment, and the next two freezes waited
+    # for 2 missed publications: 4 h 03 min and 3 h 28 min, where the oracle took 1 h 57 min and
+    # 1 h 21 min.)
+    law = Law("cad-2h", cadence=7200, jitter=144, stall_lengths=(4 * 3600, 8 * 3600, 16 * 3600))
+    g = publish(law, 2, 8)
+    events = list(replay(g.polls))
+    spans = windows(g)
+    delays = [min((e.at - w.start for e in events if e.rule == "stall" and e.state == "firing"
+                   and w.start <= e.at < w.end), default=None) for w in spans["stall"]]
+    assert len(delays) == 3 and all(d is not None for d in delays)
+    assert [round(d.total_seconds() / 60) for d in delays[1:]] == [119, 83]
+    assert not any(e.family == "stoppage" and e.state == "firing" and not _true(e, spans)
+                   and e.at > g.polls[0].at + timedelta(days=1) for e in events)

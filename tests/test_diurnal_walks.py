@@ -192,3 +192,33 @@ def test_a_poisson_like_rhythm_counts_its_publications_once_one_brought_nothing(
     hourly = Rhythm()
     hourly.record(noon, noon + 3600, 0.0, 3600.0, 5.0, [noon + 1800, noon + 3600])
     assert hourly.published() is None
+
+
+def test_a_cadence_recognised_late_keeps_the_hours_watched_before_it():
+    # A 2-hour publisher whose wander needs 12 publications (a day) before its lattice is
+    # recognised: the day it was watched on no lattice (in seconds) is counted in publications
+    # from then on, not started afresh, so its first evening and night are known on its second.
+    t0 = 1_700_000_000.0 - 1_700_000_000.0 % 86400
+    rhythm = Rhythm()
+    for k in range(1, 13):
+        rhythm.record(t0 + (k - 1) * 7200 + 600, t0 + k * 7200 + 600, 0.0, None, 100.0)
+    assert rhythm.cadence == 0.0 and all(e > 3000 for e in rhythm.exposure)
+    assert rhythm.stations[2] > 80 and rhythm.stations[3] == 0.0      # each advance at the hour it ended
+    exposure, stations = list(rhythm.exposure), list(rhythm.stations)
+    rhythm.record(t0 + 12 * 7200 + 600, t0 + 13 * 7200 + 600, 0.0, 7200.0, 100.0)
+    assert rhythm.cadence == 7200.0
+    # An hour watched whole is half a publication of 2 hours; each advance's stations (counted
+    # at the hour it ended, 10 minutes past) are spread over the two hours before it, as its
+    # publication's are: 5/12 to the hour two before, 1/2 to the hour before, 1/12 to its own.
+    keep = 0.5 ** (7200 / HALF_LIFE)
+    for h in range(3, 22):                # hours 0-2 got the new publication's share too
+        assert rhythm.exposure[h] == pytest.approx(exposure[h] / 7200 * keep, abs=1e-3)
+        assert rhythm.stations[h] == pytest.approx(
+            (stations[h + 2] * 5 / 12 + stations[h + 1] / 2 + stations[h] / 12) * keep, abs=0.01)
+    assert all(e > 0.4 for e in rhythm.exposure) and all(x > 35.0 for x in rhythm.stations)   # every hour known
+    assert sum(rhythm.stations) == pytest.approx(sum(stations) * keep + 100.0, rel=1e-3)
+    # ...and back on no lattice (the renewal model while its wander is refitted): in seconds again.
+    exposure = list(rhythm.exposure)
+    rhythm.record(t0 + 13 * 7200 + 600, t0 + 14 * 7200 + 600, 0.0, None, 100.0)
+    assert rhythm.cadence == 0.0
+    assert rhythm.exposure[12] == pytest.approx(exposure[12] * 7200 * keep, abs=1.0)

@@ -77,6 +77,42 @@ class Rhythm:
     def from_json(cls, data: list) -> "Rhythm":
         return cls(data[0], data[1], data[2], data[3], data[4] if len(data) > 4 else None)
 
+    def _counted_in(self, cadence: float, phase: float) -> None:
+        """The hours learned so far, counted from now on in publications of `cadence` (0: in
+        seconds watched, a source on no lattice), between no lattice and a cadence of two hours
+        or more: a publication of such a cadence is spread over the hours it covers (record()),
+        which are the hours its gap's seconds were watched in, so the same watched time is
+        exposure / cadence publications there; each advance's stations, counted at the hour it
+        ended, are spread as its publication would have been, over the seconds before it (the
+        publications land `phase` of an hour past the hour). What a series has watched is
+        evidence whatever model read it: a publisher whose lattice is recognised only once a
+        wander can be fitted (12 publications: a day of a 2-hour one), or whose model goes from
+        lattice to renewal and back while its wander is learned, kept none of it when the rhythm
+        started afresh at each change, and its second evening and night were then unknown: a
+        freeze across them, judged by the afternoon's pace, ended in what looked like a slow
+        night's increment and was learned as empty publications. An hourly or faster publisher
+        is recognised after its prior's few gaps (a strict lattice from 4), whose long gaps were
+        called incidents unjudged (too few advances to judge a backlog by), so the night they
+        show is faster than it was (a small region's first night, kept, paged "6 missed
+        publications" on its fourth): its rhythm starts afresh, as it always did. (Back on no
+        lattice the spread stays: a rhythm that goes back and forth while its wander is learned
+        is smoothed over the hours of a publication once more at each return, no further.)"""
+        old, new = self.cadence or 1.0, cadence or 1.0
+        self.exposure[:] = array("d", [round(v * old / new, 4 if cadence else 1) for v in self.exposure])
+        if cadence:
+            # An advance counted at hour h landed at h + phase: its publication covered the
+            # `cadence` seconds before, a share of each hour they lie in (_covered).
+            shares = _covered(phase * 3600.0, cadence, 0.0)
+            for row, digits in ((self.advances, 4), (self.stations, 3)):
+                values, spread = list(row), [0.0] * BINS
+                for h, value in enumerate(values):
+                    if value:
+                        for b, share in shares:
+                            spread[(h + b) % BINS] += share * value
+                row[:] = array("d", [round(v, digits) for v in spread])
+        self.publications = _ZEROS
+        self.cadence = cadence
+
     def published(self) -> "Rhythm | None":
         """A Poisson-like source's publications as a rhythm of their own (the same watched time,
         its publications counted as advances), or None before any was counted."""
@@ -102,10 +138,13 @@ class Rhythm:
                                                        for row in (self.advances, self.exposure, self.stations))
         cadence = cadence or 0.0
         if abs(cadence - self.cadence) > 0.1 * max(cadence, self.cadence):
-            self.advances, self.exposure, self.stations = (array("d", _ZEROS), array("d", _ZEROS),
-                                                           array("d", _ZEROS))
-            self.publications = _ZEROS
-            self.cadence = cadence
+            if min(cadence, self.cadence) == 0 and round(max(cadence, self.cadence) / 3600.0) >= 2 and any(self.exposure):
+                self._counted_in(cadence, (end + offset) % 3600.0 / 3600.0)
+            else:
+                self.advances, self.exposure, self.stations = (array("d", _ZEROS), array("d", _ZEROS),
+                                                               array("d", _ZEROS))
+                self.publications = _ZEROS
+                self.cadence = cadence
         keep = 0.5 ** ((end - start) / HALF_LIFE)
         digits = 4 if cadence else 1
         # Most hours of a young series are still zero (~80% of them on a tree recording), and
