@@ -127,12 +127,14 @@ class Rhythm:
         return sum(self.exposure) >= MATURE_SECONDS and min(self.exposure) >= MATURE_BIN
 
     def record(self, start: float, end: float, offset: float, cadence: float | None, stations: float,
-               published: Sequence[float] = ()) -> None:
+               published: Sequence[float] = ()) -> tuple[tuple[int, float, float, float], ...]:
         """A watched gap from `start` to `end` (epoch seconds) that ended in one advance of
         `stations`; `offset` is the source's UTC offset in seconds, `cadence` its period if it
-        has one; `published`: a Poisson-like source's publications in the gap (epochs)."""
+        has one; `published`: a Poisson-like source's publications in the gap (epochs).
+        Returns what this gap added to its hours, (hour, advances, stations, exposure) each:
+        `jump` judges the advance against the rhythm without it."""
         if end <= start:
-            return
+            return ()
         # the shared zeros become this series' own rows
         self.advances, self.exposure, self.stations = (array("d", row) if type(row) is tuple else row
                                                        for row in (self.advances, self.exposure, self.stations))
@@ -161,37 +163,45 @@ class Rhythm:
             # publication stay what a publication brings. (Up to an hour's cadence, the hour it
             # lands in is that span.)
             count = max(1, round((end - start) / cadence))
+            added = []
             for j in range(count):
                 for b, share in _covered(end - j * cadence, cadence, offset):
                     self.exposure[b] = round(self.exposure[b] + share, 4)
                     if j == 0:
                         self.advances[b] = round(self.advances[b] + share, 4)
                         self.stations[b] = round(self.stations[b] + share * stations, 3)
-            return
+                    added.append((b, share if j == 0 else 0.0, share * stations if j == 0 else 0.0, share))
+            return tuple(added)
+        added = []
         if cadence:
             count = max(1, round((end - start) / cadence))
             for j in range(count):
                 b, _ = hour_of(end - j * cadence, offset)
                 self.exposure[b] = round(self.exposure[b] + 1, 4)
+                added.append((b, 0.0, 0.0, 1.0))
         else:
             t = start
             while t < end:
                 b, until = hour_of(t, offset)
                 step = min(until, end) - t
                 self.exposure[b] = round(self.exposure[b] + step, 1)
+                added.append((b, 0.0, 0.0, step))
                 t += step
         b, _ = hour_of(end, offset)
         self.advances[b] = round(self.advances[b] + 1, 4)
         self.stations[b] = round(self.stations[b] + stations, 3)
+        added.append((b, 1.0, stations, 0.0))
+        added = tuple(added)
         if published and not cadence:
             if type(self.publications) is tuple:
                 if len(published) < 2:
-                    return                   # each publication an advance so far: the row is the advances'
+                    return added             # each publication an advance so far: the row is the advances'
                 self.publications = array("d", self.advances)
                 published = published[1:]    # this advance's own publication is in the copy
             for moment in published:
                 b, _ = hour_of(moment, offset)
                 self.publications[b] = round(self.publications[b] + 1, 4)
+        return added
 
     def expected_stations(self, start: float, end: float, offset: float, unseen: float = 0.0) -> float:
         """Stations the rhythm expects between two moments (what a freeze leaves as backlog);

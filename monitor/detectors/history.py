@@ -509,6 +509,7 @@ class Facts:
     source_gap: float | None = None       # the same on the source's clock, when it dates its data
     new_publication: bool = False
     incident: bool = False                # this advance ended an incident (not learned from)
+    learned: tuple = ()                   # what it added to the daily rhythm: (hour, advances, stations, exposure) each
 
 
 @dataclass(frozen=True)

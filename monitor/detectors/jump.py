@@ -138,7 +138,11 @@ class JumpRule(Rule):
         usual_gap = median(spans)
         end_at = h.current.published_at or now
         offset = offset_at(end_at, h.zone)
-        rates = _rates(state.rhythm) if state.rhythm.mature else None
+        # This advance is judged against the rhythm without it: the ledger taught its hour the
+        # batch already (winsorized at 5 usual ones, still 2.7x that hour's 480 on an hour seen
+        # three times), and an outsized batch must not raise what it is expected to bring.
+        stations_row, *rows = _without(state.rhythm, h.facts.learned)
+        rates = _rates(state.rhythm, stations_row, *rows) if state.rhythm.mature else None
         if rates is not None:
             per_second, per_advance = rates
 
@@ -181,7 +185,7 @@ class JumpRule(Rule):
                 expected = math.exp(level) * now_due
                 # The hour's batch is a rate learned from the units seen at and around it.
                 b = hour_of(end_at.timestamp(), offset)[0]
-                seen = median(state.rhythm.stations[(b + d) % len(per_advance)] for d in range(-SMOOTH, SMOOTH + 1))
+                seen = median(stations_row[(b + d) % len(per_advance)] for d in range(-SMOOTH, SMOOTH + 1))
                 return (expected, *self._judged(h, [x for x, _ in kept], logs, level, expected, usual_gap,
                                                 seen, merged=True), True)
         # The pace (per usual publication) of each increment against the median of the few before it.
@@ -351,14 +355,26 @@ def _ordinary(excesses: list[tuple[float, float]], chance: float, floor: float) 
     return kept
 
 
-def _rates(rhythm: Rhythm) -> tuple[list[float], list[float]]:
-    """The rhythm's stations per second and per advance at each hour, each the median of its
-    hour and the two either side: a day's slope passes unchanged, while an hour that one or two
-    outsized batches inflated (winsorized, still several usual ones) does not make that hour
-    expect them again."""
+def _without(rhythm: Rhythm, learned: tuple) -> tuple[list[float], list[float], list[float]]:
+    """The rhythm's stations, advances and exposure per hour without what this advance's gap
+    added to them (the forgetting before it scales every hour alike: their ratios keep)."""
+    stations, advances, exposure = list(rhythm.stations), list(rhythm.advances), list(rhythm.exposure)
+    for b, advanced, added, watched in learned:
+        stations[b] = max(stations[b] - added, 0.0)
+        advances[b] = max(advances[b] - advanced, 0.0)
+        exposure[b] = max(exposure[b] - watched, 0.0)
+    return stations, advances, exposure
+
+
+def _rates(rhythm: Rhythm, stations: list[float], advances: list[float],
+           exposure: list[float]) -> tuple[list[float], list[float]]:
+    """The rhythm's stations per second and per advance at each hour (from its rows without
+    this advance), each the median of its hour and the two either side: a day's slope passes
+    unchanged, while an hour that one or two outsized batches inflated (winsorized, still
+    several usual ones) does not make that hour expect them again."""
     per = rhythm.cadence or 1.0
-    seconds = [s / (e * per) if e > 0 else None for s, e in zip(rhythm.stations, rhythm.exposure)]
-    batches = [s / a if a > 0 else None for s, a in zip(rhythm.stations, rhythm.advances)]
+    seconds = [s / (e * per) if e > 1e-9 else None for s, e in zip(stations, exposure)]
+    batches = [s / a if a > 1e-9 else None for s, a in zip(stations, advances)]
     return _smoothed(seconds), _smoothed(batches)
 
 

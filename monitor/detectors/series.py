@@ -355,9 +355,10 @@ class SeriesState:
                                             shared=True)
                 if state.rhythm is UNRECORDED:
                     state.rhythm = Rhythm()
-                state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset, stall_before.cadence,
-                                   counted * weight, () if stall_before.cadence else
-                                   _published_in(state, end.timestamp() - gap, current, before))
+                facts.learned = state.rhythm.record(end.timestamp() - gap, end.timestamp(), offset,
+                                                    stall_before.cadence, counted * weight,
+                                                    () if stall_before.cadence else
+                                                    _published_in(state, end.timestamp() - gap, current, before))
         if state.blind & BLIND_ADVANCE:
             state.blind &= ~BLIND_ADVANCE
         state.steps = _push(state.steps, advance, STEP_KEEP, shared=True)
