@@ -62,7 +62,30 @@ def _counts(votes: Mapping[str, int], keys: tuple) -> tuple:
     return tuple(votes.values()) if type(votes) in _PLAIN else tuple(votes[key] for key in keys)
 
 
-class Votes(array, AbcMapping):
+class _Candidates(AbcMapping):
+    """What both kinds of votes read from their candidates' tuple (`_keys`) alike. First in
+    their bases, so that an array's own __contains__, __iter__ and __len__ (over the counts)
+    never answer for the mapping."""
+
+    __slots__ = ()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def values(self) -> ValuesView:
+        return _Values(self)
+
+    def items(self) -> ItemsView:
+        return _Items(self)
+
+
+class Votes(_Candidates, array):
     """A reading's votes, candidate -> votes, read-only: the counts an array of 8-byte ints
     that is itself the mapping, with the candidates (one tuple shared by a race's readings) in
     its one slot. A national tree keeps one per series: as a dict they were 184 B for three
@@ -103,23 +126,8 @@ class Votes(array, AbcMapping):
     def get(self, key: str, default=None):
         return self[key] if key in self._keys else default
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
-    def __iter__(self):
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
     def keys(self):
         return KeysView(self)
-
-    def values(self) -> ValuesView:
-        return _Values(self)
-
-    def items(self) -> ItemsView:
-        return _Items(self)
 
     @property
     def _values(self):
@@ -157,7 +165,7 @@ _counts_of = array.tolist
 _equal = array.__eq__
 
 
-class ObjectVotes(AbcMapping):
+class ObjectVotes(_Candidates):
     """Votes whose counts are not all 8-byte ints (kept as they were, types and all): the
     candidates' shared tuple and a tuple of the counts."""
 
@@ -171,21 +179,6 @@ class ObjectVotes(AbcMapping):
             return self._values[self._keys.index(key)]
         except ValueError:
             raise KeyError(key) from None
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
-
-    def __iter__(self):
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def values(self) -> ValuesView:
-        return _Values(self)
-
-    def items(self) -> ItemsView:
-        return _Items(self)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, AbcMapping):
