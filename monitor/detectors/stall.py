@@ -65,12 +65,15 @@ class StallRule(Rule):
                     "warning" if elapsed >= thresholds.warning else None)
         cause, stale, stopped = stall_cause(h, since), h.stale, ""
         if (cause == "publisher_stopped" and stale is not None and h.state.last_advance_at is not None
-                and h.state.pub_seen_at == h.state.last_advance_at):
+                and h.state.pub_seen_at == h.state.last_advance_at
+                and current.published_at == h.state.last_advance_published_at):
             # The last advance came with the publication still on show, and the source has
             # published nothing since: no publication means no advance, so the silence of the
             # counts is what the silence of the timestamp is, and as improbable. The stall comes
             # due with the stale timestamp, one page (the walk of its hours counts a slot that
-            # may bring nothing; the timestamp says the slot did not come at all).
+            # may bring nothing; the timestamp says the slot did not come at all). The very
+            # publication, not an older copy on show (a CDN node's: regression's and the stale
+            # timestamp's business, no silence of the counts).
             age = (now - current.published_at).total_seconds()
             own = ("critical" if age >= stale.critical else "warning" if age >= stale.warning else None)
             if own == "critical" and severity != "critical" or (own == "warning" and severity is None):
