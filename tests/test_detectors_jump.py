@@ -256,3 +256,32 @@ def test_an_advance_is_judged_against_the_hour_without_itself():
     assert round(rhythm.stations[0] / rhythm.advances[0], 1) == 687.2     # with it: 1.4x the hour's batch
     assert [round(s / a, 1) if a else None for s, a in zip(stations, advances)] == before
     assert before[0] == 480.0 and exposure[0] == pytest.approx(rhythm.exposure[0] - 1)
+
+
+def test_before_the_day_is_known_a_falling_pace_is_followed_as_it_falls():
+    # An hourly Poisson publisher on its first day, past its afternoon peak: +872, +876, +869,
+    # +872, +745 per hour. Set against the median of the four before, each increment read the
+    # morning's climb (+0.27 in logs) into the evening, expected 1,145 and a rare batch of
+    # 1,444x it: +4,009 (3,400 of it outsized) passed. Their trend carried forward follows the
+    # fall (657 due where the law brings ~600), the way the recent increments follow it more tightly.
+    from monitor.evaluation.publishers import publish
+    from monitor.evaluation.sweeps import BY_NAME, laws
+    from monitor.replay import replay
+    law = laws(BY_NAME["drift"], 10)[5]
+    g = publish(law, 5, 8.0)
+    first = min(t.start for t in g.truth if t.kind == "jump")
+    assert first.strftime("%d %H:%M") == "15 12:32"
+    found = [e for e in replay(g.polls) if e.rule == "jump" and e.severity == "warning"
+             and 0 <= (e.at - first).total_seconds() <= 180]
+    assert len(found) == 1 and found[0].details["increment"] == 4009
+    assert found[0].summary == (
+        "Jump at drift-05/0: +4,009 TPS in one update (usually 666 per update) after 1h, 3,961 TPS/h over "
+        "that time against a usual 596/h: 6.1x the 657 this update was expected to bring, where 5.0x "
+        "happens by chance once in the false-alarm budget.")
+
+
+def test_a_count_of_a_few_units_has_no_trend_to_carry():
+    from monitor.detectors.jump import _trend
+    hours = [0.0, 3600.0, 7200.0, 10800.0]
+    assert _trend(hours, [6.0, 4.0, 2.0, 1.0], [6, 4, 2, 1], 14400.0) == 3.0       # their median
+    assert round(_trend(hours, [800.0, 400.0, 200.0, 100.0], [800, 400, 200, 100], 14400.0)) == 50

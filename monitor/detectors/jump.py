@@ -38,7 +38,7 @@ SMALL_BATCH = 30        # expected increments below this are Poisson noise in lo
 POISSON_DISPERSION = 3.0   # ...when they vary no more than this robust variance-to-mean ratio
 SMOOTH = 2              # an hour's expected batch is the median of it and the 2 hours either side
 GROWTH = (1.0, 0.5, 0.0)   # how an increment may grow with the advances its gap held: in proportion ... not at all
-LOCAL = 4               # before the daily rhythm is known, an increment's pace is set against the 4 before it
+LOCAL = 4               # before the daily rhythm is known, an increment's pace is set against the trend of the 4 before it
 # Without any history, a catch-up is a batch of at least this share of all stations.
 CATCH_UP_SHARE = 0.001
 
@@ -188,16 +188,33 @@ class JumpRule(Rule):
                 seen = median(stations_row[(b + d) % len(per_advance)] for d in range(-SMOOTH, SMOOTH + 1))
                 return (expected, *self._judged(h, [x for x, _ in kept], logs, level, expected, usual_gap,
                                                 seen, merged=True), True)
-        # The pace (per usual publication) of each increment against the median of the few before it.
+        # The pace (per usual publication) of each increment against the few before it: their
+        # median, or their trend carried forward to it (a dawn ramp followed as it comes, not as
+        # it was), whichever the recent increments follow more tightly (the smaller spread of
+        # their logs), as the growth with the gap is chosen above.
         paces = [x / max(s, usual_gap) for x, s in zip(steps, spans)]
-        bases = {i: median(paces[i - LOCAL:i]) for i in range(LOCAL, len(paces))}
-        kept = [(x, p / bases[i]) for i, (x, p) in enumerate(zip(steps, paces))
-                if i >= LOCAL and p > 0 and bases[i] > 0]
-        local = median(paces[-LOCAL:])
-        if len(kept) < MIN_STEPS or local <= 0:
+        ends, t = [], end_at.timestamp() - gap
+        for span in reversed(spans):
+            ends.append(t)
+            t -= span
+        ends.reverse()
+        best = None
+        for follow in (lambda times, values, counts, at: median(values), _trend):
+            bases = {i: follow(ends[i - LOCAL:i], paces[i - LOCAL:i], steps[i - LOCAL:i], ends[i])
+                     for i in range(LOCAL, len(paces))}
+            kept = [(x, p / bases[i]) for i, (x, p) in enumerate(zip(steps, paces))
+                    if i >= LOCAL and p > 0 and bases[i] > 0]
+            local = follow(ends[-LOCAL:], paces[-LOCAL:], steps[-LOCAL:], end_at.timestamp())
+            if len(kept) < MIN_STEPS or local <= 0:
+                continue
+            logs = [math.log(r) for _, r in kept]
+            level = median(logs)
+            spread = median(abs(v - level) for v in logs)
+            if best is None or spread < best[0] - 1e-9:
+                best = (spread, kept, logs, level, local)
+        if best is None:
             return None
-        logs = [math.log(r) for _, r in kept]
-        level = median(logs)
+        _, kept, logs, level, local = best
         expected = math.exp(level) * local * max(gap, usual_gap)
         # The local pace is learned from the units of the few increments it is the median of.
         seen = sum(steps[-LOCAL:])
@@ -341,6 +358,21 @@ def _beyond(excesses: list[tuple[float, float]], chance: float) -> float:
     noise = math.sqrt(sum(n * n for _, n in excesses) / k)
     mean_excess = math.sqrt(max(seen * seen - noise * noise, 0.0))
     return k * mean_excess * ((0.5 / chance) ** (1.0 / k) - 1.0)
+
+
+def _trend(times: list[float], paces: list[float], counts: list[float], at: float) -> float:
+    """The pace the few recent ones lead to at `at`: their log-linear trend (Theil-Sen: the
+    median of the pairwise slopes, robust to one outsized batch among them) carried forward.
+    Counts of a few units have no trend to carry: their logs are noise (6, 4, 2, 1 is no fall
+    to 0.3, and +4 TPS after it was paged as 14x), so then it is their median."""
+    if min(counts) < SMALL_BATCH or min(paces) <= 0:
+        return median(paces)
+    logs = [math.log(p) for p in paces]
+    slopes = [(logs[k] - logs[j]) / (times[k] - times[j])
+              for j in range(len(times)) for k in range(j + 1, len(times)) if times[k] > times[j]]
+    slope = median(slopes) if slopes else 0.0
+    level = median(y - slope * (x - at) for x, y in zip(times, logs))
+    return math.exp(level)
 
 
 def _ordinary(excesses: list[tuple[float, float]], chance: float, floor: float) -> list[tuple[float, float]]:
