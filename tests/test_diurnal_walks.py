@@ -222,3 +222,47 @@ def test_a_cadence_recognised_late_keeps_the_hours_watched_before_it():
     rhythm.record(t0 + 13 * 7200 + 600, t0 + 14 * 7200 + 600, 0.0, None, 100.0)
     assert rhythm.cadence == 0.0
     assert rhythm.exposure[12] == pytest.approx(exposure[12] * 7200 * keep, abs=1.0)
+
+
+def _walked_total(beliefs: list[tuple[float, float]], start: float, offset: float, level: float) -> float:
+    """The plain walk's total after all of WALK_LIMIT (where it gives up)."""
+    weights, width = quarter_weights(beliefs), 3600 / QUARTERS
+    spent, total, t = [0.0] * BINS, 0.0, start
+    while t - start < WALK_LIMIT:
+        q = int(math.floor((t + offset) / width)) % (BINS * QUARTERS)
+        until = math.floor((t + offset) / width) * width + width - offset
+        shape, mean = beliefs[q // QUARTERS]
+        step = (until - t) * weights[q]
+        total += silence(shape, mean, level, spent[q // QUARTERS] + step) - silence(shape, mean, level,
+                                                                                    spent[q // QUARTERS])
+        spent[q // QUARTERS] += step
+        t = until
+    return total
+
+
+def test_a_walk_out_of_reach_is_not_walked_and_gives_what_the_walk_gives():
+    """Hours believed at a rate of nothing (credible() of thinly seen hours) make most walks
+    end at WALK_LIMIT: time_to_believed answers those without walking, when a bound on all
+    the walk could gather is below the target. Targets just around what the walk gathers
+    (the bound is above it, never below) give the plain walk's answer either way, and the
+    bound does spare the walk well below it."""
+    rng = random.Random(7)
+    spared = 0
+    for _ in range(60):
+        beliefs = [(rng.uniform(0.5, 30), 0.0 if rng.random() < 0.8 else rng.uniform(0, 2e-4)) for _ in range(BINS)]
+        start = rng.uniform(1.7e9, 1.8e9)
+        offset = rng.choice([25200.0, 0.0, 19800.0])
+        level = rng.choice([1.0, 0.4, rng.uniform(0.01, 2)])
+        total = _walked_total(beliefs, start, offset, level)
+        for factor in (0.5, 0.999, 1.0 - 1e-9, 1.0, 1.0 + 1e-9, 1.001, 1.2, 3.0):
+            target = total * factor if total > 0 else factor
+            assert time_to_believed(beliefs, start, target, offset, level) == \
+                walk_time(beliefs, start, target, offset, level)
+        spared += diurnal._out_of_reach(beliefs, 3.0 * total or 3.0, level, quarter_weights(beliefs), 3600 / QUARTERS)
+    assert spared >= 50
+    # Not for numbers out of the ordinary: a negative rate, a NaN level, no target.
+    weights = quarter_weights([(1.0, 1e-6)] * BINS)
+    assert not diurnal._out_of_reach([(1.0, -1e-6)] * BINS, 5.0, 1.0, weights, 900.0)
+    assert not diurnal._out_of_reach([(1.0, 1e-6)] * BINS, 5.0, float("nan"), weights, 900.0)
+    assert not diurnal._out_of_reach([(1.0, 1e-6)] * BINS, 0.0, 1.0, weights, 900.0)
+    assert diurnal._out_of_reach([(1.0, 1e-6)] * BINS, 5.0, 1.0, weights, 900.0)

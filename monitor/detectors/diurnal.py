@@ -462,6 +462,8 @@ def time_to_believed(beliefs: list[tuple[float, float]], start: float, target: f
     log1p, floor = math.log1p, math.floor
     weights = quarter_weights(beliefs) if weights is None else weights
     width = 3600 / QUARTERS
+    if _out_of_reach(beliefs, target, level, weights, width):
+        return WALK_LIMIT
     spent = [0.0] * BINS
     known: list[float | None] = [None] * BINS
     total, t = 0.0, start
@@ -490,6 +492,39 @@ def time_to_believed(beliefs: list[tuple[float, float]], start: float, target: f
         known[b] = after
         t = until
     return WALK_LIMIT
+
+
+# Each quarter of the day is met at most 15 times in a walk of WALK_LIMIT (14 days and the first
+# quarter's rest); 16 leaves room for any rounding of the walk's clock.
+_VISITS = 16
+_MARGIN = 1e-6                     # relative: far above the rounding of ~1,350 terms (~1e-12)
+
+
+def _out_of_reach(beliefs: list[tuple[float, float]], target: float, level: float, weights: list[float],
+                  width: float) -> bool:
+    """Whether time_to_believed's walk cannot reach `target` within WALK_LIMIT, so that it
+    would return WALK_LIMIT after walking all of it (most walks of series whose hours are
+    believed at a rate of 0: credible() bounds a thinly seen hour's rate below by nothing).
+    The walk's total is, hour by hour, the silence over the time it spent there (its terms
+    add up to it, each hour's from zero), and silence() grows with that time: with every hour
+    given more than its quarters can hold over the walk, the total stays below this bound.
+    Only for plain numbers (no negative, NaN or infinite rate, level or weight); any doubt
+    walks."""
+    if not 0.0 <= level < math.inf or not target > 0.0:
+        return False
+    log1p = math.log1p
+    bound = 0.0
+    span = _VISITS * width
+    for b in range(BINS):
+        shape, mean = beliefs[b]
+        if not mean >= 0.0 or not shape > 0.0:
+            return False
+        if mean:
+            quarters = weights[b * QUARTERS:(b + 1) * QUARTERS]
+            if not all(w >= 0.0 for w in quarters):
+                return False
+            bound += shape * log1p(level * mean * span * sum(quarters) / shape)
+    return bound * (1.0 + _MARGIN) < target
 
 
 def publications_believed(beliefs: list[tuple[float, float]], empty: list[float], start: float, cadence: float,
